@@ -1,0 +1,1 @@
+"""Shared building blocks of the mintpipe services (never imports a service)."""

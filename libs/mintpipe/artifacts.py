@@ -1,0 +1,58 @@
+"""The artifact store: where rendered files wait for the pin stage (claim check).
+
+Big bytes never travel through the broker; messages carry keys into this store. By default a local folder
+(a volume shared by renderer and pinner in compose). Keys are relative paths `<job_id>/<file>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MANIFEST = "manifest.json"
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.match(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / job_id
+
+    def key_of(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+    def path_of(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"artifact key escapes the store: {key!r}")
+        return path
+
+    def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None:
+        """Written last and atomically: its presence means every artifact of the job is complete."""
+        target = self.job_dir(job_id) / MANIFEST
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, sort_keys=True))
+        os.replace(tmp, target)
+
+    def read_manifest(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.job_dir(job_id) / MANIFEST).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,227 @@
+"""RabbitMQ topology and the two things every service does with it: publish with a confirm, consume
+with manual acks.
+
+Topology (every name starts with the broker prefix, so test runs and deployments never collide):
+  <p>.jobs    direct exchange  "render" → <p>.render,  "pin" → <p>.pin          (quorum work queues)
+  <p>.events  topic exchange   "job.#"  → <p>.status.events                     (quorum)
+  <p>.dlx     direct exchange  "<queue>" → <queue>.dead                           (dead letters, with reasons)
+  <queue>.retry.<N>s  one delay queue per tier (messages wait N s, then go back to <queue>): transient
+                      failures wait there without blocking the work queue and without busy-waiting.
+Every service declares the whole topology at start (idempotent), so start order never matters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from google.protobuf.message import Message as ProtoMessage
+
+from mintpipe.log import get_logger
+
+log = get_logger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+# A message redelivered this often without an answer (a crash loop: the handler never returned) goes to
+# its dead-letter queue. Handled transient failures go through the retry tiers and count in ATTEMPT_HEADER.
+DELIVERY_LIMIT = 5
+RETRY_TIERS = (1, 5, 30, 120, 600)  # seconds
+ATTEMPT_HEADER = "x-mintpipe-attempt"
+REASON_HEADER = "x-mintpipe-reason"
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str = "mintpipe"
+
+    @property
+    def jobs_exchange(self) -> str:
+        return f"{self.prefix}.jobs"
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.prefix}.dlx"
+
+    @property
+    def render_queue(self) -> str:
+        return f"{self.prefix}.render"
+
+    @property
+    def pin_queue(self) -> str:
+        return f"{self.prefix}.pin"
+
+    @property
+    def status_queue(self) -> str:
+        return f"{self.prefix}.status.events"
+
+    @staticmethod
+    def dead_queue(queue: str) -> str:
+        return f"{queue}.dead"
+
+    @staticmethod
+    def retry_queue(queue: str, seconds: int) -> str:
+        return f"{queue}.retry.{seconds}s"
+
+    @property
+    def work_queues(self) -> tuple[str, ...]:
+        return (self.render_queue, self.pin_queue, self.status_queue)
+
+
+def retry_tier(delay: float) -> int:
+    """The shortest tier that waits at least `delay` seconds (the longest one if none does)."""
+    return next((tier for tier in RETRY_TIERS if tier >= delay), RETRY_TIERS[-1])
+
+
+def _quorum_args(topo: Topology, queue: str) -> dict[str, Any]:
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": topo.dead_letter_exchange,
+        "x-dead-letter-routing-key": queue,
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+async def declare_topology(channel: AbstractChannel, topo: Topology) -> None:
+    jobs = await channel.declare_exchange(topo.jobs_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+    events = await channel.declare_exchange(topo.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    dlx = await channel.declare_exchange(topo.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+    for queue, exchange, key in (
+        (topo.render_queue, jobs, "render"),
+        (topo.pin_queue, jobs, "pin"),
+        (topo.status_queue, events, "job.#"),
+    ):
+        q = await channel.declare_queue(queue, durable=True, arguments=_quorum_args(topo, queue))
+        await q.bind(exchange, routing_key=key)
+        dead = await channel.declare_queue(
+            topo.dead_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(dlx, routing_key=queue)
+        for seconds in RETRY_TIERS:
+            # Expired messages dead-letter through the default exchange straight back to the work queue.
+            await channel.declare_queue(topo.retry_queue(queue, seconds), durable=True, arguments={
+                "x-queue-type": "quorum", "x-message-ttl": seconds * 1000,
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
+            })
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not take (or confirm) a message; the caller should retry later."""
+
+
+class Broker:
+    """One robust connection per process: a confirming publish channel plus one channel per consumer.
+
+    aio-pika's robust connection reconnects by itself and restores channels and consumers.
+    """
+
+    def __init__(self, url: str, topology: Topology, service: str) -> None:
+        self.url = url
+        self.topology = topology
+        self.service = service
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self, attempts: int = 30, delay: float = 1.0) -> None:
+        last: Exception | None = None
+        for _ in range(attempts):
+            try:
+                self._connection = await aio_pika.connect_robust(
+                    self.url, client_properties={"connection_name": self.service}
+                )
+                break
+            except (OSError, aio_pika.exceptions.AMQPError) as exc:  # not up yet: wait for it
+                last = exc
+                log.warning("broker not reachable yet", error=str(exc))
+                await asyncio.sleep(delay)
+        else:
+            raise BrokerUnavailable(f"cannot reach the broker: {last}")
+        self._publish_channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare_topology(self._publish_channel, self.topology)
+        for name in (self.topology.jobs_exchange, self.topology.events_exchange,
+                     self.topology.dead_letter_exchange):
+            self._exchanges[name] = await self._publish_channel.get_exchange(name, ensure=False)
+        self._exchanges[""] = self._publish_channel.default_exchange
+
+    @property
+    def connected(self) -> bool:
+        conn = self._connection
+        return conn is not None and not conn.is_closed and conn.connected.is_set()
+
+    async def channel(self, prefetch: int) -> AbstractChannel:
+        assert self._connection is not None, "connect() first"
+        ch = await self._connection.channel()
+        await ch.set_qos(prefetch_count=prefetch)
+        return ch
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        payload: ProtoMessage | bytes,
+        *,
+        headers: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        type_: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Publish persistently and wait for the broker's confirm (mandatory: unroutable is an error)."""
+        if not self.connected:
+            raise BrokerUnavailable("broker connection is down")
+        body = payload if isinstance(payload, bytes) else payload.SerializeToString()
+        message = aio_pika.Message(
+            body,
+            content_type=PROTOBUF,
+            type=type_ if isinstance(payload, bytes) else payload.DESCRIPTOR.full_name,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers or {},
+            message_id=message_id,
+            app_id=self.service,
+        )
+        try:
+            await self._exchanges[exchange].publish(message, routing_key, mandatory=True, timeout=timeout)
+        except (TimeoutError, aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
+            raise BrokerUnavailable(f"publish to {exchange}/{routing_key} not confirmed: {exc!r}") from exc
+
+    async def dead_letter(self, queue: str, message: AbstractIncomingMessage, reason: str) -> None:
+        """Park a message in <queue>.dead with a reason a person can read, then ack the original.
+
+        If the dead-letter publish is not confirmed the original is handed back instead, so nothing is lost.
+        """
+        headers = dict(message.headers or {})
+        headers.update({REASON_HEADER: reason[:1000], "x-mintpipe-queue": queue,
+                        "x-mintpipe-dead-lettered-by": self.service})
+        try:
+            await self.publish(self.topology.dead_letter_exchange, queue, message.body, headers=headers,
+                               message_id=message.message_id, type_=message.type)
+        except BrokerUnavailable:
+            await message.nack(requeue=True)
+            raise
+        await message.ack()
+
+    async def retry_later(self, queue: str, message: AbstractIncomingMessage, delay: float, attempt: int,
+                          reason: str) -> int:
+        """Park a message in the retry tier that fits `delay`, then ack the original. Returns the tier.
+
+        Within a tier every message waits the same time, so expiry order is queue order (no head-of-line
+        blocking); the jitter comes from the caller's choice of delay.
+        """
+        tier = retry_tier(delay)
+        headers = dict(message.headers or {})
+        headers.update({ATTEMPT_HEADER: attempt, REASON_HEADER: reason[:1000]})
+        await self.publish("", self.topology.retry_queue(queue, tier), message.body, headers=headers,
+                           message_id=message.message_id, type_=message.type)
+        await message.ack()
+        return tier
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None

@@ -1,0 +1,83 @@
+"""Typed settings from the environment.
+
+Every service has its own prefix (GATEWAY_, RENDERER_, PINNER_, STATUS_). Settings every service
+shares (broker URL, data folder, log level) may also be given once with the MINTPIPE_ prefix; the
+service's own prefix wins, so one replica can be pointed elsewhere without touching the others.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+SHARED_PREFIX = "MINTPIPE_"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=SHARED_PREFIX, extra="ignore", validate_default=True)
+
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ URL; its path is the vhost")
+    broker_prefix: str = Field("mintpipe", pattern=r"^[a-zA-Z0-9_.-]{1,64}$",
+                               description="prefix of every queue and exchange")
+    data_dir: Path = Field(Path("data"), description="root of the artifact store, job store and local IPFS store")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    grace_seconds: float = Field(20.0, gt=0, le=600, description="SIGTERM drain budget")
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("amqp", "amqps"):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX, case_sensitive=False)
+        return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
+
+    @property
+    def amqp_url_redacted(self) -> str:
+        return redact_url(self.amqp_url)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build the settings or exit at once with a message naming each bad variable (never its value)."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        lines = [f"{cls.__name__}: invalid configuration"]
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            if name:
+                lines.append(f"  {prefix}{name} (or {SHARED_PREFIX}{name}): {err['msg']}")
+            else:
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+        print("\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,204 @@
+"""A queue consumer with manual acks, a dead-letter path with reasons, and a graceful stop.
+
+The handler does the work; this runner acks only after the handler returned (so after its effect).
+- a body that does not parse as the expected protobuf, or fails its own checks → <queue>.dead with the reason;
+- PermanentError → on_permanent (e.g. publish `failed`), then <queue>.dead with the reason;
+- any other exception is transient: the message waits in a retry tier (jittered exponential backoff, or the
+  backend's Retry-After) without blocking the queue, then comes back; after MAX_ATTEMPTS it is treated as
+  permanent ("gave up after N attempts: <last reason>").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+
+from mintpipe.broker import ATTEMPT_HEADER, Broker, BrokerUnavailable
+from mintpipe.log import get_logger
+
+log = get_logger(__name__)
+
+M = TypeVar("M", bound=ProtoMessage)
+
+
+MAX_ATTEMPTS = 6
+
+
+class PermanentError(Exception):
+    """This message can never succeed as it is; its reason is shown to people."""
+
+
+class ParkError(PermanentError):
+    """Cannot succeed until an operator acts (bad credentials, budget spent): dead-lettered for replay, and the
+    job is not failed, so the replay can still finish it."""
+
+
+class TransientError(Exception):
+    """Worth retrying later; `retry_after` (seconds) when the other side said how long to wait."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def attempts_so_far(message: AbstractIncomingMessage) -> int:
+    """How many handled attempts this message has had (retries are republished, so we count them)."""
+    raw = (message.headers or {}).get(ATTEMPT_HEADER, 0)
+    try:
+        return max(int(raw), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 600.0) -> float:
+    """Exponential backoff with jitter (at least half the step), never sooner than Retry-After."""
+    step = min(cap, base * (2 ** attempt))
+    delay = random.uniform(step / 2, step)
+    return max(delay, retry_after or 0.0)
+
+
+class QueueConsumer(Generic[M]):
+    def __init__(
+        self,
+        broker: Broker,
+        queue: str,
+        message_type: type[M],
+        handler: Callable[[M, AbstractIncomingMessage], Awaitable[None]],
+        *,
+        prefetch: int,
+        check: Callable[[M], str | None] | None = None,
+        on_permanent: Callable[[M, str], Awaitable[None]] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.broker = broker
+        self.queue_name = queue
+        self.message_type = message_type
+        self.handler = handler
+        self.prefetch = prefetch
+        self.check = check
+        self.on_permanent = on_permanent
+        self.max_attempts = max_attempts
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._channel = await self.broker.channel(self.prefetch)
+        self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
+        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+        log.info("consuming", queue=self.queue_name, prefetch=self.prefetch)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._settle(message))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    def _parse(self, message: AbstractIncomingMessage) -> M | str:
+        expected = self.message_type.DESCRIPTOR.full_name
+        if message.type and message.type != expected:
+            return f"expected a {expected} message, got type {message.type!r}"
+        try:
+            payload = self.message_type.FromString(message.body)
+        except (DecodeError, ValueError) as exc:
+            return f"body is not a valid {expected}: {exc}"
+        problem = self.check(payload) if self.check else None
+        return f"invalid {expected}: {problem}" if problem else payload
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await self._process(message)
+        except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+            # The channel went away under us (broker restart): the broker redelivers the unacked message.
+            log.warning("channel lost before the message was settled; it will be redelivered", error=repr(exc))
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        parsed = self._parse(message)
+        if isinstance(parsed, str):
+            log.error("dead-lettering unreadable message", queue=self.queue_name, reason=parsed)
+            await self._dead_letter(message, parsed)
+            return
+        job_id = getattr(parsed, "job_id", "")
+        with structlog.contextvars.bound_contextvars(job_id=job_id, queue=self.queue_name):
+            attempt = attempts_so_far(message)
+            try:
+                await self.handler(parsed, message)
+            except asyncio.CancelledError:
+                # Stopping: hand the message back at once so another replica takes it.
+                if not message.processed:
+                    await asyncio.shield(message.nack(requeue=True))
+                raise
+            except ParkError as exc:
+                log.error("parked for an operator", reason=str(exc))
+                await self._dead_letter(message, str(exc))
+                return
+            except PermanentError as exc:
+                await self._fail(parsed, message, str(exc))
+                return
+            except Exception as exc:  # anything else is treated as transient
+                await self._retry(parsed, message, attempt, exc)
+                return
+            if not message.processed:
+                await message.ack()
+
+    async def _retry(self, payload: M, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
+        if attempt + 1 >= self.max_attempts:
+            await self._fail(payload, message, f"gave up after {attempt + 1} attempts: {reason}")
+            return
+        delay = backoff_seconds(attempt, getattr(exc, "retry_after", None))
+        try:
+            tier = await self.broker.retry_later(self.queue_name, message, delay, attempt + 1, reason)
+        except BrokerUnavailable:
+            # Cannot park it: hand it back; the robust connection redelivers once the broker is back.
+            await asyncio.sleep(min(delay, 5.0))
+            if not message.processed:
+                await message.nack(requeue=True)
+            return
+        log.warning("transient failure; retrying later", attempt=attempt + 1, retry_in=tier, reason=reason)
+
+    async def _fail(self, payload: M, message: AbstractIncomingMessage, reason: str) -> None:
+        log.error("permanent failure", reason=reason)
+        if self.on_permanent is not None:
+            try:
+                await self.on_permanent(payload, reason)
+            except BrokerUnavailable:
+                await message.nack(requeue=True)
+                return
+        await self._dead_letter(message, reason)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        try:
+            await self.broker.dead_letter(self.queue_name, message, reason)
+        except BrokerUnavailable:
+            log.warning("could not dead-letter now; handed back", queue=self.queue_name)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking messages; let in-flight ones finish within `grace`, then hand the rest back."""
+        if self._queue is not None and self._tag is not None:
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception as exc:  # the channel may already be gone
+                log.warning("cancel failed", error=str(exc))
+        if self._inflight:
+            log.info("draining", inflight=len(self._inflight), grace=grace)
+            _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                log.warning("handed back unfinished messages", count=len(pending))
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()

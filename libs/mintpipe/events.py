@@ -1,0 +1,76 @@
+"""Job stages and the progress events every stage publishes (the event envelope)."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mintpipe.broker import Broker
+from mintpipe.v1 import broker_pb2, jobs_pb2
+
+Stage = jobs_pb2.Stage
+
+STAGE_NAMES: dict[int, str] = {
+    jobs_pb2.STAGE_QUEUED: "queued",
+    jobs_pb2.STAGE_RENDERING: "rendering",
+    jobs_pb2.STAGE_RENDERED: "rendered",
+    jobs_pb2.STAGE_PINNING: "pinning",
+    jobs_pb2.STAGE_PINNED: "pinned",
+    jobs_pb2.STAGE_MINTED: "minted",
+    jobs_pb2.STAGE_FAILED: "failed",
+}
+STAGES_BY_NAME = {name: value for value, name in STAGE_NAMES.items()}
+
+# Where the stream of changes ends for a watcher: nothing more will happen without a person acting.
+TERMINAL_STAGES = frozenset({jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED, jobs_pb2.STAGE_FAILED})
+
+# Overall progress bands: render takes most of the time, pinning the rest.
+RENDER_START, RENDER_END = 1, 70
+PIN_START, PIN_END = 71, 99
+
+
+def stage_name(stage: int) -> str:
+    return STAGE_NAMES.get(stage, "unspecified")
+
+
+def band(start: int, end: int, fraction_percent: float) -> int:
+    """Map 0-100 within a stage onto the overall 0-100 scale."""
+    fraction = min(max(fraction_percent, 0.0), 100.0) / 100.0
+    return start + int(round((end - start) * fraction))
+
+
+class EventPublisher:
+    """Publishes JobEvents to the events exchange, each confirmed by the broker before returning."""
+
+    def __init__(self, broker: Broker, source: str) -> None:
+        self.broker = broker
+        self.source = source
+
+    async def emit(
+        self,
+        job_id: str,
+        stage: int,
+        progress: int,
+        *,
+        error: str = "",
+        assets: jobs_pb2.JobAssets | None = None,
+        token_uri: str = "",
+    ) -> None:
+        occurred = Timestamp()
+        occurred.GetCurrentTime()
+        event = broker_pb2.JobEvent(
+            event_id=uuid.uuid4().hex,
+            job_id=job_id,
+            stage=stage,
+            progress=progress,
+            error=error,
+            token_uri=token_uri,
+            occurred_at=occurred,
+            source=self.source,
+        )
+        if assets is not None:
+            event.assets.CopyFrom(assets)
+        await self.broker.publish(
+            self.broker.topology.events_exchange, f"job.{stage_name(stage)}", event, message_id=event.event_id
+        )

@@ -1,0 +1,77 @@
+"""gRPC plumbing every service shares: an aio server with health (tracking reality) and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from mintpipe.log import get_logger
+
+log = get_logger(__name__)
+
+Check = Callable[[], Awaitable[bool] | bool]
+
+
+class GrpcServer:
+    """Owns a grpc.aio server, its health servicer and a probe loop that keeps health truthful."""
+
+    def __init__(self, host: str, port: int, service_names: Iterable[str]) -> None:
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.service_names = list(service_names)
+        reflection.enable_server_reflection(
+            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.address = f"{host}:{port}"
+        self.port = self.server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.address}")
+        self._probe: asyncio.Task[None] | None = None
+        self._draining = False
+
+    async def start(self, checks: dict[str, Check], interval: float = 1.0) -> None:
+        await self.server.start()
+        log.info("grpc listening", address=self.address, port=self.port)
+        self._probe = asyncio.create_task(self._probe_loop(checks, interval))
+
+    async def _set_all(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def _probe_loop(self, checks: dict[str, Check], interval: float) -> None:
+        last: bool | None = None
+        while not self._draining:
+            failing = []
+            for name, check in checks.items():
+                try:
+                    result = check()
+                    ok = await result if asyncio.iscoroutine(result) else result
+                except Exception:  # a probe that raises is a failing probe
+                    ok = False
+                if not ok:
+                    failing.append(name)
+            serving = not failing
+            if serving != last and not self._draining:
+                await self._set_all(serving)
+                log.info("health", serving=serving, failing=failing)
+                last = serving
+            await asyncio.sleep(interval)
+
+    async def begin_shutdown(self) -> None:
+        """First step of a drain: report NOT_SERVING so callers and orchestrators route elsewhere."""
+        self._draining = True
+        if self._probe is not None:
+            self._probe.cancel()
+        await self._set_all(False)
+
+    async def stop(self, grace: float) -> None:
+        await self.server.stop(grace)

@@ -1,0 +1,132 @@
+"""The pin ledger: what has been pinned where, the monthly budget, and the request window to the pinning
+backend, shared by every pinner replica and the gateway through one SQLite file on the shared volume.
+
+Why SQLite: the limit and the budget must hold across processes (not per replica), the data is tiny, and the
+file already lives beside the artifacts every replica mounts. Each operation is one short BEGIN IMMEDIATE
+transaction, so replicas serialise on the file lock, never on each other's work.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+PINS_PER_JOB = 4  # GIF, MP4, PNG, metadata
+RESERVATION_TTL = 3600.0  # a job that never reaches the pinner stops holding budget after this
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pins (
+    backend TEXT NOT NULL, cid TEXT NOT NULL, size INTEGER NOT NULL, job_id TEXT NOT NULL,
+    pinned_at REAL NOT NULL, month TEXT NOT NULL, PRIMARY KEY (backend, cid));
+CREATE INDEX IF NOT EXISTS pins_month ON pins (backend, month);
+CREATE TABLE IF NOT EXISTS pinned_settings (backend TEXT NOT NULL, settings_hash TEXT NOT NULL,
+    PRIMARY KEY (backend, settings_hash));
+CREATE TABLE IF NOT EXISTS reservations (job_id TEXT PRIMARY KEY, pins INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS request_window (backend TEXT NOT NULL, ts REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
+"""
+
+
+def month_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m")
+
+
+class PinLedger:
+    def __init__(self, path: Path, backend: str = "") -> None:
+        self.path = Path(path)
+        self.backend = backend
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def _tx(self) -> sqlite3.Connection:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        return db
+
+    # --- what is pinned -------------------------------------------------------------------------------
+    def is_pinned(self, cid: str) -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT 1 FROM pins WHERE backend=? AND cid=?", (self.backend, cid)).fetchone()
+        return row is not None
+
+    def record_pin(self, cid: str, size: int, job_id: str, now: float | None = None) -> bool:
+        """Remember a pin; False when it was already known (then it cost nothing)."""
+        now = time.time() if now is None else now
+        db = self._tx()
+        try:
+            cur = db.execute("INSERT OR IGNORE INTO pins VALUES (?,?,?,?,?,?)",
+                             (self.backend, cid, size, job_id, now, month_of(now)))
+            db.execute("COMMIT")
+            return cur.rowcount == 1
+        finally:
+            db.close()
+
+    def record_job_pinned(self, job_id: str, settings_hash: str) -> None:
+        db = self._tx()
+        try:
+            db.execute("INSERT OR IGNORE INTO pinned_settings VALUES (?,?)", (self.backend, settings_hash))
+            db.execute("DELETE FROM reservations WHERE job_id=?", (job_id,))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def pins_this_month(self, now: float | None = None) -> int:
+        """Pins made this (UTC) month, whichever backend: the budget is the deployment's."""
+        now = time.time() if now is None else now
+        with self._connect() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)).fetchone()
+        return int(count)
+
+    # --- the budget -----------------------------------------------------------------------------------
+    def reserve_budget(self, job_id: str, settings_hash: str, budget: int,
+                       now: float | None = None) -> tuple[bool, int, int]:
+        """Hold this job's pins against the month's budget: (granted, used, held by jobs in flight).
+
+        Settings already pinned cost nothing (same bytes, same CIDs), so they are always granted.
+        """
+        now = time.time() if now is None else now
+        db = self._tx()
+        try:
+            db.execute("DELETE FROM reservations WHERE created_at < ?", (now - RESERVATION_TTL,))
+            known = db.execute("SELECT 1 FROM pinned_settings WHERE settings_hash=?", (settings_hash,)).fetchone()
+            (used,) = db.execute("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)).fetchone()
+            (held,) = db.execute("SELECT COALESCE(SUM(pins), 0) FROM reservations WHERE job_id != ?",
+                                 (job_id,)).fetchone()
+            granted = bool(known) or used + held + PINS_PER_JOB <= budget
+            if granted and not known:
+                db.execute("INSERT OR REPLACE INTO reservations VALUES (?,?,?)", (job_id, PINS_PER_JOB, now))
+            db.execute("COMMIT")
+            return granted, int(used), int(held)
+        finally:
+            db.close()
+
+    # --- the shared request window ----------------------------------------------------------------------
+    def acquire_request_slot(self, limit: int, window: float, now: float | None = None) -> float:
+        """Take one request slot in the sliding window shared by all replicas.
+
+        Returns 0 when taken, else the seconds until one frees up (nothing is taken then). Never more than
+        `limit` slots are taken in any `window` seconds, whichever replica asks.
+        """
+        now = time.time() if now is None else now
+        db = self._tx()
+        try:
+            db.execute("DELETE FROM request_window WHERE backend=? AND ts <= ?", (self.backend, now - window))
+            rows = db.execute("SELECT ts FROM request_window WHERE backend=? ORDER BY ts LIMIT ?",
+                              (self.backend, limit)).fetchall()
+            if len(rows) < limit:
+                db.execute("INSERT INTO request_window VALUES (?,?)", (self.backend, now))
+                db.execute("COMMIT")
+                return 0.0
+            db.execute("COMMIT")
+            return max(rows[0][0] + window - now, 0.001)
+        finally:
+            db.close()

@@ -1,0 +1,59 @@
+"""The life of a queue-worker process (renderer, pinner): connect, serve health, consume, drain on SIGTERM.
+
+Shutdown order: health → NOT_SERVING, stop consuming, let in-flight messages finish within the grace
+period (or hand them back), stop the health server, close the broker connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from google.protobuf.message import Message as ProtoMessage
+
+from mintpipe.broker import Broker, Topology
+from mintpipe.config import ServiceSettings
+from mintpipe.consumer import QueueConsumer
+from mintpipe.grpc_runtime import Check, GrpcServer
+from mintpipe.lifecycle import shutdown_event
+from mintpipe.log import configure_logging, get_logger
+
+
+class WorkerSettings(Protocol):
+    health_host: str
+    health_port: int
+    prefetch: int
+
+
+async def run_worker(
+    service: str,
+    settings: ServiceSettings,
+    queue: Callable[[Topology], str],
+    message_type: type[ProtoMessage],
+    build_handler: Callable[[Broker], Any],
+    check: Callable[[Any], str | None],
+    health_checks: dict[str, Check],
+) -> None:
+    configure_logging(service, settings.log_level)
+    log = get_logger(service)
+    stop = shutdown_event()
+    broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), service)
+    log.info("starting", broker=settings.amqp_url_redacted)
+    await broker.connect()
+
+    worker: WorkerSettings = settings  # type: ignore[assignment]
+    health = GrpcServer(worker.health_host, worker.health_port, [])
+    await health.start({"broker": lambda: broker.connected, **health_checks})
+    handler = build_handler(broker)
+    consumer = QueueConsumer(broker, queue(broker.topology), message_type, handler, prefetch=worker.prefetch,
+                             check=check, on_permanent=getattr(handler, "on_permanent", None))
+    await consumer.start()
+    log.info("ready", health=health.port)
+
+    await stop.wait()
+    log.info("draining", inflight=consumer.inflight)
+    await health.begin_shutdown()
+    await consumer.stop(settings.grace_seconds)
+    await health.stop(grace=1.0)
+    await broker.close()
+    log.info("stopped")

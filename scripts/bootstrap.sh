@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what mintpipe needs on a fresh Debian machine (idempotent, fast when nothing changed):
+# Python deps into .venv, npm test tools into node_modules, and a running RabbitMQ.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+# --- Python -----------------------------------------------------------------------------------------
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "mintpipe needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))" >&2; exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv || { apt_install python3-venv; "$PYTHON" -m venv .venv; }
+fi
+stamp=.venv/.mintpipe-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing Python packages into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+fi
+
+# --- npm test tools (independent reference implementations) -----------------------------------------
+if [ -f package.json ]; then
+  command -v npm >/dev/null || { say "installing Node.js"; apt_install nodejs npm; }
+  lock=node_modules/.mintpipe-installed
+  want=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$lock" ] || [ "$(cat "$lock")" != "$want" ]; then
+    say "installing npm packages"
+    npm ci --no-audit --no-fund --loglevel=error
+    echo "$want" > "$lock"
+  fi
+fi
+
+# --- RabbitMQ -----------------------------------------------------------------------------------------
+# "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and
+# still hang, and the tests would then stall on it.
+rabbit_port_open() { .venv/bin/python -c '
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+except OSError:
+    sys.exit(1)'
+}
+rabbit_answers() { timeout 20 .venv/bin/python -c '
+import asyncio, aio_pika
+async def main():
+    conn = await asyncio.wait_for(aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/"), 10)
+    async with conn:
+        await asyncio.wait_for(conn.channel(), 5)
+asyncio.run(main())' >/dev/null 2>&1
+}
+start_rabbit() {
+  command -v rabbitmq-server >/dev/null || { say "installing rabbitmq-server"; apt_install rabbitmq-server; }
+  say "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do
+    if timeout 30 rabbitmqctl -q await_startup >/dev/null 2>&1 && rabbit_answers; then return 0; fi
+    sleep 2
+  done
+  echo "RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1
+}
+if ! rabbit_answers; then
+  if rabbit_port_open; then
+    say "RabbitMQ accepts connections but does not answer AMQP; restarting it"
+    timeout 60 rabbitmqctl -q stop >/dev/null 2>&1 || pkill -9 -f 'beam.*rabbit' || true
+    sleep 2
+  fi
+  start_rabbit
+fi
+say "ready"

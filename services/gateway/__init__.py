@@ -1,0 +1,1 @@
+"""gateway: validates submissions and enqueues render jobs with a broker confirm. Never renders."""

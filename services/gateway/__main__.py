@@ -1,0 +1,52 @@
+"""python -m gateway"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from gateway.service import GatewayService
+from gateway.settings import GatewaySettings
+from mintpipe.broker import Broker, Topology
+from mintpipe.config import load_settings
+from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.lifecycle import shutdown_event
+from mintpipe.log import configure_logging, get_logger
+from mintpipe.pin_ledger import PinLedger
+from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, status_pb2_grpc
+
+log = get_logger("gateway")
+
+
+async def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", settings.log_level)
+    stop = shutdown_event()
+    broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "gateway")
+    log.info("starting", broker=settings.amqp_url_redacted, status=settings.status_target)
+    await broker.connect()
+    status_channel = grpc.aio.insecure_channel(settings.status_target)
+
+    server = GrpcServer(settings.grpc_host, settings.grpc_port,
+                        [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name])
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
+        GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel),
+                       PinLedger(settings.data_dir / "pins.sqlite3"), settings.monthly_pins,
+                       KeyedRateLimiter(settings.wallet_rate_per_minute, 60, settings.wallet_burst)), server.server)
+    await server.start({"broker": lambda: broker.connected})
+    log.info("ready", grpc=server.port)
+
+    await stop.wait()
+    log.info("draining")
+    await server.begin_shutdown()
+    # In-flight SubmitJob calls finish (publish + confirm) within the grace; new ones are refused.
+    await server.stop(grace=settings.grace_seconds)
+    await status_channel.close()
+    await broker.close()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""launcher: the `mintpipe` command; runs the whole system locally, one process per service."""

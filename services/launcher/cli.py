@@ -1,0 +1,110 @@
+"""The `mintpipe` command.
+
+  mintpipe up [--renderers N] [--pinners M]   run the whole system until Ctrl-C / SIGTERM
+  mintpipe demo [--renderers N] [--settings F]  start it, run one example job end to end, stop
+  mintpipe render SETTINGS.json --out DIR     render one job locally, no broker
+  mintpipe admin dead-letters|replay|cancel   operator routes (MINTPIPE_ADMIN_TOKEN)
+  mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mintpipe.log import configure_logging, get_logger
+
+log = get_logger("launcher")
+
+DEFAULT_SETTINGS = {"seed": 2026}
+
+
+def _layout_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--renderers", type=int, default=1, help="renderer replicas (default 1)")
+    parser.add_argument("--pinners", type=int, default=1, help="pinner replicas (default 1)")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MINTPIPE_DATA_DIR", "data")))
+    parser.add_argument("--http-port", type=int, default=int(os.environ.get("MINTPIPE_HTTP_PORT", "8080")))
+    parser.add_argument("--port-base", type=int, default=int(os.environ.get("MINTPIPE_PORT_BASE", "50050")),
+                        help="gRPC ports are derived from it (gateway +1, status +2, replicas +100/+200)")
+
+
+async def _run(args: argparse.Namespace, demo: bool) -> int:
+    from launcher.supervisor import Layout, Supervisor, build_specs
+
+    if not 1 <= args.renderers <= 64 or not 1 <= args.pinners <= 64:
+        print("--renderers and --pinners: 1-64", file=sys.stderr)
+        return 2
+    layout = Layout(args.data_dir, args.http_port, args.port_base, args.renderers, args.pinners)
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = layout.data_dir / "logs" if demo else None
+    supervisor = Supervisor(build_specs(layout), log_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await supervisor.start()
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"mintpipe: {exc}", file=sys.stderr)
+        await supervisor.stop()
+        return 1
+    print(f"mintpipe is up: {layout.http_url} (renderers={args.renderers}, pinners={args.pinners}, "
+          f"data={layout.data_dir.resolve()})", flush=True)
+    code = 0
+    if demo:
+        from launcher.demo import run_example
+
+        settings = json.loads(args.settings.read_text()) if args.settings else DEFAULT_SETTINGS
+        work = asyncio.ensure_future(asyncio.to_thread(run_example, layout.http_url, layout.data_dir, settings))
+        await asyncio.wait([work, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        code = work.result() if work.done() else 130
+        if log_dir:
+            print(f"service logs: {log_dir.resolve()}")
+    else:
+        failed = asyncio.ensure_future(supervisor.failed.wait())
+        await asyncio.wait([asyncio.ensure_future(stop.wait()), failed], return_when=asyncio.FIRST_COMPLETED)
+        code = 1 if failed.done() else 0
+    print("stopping...", flush=True)
+    await supervisor.stop()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mintpipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _layout_args(sub.add_parser("up", help="run the whole system until Ctrl-C"))
+    demo = sub.add_parser("demo", help="start the system, run one example job end to end, stop")
+    _layout_args(demo)
+    demo.add_argument("--settings", type=Path, help="settings JSON file (default: a built-in example)")
+    sub.add_parser("render", help="render one job locally, without the broker", add_help=False)
+    sub.add_parser("pinata-emulator", help="run the Pinata emulator (see --help)", add_help=False)
+    from launcher import admin_cli
+
+    admin_cli.add_parser(sub)
+
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "render":
+        from renderer.local import main as render_main
+
+        return render_main(argv[1:])
+    if argv and argv[0] == "pinata-emulator":
+        from pinata_emulator.__main__ import main as emulator_main
+
+        emulator_main(argv[1:])
+        return 0
+    args = parser.parse_args(argv)
+    if args.command == "admin":
+        return admin_cli.run(args)
+    configure_logging("launcher", os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
+    return asyncio.run(_run(args, demo=args.command == "demo"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

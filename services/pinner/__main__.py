@@ -1,0 +1,44 @@
+"""python -m pinner: one replica; run M of them as competing consumers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mintpipe.artifacts import ArtifactStore
+from mintpipe.config import load_settings
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.pin_ledger import PinLedger
+from mintpipe.v1 import broker_pb2
+from mintpipe.worker import run_worker
+from pinner.backends import LocalBackend, PinataBackend, PinBackend
+from pinner.consumer import PinHandler, check_pin_job
+from pinner.pinning import PinService
+from pinner.settings import PinnerSettings
+
+
+def build_backend(settings: PinnerSettings, store: LocalIpfsStore) -> PinBackend:
+    if settings.backend == "pinata":
+        assert settings.pinata_jwt is not None
+        return PinataBackend(settings.pinata_jwt.get_secret_value(), settings.pinata_api_url,
+                             settings.pinata_uploads_url, settings.pinata_api)
+    return LocalBackend(store)
+
+
+async def main() -> None:
+    settings = load_settings(PinnerSettings)
+    artifacts = ArtifactStore(settings.data_dir / "artifacts")
+    store = LocalIpfsStore(settings.data_dir / "ipfs")
+    backend = build_backend(settings, store)
+    pins = PinService(backend, PinLedger(settings.data_dir / "pins.sqlite3", backend.name), store,
+                      rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
+                      monthly_pins=settings.monthly_pins)
+    try:
+        await run_worker("pinner", settings, lambda topo: topo.pin_queue, broker_pb2.PinJob,
+                         lambda broker: PinHandler(broker, artifacts, pins), check_pin_job,
+                         {"store": store.root.is_dir})
+    finally:
+        await backend.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,88 @@
+"""The pin stage's consumer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from mintpipe.artifacts import ArtifactStore, sha256_file
+from mintpipe.broker import Broker
+from mintpipe.cid import cid_of_json
+from mintpipe.consumer import PermanentError
+from mintpipe.events import PIN_END, PIN_START, EventPublisher, band
+from mintpipe.log import get_logger
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from pinner.metadata import build_metadata
+from pinner.pinning import PinService
+
+log = get_logger(__name__)
+
+REQUIRED_KINDS = ("image", "preview")
+METADATA_FILE = "metadata.json"
+
+
+def check_pin_job(job: broker_pb2.PinJob) -> str | None:
+    if len(job.job_id) != 32:
+        return "job_id must be 32 hex digits"
+    kinds = {a.kind for a in job.artifacts}
+    missing = [k for k in REQUIRED_KINDS if k not in kinds]
+    return f"artifacts missing: {', '.join(missing)}" if missing else None
+
+
+class PinHandler:
+    """Pins every asset, then the metadata, then announces `pinned` with the token URI.
+
+    Ack policy: acks after all pins are done and the `pinned` event is confirmed by the broker. A
+    redelivery uploads nothing twice: content ids are computed locally and looked up (pin ledger, then the
+    backend's own list) before any upload, so replaying a job only re-announces the same CIDs.
+    """
+
+    def __init__(self, broker: Broker, artifacts: ArtifactStore, pins: PinService) -> None:
+        self.broker = broker
+        self.artifacts = artifacts
+        self.pins = pins
+        self.events = EventPublisher(broker, "pinner")
+
+    async def on_permanent(self, job: broker_pb2.PinJob, reason: str) -> None:
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
+
+    async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, PIN_START)
+        keyvalues = {"job_id": job.job_id, "settings_hash": job.settings_hash}
+        cids: dict[str, str] = {}
+        steps = len(job.artifacts) + 1
+        for done, artifact in enumerate(job.artifacts, start=1):
+            path = await asyncio.to_thread(self._verified_path, artifact)
+            cids[artifact.kind] = await self.pins.pin(path, artifact.content_type, path.name, job.job_id,
+                                                      {**keyvalues, "sha256": artifact.sha256})
+            await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, band(PIN_START, PIN_END, 100 * done / steps))
+
+        _cid, body = cid_of_json(build_metadata(job, cids))
+        meta_path = self.artifacts.job_dir(job.job_id) / METADATA_FILE
+        await asyncio.to_thread(_write_atomic, meta_path, body)
+        meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id, keyvalues)
+        await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
+        assets = jobs_pb2.JobAssets(image=cids.get("image", ""), animation=cids.get("animation", ""),
+                                    preview=cids.get("preview", ""), metadata=meta_cid)
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, assets=assets, token_uri=f"ipfs://{meta_cid}")
+        log.info("pinned", token_uri=f"ipfs://{meta_cid}", **cids)
+
+    def _verified_path(self, artifact: broker_pb2.ArtifactRef):
+        try:
+            path = self.artifacts.path_of(artifact.key)
+        except ValueError as exc:
+            raise PermanentError(f"{artifact.kind}: {exc}") from None
+        if not path.is_file():
+            raise PermanentError(f"{artifact.kind}: {artifact.key} is missing from the artifact store; "
+                                 "replay the render job")
+        if sha256_file(path) != artifact.sha256:
+            raise PermanentError(f"{artifact.kind}: {artifact.key} does not match its sha256 (integrity); "
+                                 "replay the render job")
+        return path
+
+
+def _write_atomic(path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)

@@ -1,0 +1,78 @@
+"""The pin service: never the same content twice, never over the shared rate limit or the monthly budget,
+and never a CID we did not compute ourselves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+from mintpipe.cid import cid_of_file
+from mintpipe.consumer import ParkError, PermanentError, TransientError
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.log import get_logger
+from mintpipe.pin_ledger import PinLedger
+from pinner.backends import LocalBackend, PinBackend
+
+log = get_logger(__name__)
+
+# Waiting for a request slot longer than this parks the job in a retry tier instead of holding a consumer.
+MAX_INLINE_WAIT = 2.0
+
+
+class IntegrityError(PermanentError):
+    """The backend says the content has another CID than the one we computed: something is corrupt."""
+
+
+class PinService:
+    def __init__(self, backend: PinBackend, ledger: PinLedger, local: LocalIpfsStore, *, rate_limit: int,
+                 rate_window: float, monthly_pins: int | None) -> None:
+        self.backend = backend
+        self.ledger = ledger
+        self.local = local
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.monthly_pins = monthly_pins
+        self.remote = not isinstance(backend, LocalBackend)
+        self.counts: Counter[str] = Counter()
+
+    async def _request_slot(self) -> None:
+        if not self.remote:
+            return
+        while True:
+            wait = await asyncio.to_thread(self.ledger.acquire_request_slot, self.rate_limit, self.rate_window)
+            if wait == 0:
+                return
+            self.counts["rate_waits"] += 1
+            if wait > MAX_INLINE_WAIT:
+                raise TransientError(f"{self.backend.name}: shared rate limit of {self.rate_limit} requests per "
+                                     f"{self.rate_window:.0f}s reached", retry_after=wait)
+            await asyncio.sleep(wait)
+
+    async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str]) -> str:
+        cid = await asyncio.to_thread(cid_of_file, path)
+        if self.remote:
+            # The local store also serves /ipfs/{cid} to the front end; keeping a copy there is free of quota.
+            await asyncio.to_thread(self.local.add_file, path, content_type, name)
+        if await asyncio.to_thread(self.ledger.is_pinned, cid):
+            self.counts["skipped_known"] += 1
+            return cid
+        # The ledger can miss a pin (a crash between upload and ledger write): ask the backend's own list.
+        await self._request_slot()
+        if await self.backend.has(cid):
+            self.counts["skipped_listed"] += 1
+            await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
+            return cid
+        if self.monthly_pins is not None:
+            used = await asyncio.to_thread(self.ledger.pins_this_month)
+            if used >= self.monthly_pins:
+                raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
+                                     "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
+        await self._request_slot()
+        got = await self.backend.pin_file(path, content_type, name, keyvalues)
+        self.counts["uploads"] += 1
+        if got != cid:
+            raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")
+        await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
+        log.info("uploaded", cid=cid, name=name, backend=self.backend.name)
+        return cid

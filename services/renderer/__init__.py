@@ -1,0 +1,1 @@
+"""renderer: consumes render jobs, renders the animation and its assets, hands them to the pin stage."""

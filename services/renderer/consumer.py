@@ -1,0 +1,109 @@
+"""The render stage's consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from mintpipe.artifacts import ArtifactStore
+from mintpipe.broker import Broker
+from mintpipe.consumer import PermanentError
+from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band
+from mintpipe.log import get_logger
+from mintpipe.scenes import SettingsError, settings_hash, validate_settings
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from renderer.render import RENDERER_VERSION, render_job
+
+log = get_logger(__name__)
+
+
+def check_render_job(job: broker_pb2.RenderJob) -> str | None:
+    if len(job.job_id) != 32:
+        return "job_id must be 32 hex digits"
+    if not job.scene:
+        return "scene is empty"
+    return None
+
+
+class RenderHandler:
+    """Renders a job and hands it to the pin stage.
+
+    Ack policy: acks after the assets are complete in the artifact store (manifest written last), the
+    `rendered` event and the pin job are both confirmed by the broker. A redelivery (crash, kill -9,
+    broker restart) re-renders into the same folder, byte-identical because rendering is deterministic,
+    or skips straight to the hand-over when the manifest shows the assets complete: idempotent by job id.
+    """
+
+    def __init__(self, broker: Broker, artifacts: ArtifactStore) -> None:
+        self.broker = broker
+        self.artifacts = artifacts
+        self.events = EventPublisher(broker, "renderer")
+
+    async def on_permanent(self, job: broker_pb2.RenderJob, reason: str) -> None:
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
+
+    async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
+        try:
+            settings = validate_settings(job.scene, json.loads(job.settings_json))
+        except (SettingsError, json.JSONDecodeError) as exc:
+            raise PermanentError(f"settings refused by the renderer: {exc}") from None
+        manifest = self.artifacts.read_manifest(job.job_id)
+        if manifest is None or manifest.get("renderer_version") != RENDERER_VERSION:
+            manifest = await self._render(job, settings)
+        else:
+            log.info("assets already rendered; handing over again")
+
+        pin = broker_pb2.PinJob(
+            job_id=job.job_id, scene=job.scene, settings_json=job.settings_json, wallet=job.wallet,
+            renderer_version=manifest["renderer_version"], settings_hash=manifest["settings_hash"],
+            artifacts=[broker_pb2.ArtifactRef(**a) for a in manifest["artifacts"]],
+        )
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, RENDER_END)
+        await self.broker.publish(self.broker.topology.jobs_exchange, "pin", pin, message_id=job.job_id)
+        log.info("handed to pin stage", artifacts=len(pin.artifacts))
+
+    async def _render(self, job: broker_pb2.RenderJob, settings: dict) -> dict:
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_RENDERING, RENDER_START)
+        loop = asyncio.get_running_loop()
+        latest: asyncio.Queue[int] = asyncio.Queue()
+
+        def on_progress(percent: int, _phase: str) -> None:  # called from the render thread
+            loop.call_soon_threadsafe(latest.put_nowait, band(RENDER_START, RENDER_END - 1, percent))
+
+        reporter = asyncio.create_task(self._report(job.job_id, latest))
+        try:
+            out_dir = self.artifacts.job_dir(job.job_id)
+            assets = await asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress)
+        finally:
+            await latest.put(-1)  # tells the reporter to flush and stop
+            await reporter
+        manifest = {
+            "renderer_version": RENDERER_VERSION,
+            "settings_hash": settings_hash(job.scene, settings),
+            "artifacts": [
+                {"kind": a.kind, "key": self.artifacts.key_of(a.path), "content_type": a.content_type,
+                 "size": a.size, "sha256": a.sha256}
+                for a in assets
+            ],
+        }
+        self.artifacts.write_manifest(job.job_id, manifest)
+        log.info("rendered", files={a.kind: a.size for a in assets})
+        return manifest
+
+    async def _report(self, job_id: str, latest: asyncio.Queue[int]) -> None:
+        """Publishes progress as it comes, coalescing whatever piled up while a publish was in flight."""
+        sent = RENDER_START
+        while True:
+            value = await latest.get()
+            done = value < 0
+            while not latest.empty():
+                nxt = latest.get_nowait()
+                done = done or nxt < 0
+                value = max(value, nxt)
+            if value > sent:
+                await self.events.emit(job_id, jobs_pb2.STAGE_RENDERING, value)
+                sent = value
+            if done:
+                return

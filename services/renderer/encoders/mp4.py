@@ -1,0 +1,39 @@
+"""H.264 MP4 through the ffmpeg binary imageio-ffmpeg ships, fed raw frames through a pipe as they are made
+(ffmpeg encodes in its own process, on the other core, while the next frames render)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+
+class Mp4Writer:
+    def __init__(self, path: Path, width: int, height: int, fps: int) -> None:
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+            "-c:v", "libx264", "-preset", "medium", "-crf", "20", "-profile:v", "high", "-pix_fmt", "yuv420p",
+            # One thread and bit-exact flags: the same frames give the same bytes on any machine.
+            "-threads", "1", "-x264-params", "threads=1:sliced-threads=0",
+            "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+            "-movflags", "+faststart", "-f", "mp4", str(path),
+        ]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def add(self, frame: np.ndarray) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(np.ascontiguousarray(frame).tobytes())
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        stderr = self.process.stderr.read() if self.process.stderr else b""
+        if self.process.wait() != 0:
+            raise RuntimeError(f"ffmpeg failed: {stderr.decode(errors='replace')[-500:]}")
+
+    def abort(self) -> None:
+        self.process.kill()
+        self.process.wait()

@@ -1,0 +1,88 @@
+"""One render job: frames stream once through the GIF and MP4 encoders; the PNG preview is one of them.
+
+Memory stays at a few frames whatever the clip length: frames are made, encoded and dropped one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from mintpipe.scenes import validate_settings
+from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs
+from renderer.encoders.mp4 import Mp4Writer
+from renderer.scenes import SCENE_RENDERERS
+
+# Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
+# by another version is rendered again rather than trusted.
+RENDERER_VERSION = "1.0.0"
+PALETTE_SAMPLES = 8
+
+
+@dataclass(frozen=True)
+class RenderedAsset:
+    kind: str  # image | animation | preview
+    path: Path
+    content_type: str
+    size: int
+    sha256: str
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def render_job(scene: str, settings: dict, out_dir: Path,
+               on_progress: Callable[[int, str], None] | None = None) -> list[RenderedAsset]:
+    settings = validate_settings(scene, settings)
+    report = on_progress or (lambda _p, _phase: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n, size, fps = settings["frames"], settings["size"], settings["fps"]
+    frame_at = SCENE_RENDERERS[scene](settings)
+
+    # One palette for the whole clip, fitted to frames spread over the loop (rendering is deterministic,
+    # so these few frames are simply made twice).
+    palette = build_palette([frame_at(round(i * n / PALETTE_SAMPLES) % n) for i in range(PALETTE_SAMPLES)])
+    report(2, "palette")
+
+    final = {"image": out_dir / "image.gif", "animation": out_dir / "animation.mp4",
+             "preview": out_dir / "preview.png"}
+    temp = {kind: path.with_name(f".{path.name}.{os.getpid()}.tmp") for kind, path in final.items()}
+    preview_index = n // 3
+    every = max(1, min(10, n // 20))
+    mp4 = Mp4Writer(temp["animation"], size, size, fps)
+    try:
+        with open(temp["image"], "wb") as fh:
+            gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps))
+            for k in range(n):
+                frame = frame_at(k)
+                gif.add(frame)
+                mp4.add(frame)
+                if k == preview_index:
+                    Image.fromarray(frame).save(temp["preview"], format="PNG", optimize=False, compress_level=9)
+                if (k + 1) % every == 0 or k + 1 == n:
+                    report(2 + (93 * (k + 1)) // n, "render")
+            gif.close()
+        mp4.close()
+    except BaseException:
+        mp4.abort()
+        for path in temp.values():
+            path.unlink(missing_ok=True)
+        raise
+    assets = []
+    for kind, content_type in (("image", "image/gif"), ("animation", "video/mp4"), ("preview", "image/png")):
+        os.replace(temp[kind], final[kind])
+        assets.append(RenderedAsset(kind, final[kind], content_type, final[kind].stat().st_size,
+                                    _digest(final[kind])))
+    report(100, "done")
+    return assets

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mintpipe.config import ServiceSettings
+
+
+class RendererSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="RENDERER_")
+
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(50061, ge=0, le=65535, description="gRPC health/reflection port of this replica")
+    # One render at a time per replica: renders are CPU-bound, so replicas (not prefetch) add throughput,
+    # and a job never waits behind another in a busy replica's buffer.
+    prefetch: int = Field(1, ge=1, le=16)

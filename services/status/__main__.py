@@ -1,0 +1,95 @@
+"""python -m status: the events consumer, the gRPC StatusService and the HTTP bridge in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import grpc
+import uvicorn
+from sse_starlette.sse import AppStatus
+
+from mintpipe.broker import Broker, Topology
+from mintpipe.config import load_settings
+from mintpipe.consumer import QueueConsumer
+from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.lifecycle import shutdown_event
+from mintpipe.log import configure_logging, get_logger
+from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
+from status.admin import AdminDeps
+from status.bus import JobBus
+from status.consumer import EventApplier, check_event
+from status.grpc_api import StatusService
+from status.http_api import BridgeDeps, create_app
+from status.settings import StatusSettings
+from status.store import JobStore
+from status.sweeper import OrphanSweeper
+
+log = get_logger("status")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: this process drains in its own order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def main() -> None:
+    settings = load_settings(StatusSettings)
+    configure_logging("status", settings.log_level)
+    stop = shutdown_event()
+
+    store = JobStore(settings.database)
+    await store.open()
+    bus = JobBus()
+    broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "status")
+    log.info("starting", broker=settings.amqp_url_redacted, database=str(settings.database))
+    await broker.connect()
+
+    grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
+                             [status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name])
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), grpc_server.server)
+    checks = {"broker": lambda: broker.connected, "store": store.ping}
+    await grpc_server.start(checks)
+
+    consumer = QueueConsumer(broker, broker.topology.status_queue, broker_pb2.JobEvent, EventApplier(store, bus),
+                             prefetch=settings.prefetch, check=check_event)
+    await consumer.start()
+    sweeper = asyncio.create_task(
+        OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())
+
+    gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
+                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), checks=checks,
+                      ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
+                      trust_forwarded_for=settings.trust_forwarded_for,
+                      admin=AdminDeps(broker, store, bus, admin_token), max_body_bytes=settings.max_body_bytes)
+    http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
+                                   log_config=None, access_log=False, lifespan="off",
+                                   timeout_graceful_shutdown=int(settings.grace_seconds)))
+    http_task = asyncio.create_task(http.serve())
+    log.info("ready", http=f"http://{settings.http_host}:{settings.http_port}", grpc=grpc_server.port)
+
+    await stop.wait()
+    log.info("draining")
+    await grpc_server.begin_shutdown()
+    sweeper.cancel()
+    await consumer.stop(settings.grace_seconds)
+    http.should_exit = True
+    AppStatus.should_exit = True  # ends open SSE streams; clients reconnect to another replica
+    await asyncio.wait_for(http_task, settings.grace_seconds + 5)
+    await grpc_server.stop(grace=min(5.0, settings.grace_seconds))
+    await gateway_channel.close()
+    await broker.close()
+    await store.close()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,42 @@
+"""The events consumer: every JobEvent into the job store."""
+
+from __future__ import annotations
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from mintpipe.events import STAGE_NAMES, stage_name
+from mintpipe.log import get_logger
+from mintpipe.v1 import broker_pb2
+from status.bus import JobBus
+from status.store import JobStore
+
+log = get_logger(__name__)
+
+
+def check_event(event: broker_pb2.JobEvent) -> str | None:
+    if not event.job_id:
+        return "job_id is empty"
+    if event.stage not in STAGE_NAMES:
+        return f"stage {event.stage} is not a known stage"
+    if event.progress > 100:
+        return f"progress {event.progress} is over 100"
+    return None
+
+
+class EventApplier:
+    """Acks after the event is committed to the job store. Applying is idempotent and order-proof
+    (status.transitions), so a redelivered or late event changes nothing: at-least-once delivery,
+    exactly-once effect."""
+
+    def __init__(self, store: JobStore, bus: JobBus) -> None:
+        self.store = store
+        self.bus = bus
+
+    async def __call__(self, event: broker_pb2.JobEvent, _message: AbstractIncomingMessage) -> None:
+        record = await self.store.apply(event)
+        if record is None:
+            log.debug("event changed nothing", stage=stage_name(event.stage), progress=event.progress)
+            return
+        log.info("job updated", stage=stage_name(record.stage), progress=record.state.progress,
+                 source=event.source)
+        self.bus.publish(record)

@@ -1,0 +1,231 @@
+"""The HTTP bridge (the front end's contract in SPEC.md). Reads come from the job store in this process;
+submissions are forwarded to the gateway over gRPC."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import grpc
+from fastapi import FastAPI, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette.sse import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mintpipe.cid import is_cid
+from mintpipe.events import STAGES_BY_NAME, stage_name
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.scenes import describe_scenes
+from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
+from mintpipe.wallets import normalize_wallet
+from status.admin import AdminDeps, create_admin_router
+from status.bus import JobBus
+from status.http_errors import (
+    ApiError,
+    BodySizeLimit,
+    api_error_handler,
+    from_grpc,
+    http_exception_handler,
+    validation_error_handler,
+)
+from status.store import BadCursor, JobStore
+
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+class SubmitJobBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    settings: dict[str, Any] = Field(description="the scene's settings; see GET /v1/scenes for the schema")
+    wallet: str = Field(description="0x-prefixed Ethereum address that will own the token")
+    scene: str | None = Field(None, description="scene name; default gen1")
+
+
+class SubmitJobAccepted(BaseModel):
+    job_id: str
+    stage: str
+    status_url: str
+
+
+class JobAssetsOut(BaseModel):
+    image: str | None
+    animation: str | None
+    preview: str | None
+    metadata: str | None
+
+
+class JobOut(BaseModel):
+    job_id: str
+    stage: str
+    progress: int
+    error: str | None
+    wallet: str
+    scene: str
+    settings: dict[str, Any]
+    assets: JobAssetsOut
+    token_uri: str | None
+    created_at: str
+    updated_at: str
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    field: str | None
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 429, 503)}
+
+
+@dataclass
+class BridgeDeps:
+    store: JobStore
+    bus: JobBus
+    gateway: gateway_pb2_grpc.GatewayServiceStub
+    ipfs: LocalIpfsStore
+    checks: dict[str, Callable[[], Any]]
+    admin: AdminDeps | None = None
+    ip_limiter: KeyedRateLimiter | None = None
+    trust_forwarded_for: bool = False
+    max_body_bytes: int = 64 * 1024
+
+
+def client_ip(request: Request, trust_forwarded_for: bool) -> str:
+    if trust_forwarded_for and (forwarded := request.headers.get("x-forwarded-for")):
+        return forwarded.split(",")[0].strip()
+    return request.client.host if request.client else "unknown"
+
+
+def create_app(deps: BridgeDeps) -> FastAPI:
+    app = FastAPI(title="mintpipe", version="1", description="Generative-art settings in, pinned NFTs out.")
+    registry = CollectorRegistry()
+    submissions = Counter("mintpipe_submissions_total", "POST /v1/jobs outcomes", ["outcome"], registry=registry)
+    app.add_middleware(BodySizeLimit, limit=deps.max_body_bytes)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+
+    @app.post("/v1/jobs", status_code=202, response_model=SubmitJobAccepted, responses=ERRORS)
+    async def submit_job(
+        body: SubmitJobBody,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> dict[str, Any]:
+        if deps.ip_limiter is not None:
+            wait = deps.ip_limiter.acquire(client_ip(request, deps.trust_forwarded_for))
+            if wait > 0:
+                submissions.labels("rate_limited").inc()
+                raise ApiError(429, "rate_limited", f"too many submissions from this address; retry in "
+                               f"{math.ceil(wait)} s", None, {"Retry-After": str(math.ceil(wait))})
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise ApiError(400, "invalid_argument", "Idempotency-Key: 1-255 visible ASCII characters",
+                           "Idempotency-Key")
+        submit = gateway_pb2.SubmitJobRequest(
+            scene=body.scene or "", settings_json=json.dumps(body.settings), wallet=body.wallet,
+            idempotency_key=idempotency_key or "",
+        )
+        try:
+            reply = await deps.gateway.SubmitJob(submit, timeout=15)
+        except grpc.aio.AioRpcError as exc:
+            error = from_grpc(exc)
+            submissions.labels(error.code).inc()
+            raise error from None
+        submissions.labels("accepted").inc()
+        url = f"/v1/jobs/{reply.job_id}"
+        response.headers["Location"] = url
+        return {"job_id": reply.job_id, "stage": stage_name(reply.stage),
+                "status_url": url}
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
+    async def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
+        record = await deps.store.get(job_id)
+        if record is None:
+            raise ApiError(404, "not_found", f"no job {job_id}", "job_id")
+        return record.to_json()
+
+    @app.get("/v1/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
+    async def job_events(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> EventSourceResponse:
+        if await deps.store.get(job_id) is None:
+            raise ApiError(404, "not_found", f"no job {job_id}", "job_id")
+
+        async def stream() -> Any:
+            async for record in deps.bus.watch(job_id, deps.store.get):
+                yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(record.to_json())}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @app.get("/v1/jobs", response_model=JobPage, responses=ERRORS)
+    async def list_jobs(
+        wallet: str | None = None,
+        stage: Annotated[str | None, Query(description="one of " + ", ".join(STAGES_BY_NAME))] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        wallet_filter = ""
+        if wallet:
+            try:
+                wallet_filter = normalize_wallet(wallet)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_argument", f"wallet: {exc}", "wallet") from None
+        if stage is not None and stage not in STAGES_BY_NAME:
+            raise ApiError(400, "invalid_argument", f"stage: one of {', '.join(STAGES_BY_NAME)}", "stage")
+        try:
+            records, next_cursor = await deps.store.list(
+                wallet=wallet_filter, stage=STAGES_BY_NAME.get(stage or "", 0), limit=limit, cursor=cursor or "")
+        except BadCursor as exc:
+            raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
+        return {"jobs": [r.to_json() for r in records], "next_cursor": next_cursor or None}
+
+    @app.get("/v1/scenes")
+    async def scenes() -> dict[str, Any]:
+        return {"scenes": describe_scenes()}
+
+    @app.get("/ipfs/{cid}", responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS})
+    async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> FileResponse:
+        if not is_cid(cid):
+            raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")
+        stored = deps.ipfs.get(cid)
+        if stored is None:
+            raise ApiError(404, "not_found", f"{cid} is not pinned here", "cid")
+        # Content-addressed: the bytes behind a CID never change.
+        return FileResponse(stored.path, media_type=stored.content_type,
+                            headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'})
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        results: dict[str, bool] = {}
+        for name, check in deps.checks.items():
+            try:
+                outcome = check()
+                results[name] = bool(await outcome if hasattr(outcome, "__await__") else outcome)
+            except Exception:  # a failing probe is a failing check
+                results[name] = False
+        ok = all(results.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, 200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    if deps.admin is not None:
+        app.include_router(create_admin_router(deps.admin))
+    return app
+

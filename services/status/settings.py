@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from mintpipe.config import ServiceSettings
+
+
+class StatusSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="STATUS_")
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50052, ge=0, le=65535)
+    # The bridge's address is shared with the launcher and the front end, hence MINTPIPE_HTTP_PORT also works.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    gateway_target: str = Field("127.0.0.1:50051", description="host:port of the gateway's gRPC server")
+    db_path: Path | None = Field(None, description="SQLite file; default <data_dir>/jobs.sqlite3")
+    prefetch: int = Field(64, ge=1, le=1000)
+    orphan_after_seconds: float = Field(60, gt=0, description="republish a reserved, unpublished job after this")
+    sweep_interval_seconds: float = Field(15, gt=0)
+    admin_token: SecretStr | None = Field(None, description="bearer token of /v1/admin (MINTPIPE_ADMIN_TOKEN)")
+    ip_rate_per_minute: float = Field(120, gt=0, description="submissions one client IP may make per minute")
+    ip_burst: int = Field(30, ge=1)
+    trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
+    @property
+    def database(self) -> Path:
+        return self.db_path or self.data_dir / "jobs.sqlite3"

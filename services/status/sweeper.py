@@ -1,0 +1,54 @@
+"""Orphan sweeper: a job reserved by the gateway whose render job was never confirmed by the broker (the
+gateway crashed, or the broker went away between reserve and publish, and the client never retried) is
+published again from what the store holds, so no accepted job is left `queued` forever."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from mintpipe.broker import Broker, BrokerUnavailable
+from mintpipe.log import get_logger
+from mintpipe.v1 import broker_pb2
+from status.store import JobStore
+
+log = get_logger(__name__)
+
+
+class OrphanSweeper:
+    def __init__(self, store: JobStore, broker: Broker, orphan_after: float, interval: float) -> None:
+        self.store = store
+        self.broker = broker
+        self.orphan_after = orphan_after
+        self.interval = interval
+        self.republished = 0
+
+    async def sweep_once(self) -> int:
+        count = 0
+        for record in await self.store.unpublished_before(time.time() - self.orphan_after):
+            submitted = Timestamp()
+            submitted.FromNanoseconds(int(record.created_at * 1e9))
+            render = broker_pb2.RenderJob(job_id=record.job_id, scene=record.scene,
+                                          settings_json=record.settings_json, wallet=record.wallet,
+                                          submitted_at=submitted)
+            try:
+                await self.broker.publish(self.broker.topology.jobs_exchange, "render", render,
+                                          message_id=record.job_id)
+            except BrokerUnavailable as exc:
+                log.warning("sweeper cannot publish now", error=str(exc))
+                break
+            await self.store.mark_published(record.job_id)
+            log.warning("republished orphan job", job_id=record.job_id)
+            count += 1
+        self.republished += count
+        return count
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep_once()
+            except Exception as exc:  # the sweeper must outlive a bad moment of the store or broker
+                log.error("sweep failed", error=str(exc))

@@ -1,0 +1,103 @@
+"""The pin stage against the real broker and the local content-addressed store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mintpipe.artifacts import ArtifactStore
+from mintpipe.cid import cid_of_file
+from mintpipe.consumer import QueueConsumer
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.pin_ledger import PinLedger
+from mintpipe.scenes import settings_hash, validate_settings
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from pinner.backends import LocalBackend
+from pinner.consumer import PinHandler, check_pin_job
+from pinner.pinning import PinService
+from renderer.render import RENDERER_VERSION, render_job
+
+pytestmark = pytest.mark.integration
+WALLET = "0x000000000000000000000000000000000000dEaD"
+
+
+@pytest.fixture
+async def pinner(broker, tmp_path):
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    store = LocalIpfsStore(tmp_path / "ipfs")
+    pins = PinService(LocalBackend(store), PinLedger(tmp_path / "pins.sqlite3", "local"), store,
+                      rate_limit=100, rate_window=60, monthly_pins=None)
+    handler = PinHandler(broker, artifacts, pins)
+    consumer = QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=2,
+                             check=check_pin_job, on_permanent=handler.on_permanent)
+    await consumer.start()
+    yield artifacts, store, pins
+    await consumer.stop(5)
+
+
+def rendered_pin_job(artifacts: ArtifactStore, seed: int = 1) -> broker_pb2.PinJob:
+    settings = validate_settings("gen1", {"seed": seed, "frames": 10, "size": 128})
+    job_id = uuid.uuid4().hex
+    assets = render_job("gen1", settings, artifacts.job_dir(job_id))
+    return broker_pb2.PinJob(
+        job_id=job_id, scene="gen1", settings_json=json.dumps(settings), wallet=WALLET,
+        renderer_version=RENDERER_VERSION, settings_hash=settings_hash("gen1", settings),
+        artifacts=[broker_pb2.ArtifactRef(kind=a.kind, key=artifacts.key_of(a.path), content_type=a.content_type,
+                                          size=a.size, sha256=a.sha256) for a in assets])
+
+
+async def pinned_event(probe, queue: str) -> broker_pb2.JobEvent:
+    while True:
+        event = broker_pb2.JobEvent.FromString((await probe.take(queue, timeout=60)).body)
+        if event.stage in (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_FAILED):
+            return event
+
+
+async def test_assets_and_metadata_are_pinned_by_content_id_and_the_token_uri_announced(broker, probe, pinner):
+    artifacts, store, _pins = pinner
+    job = rendered_pin_job(artifacts)
+    await broker.publish(broker.topology.jobs_exchange, "pin", job)
+    event = await pinned_event(probe, broker.topology.status_queue)
+    assert event.stage == jobs_pb2.STAGE_PINNED, event.error
+    assert event.token_uri == f"ipfs://{event.assets.metadata}"
+    gif = next(a for a in job.artifacts if a.kind == "image")
+    assert event.assets.image == cid_of_file(artifacts.path_of(gif.key))
+    stored = store.get(event.assets.metadata)
+    metadata = json.loads(stored.path.read_bytes())
+    assert stored.content_type == "application/json"
+    assert metadata["image"] == f"ipfs://{event.assets.image}"
+    assert metadata["animation_url"] == f"ipfs://{event.assets.animation}"
+    assert metadata["properties"]["renderer_version"] == RENDERER_VERSION
+
+
+async def test_a_redelivered_pin_job_uploads_nothing_and_announces_the_same_token(broker, probe, pinner):
+    artifacts, store, pins = pinner
+    job = rendered_pin_job(artifacts, seed=2)
+    await broker.publish(broker.topology.jobs_exchange, "pin", job)
+    first = await pinned_event(probe, broker.topology.status_queue)
+    assert pins.counts["uploads"] == 4  # GIF, MP4, PNG, metadata
+    await broker.publish(broker.topology.jobs_exchange, "pin", job)
+    second = await pinned_event(probe, broker.topology.status_queue)
+    assert second.token_uri == first.token_uri
+    assert pins.counts["uploads"] == 4 and pins.counts["skipped_known"] == 4
+
+
+async def test_a_tampered_artifact_fails_the_job_for_integrity(broker, probe, pinner):
+    artifacts, _store, _pins = pinner
+    job = rendered_pin_job(artifacts, seed=3)
+    preview = next(a for a in job.artifacts if a.kind == "preview")
+    artifacts.path_of(preview.key).write_bytes(b"not the rendered preview")
+    await broker.publish(broker.topology.jobs_exchange, "pin", job)
+    event = await pinned_event(probe, broker.topology.status_queue)
+    assert event.stage == jobs_pb2.STAGE_FAILED and "integrity" in event.error
+    dead = await probe.take(broker.topology.dead_queue(broker.topology.pin_queue))
+    assert "integrity" in dead.headers["x-mintpipe-reason"]
+
+
+async def test_garbage_is_dead_lettered_with_a_reason(broker, probe, pinner):
+    topo = broker.topology
+    await broker.publish(topo.jobs_exchange, "pin", broker_pb2.PinJob(job_id="x"))
+    dead = await probe.take(topo.dead_queue(topo.pin_queue))
+    assert "job_id must be 32 hex digits" in dead.headers["x-mintpipe-reason"]

@@ -1,0 +1,97 @@
+"""The render stage against the real broker: acks only after its effect; garbage is dead-lettered."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mintpipe.artifacts import ArtifactStore, sha256_file
+from mintpipe.consumer import QueueConsumer
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from renderer.consumer import RenderHandler, check_render_job
+from tests.support.broker import wait_for
+
+pytestmark = pytest.mark.integration
+WALLET = "0x000000000000000000000000000000000000dEaD"
+
+
+def render_job(**settings) -> broker_pb2.RenderJob:
+    from mintpipe.scenes import validate_settings
+
+    full = validate_settings("gen1", settings)
+    return broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(full),
+                                wallet=WALLET)
+
+
+@pytest.fixture
+async def renderer(broker, tmp_path):
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    handler = RenderHandler(broker, artifacts)
+    consumer = QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=1,
+                             check=check_render_job, on_permanent=handler.on_permanent)
+    await consumer.start()
+    yield consumer, artifacts
+    await consumer.stop(5)
+
+
+def events_of(messages) -> list[broker_pb2.JobEvent]:
+    return [broker_pb2.JobEvent.FromString(m.body) for m in messages]
+
+
+async def test_a_render_job_becomes_files_events_and_a_pin_job(broker, probe, renderer):
+    consumer, artifacts = renderer
+    job = render_job(seed=4, frames=12, size=128)
+    await broker.publish(broker.topology.jobs_exchange, "render", job)
+
+    pin = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
+    assert pin.job_id == job.job_id and pin.wallet == WALLET and pin.settings_hash
+    assert {a.kind for a in pin.artifacts} == {"image", "animation", "preview"}
+    for ref in pin.artifacts:
+        path = artifacts.path_of(ref.key)
+        assert path.stat().st_size == ref.size and sha256_file(path) == ref.sha256
+
+    await wait_for(lambda: consumer.inflight == 0)
+    events = events_of(await probe.drain(broker.topology.status_queue))
+    stages = [e.stage for e in events]
+    assert stages[0] == jobs_pb2.STAGE_RENDERING and stages[-1] == jobs_pb2.STAGE_RENDERED
+    progress = [e.progress for e in events]
+    assert progress == sorted(progress) and len(events) >= 3
+    assert await probe.ready(broker.topology.render_queue) == 0
+
+
+async def test_nothing_is_acked_before_the_effect_and_a_stopped_replica_hands_the_job_back(broker, probe, renderer):
+    consumer, _ = renderer
+    job = render_job(seed=9, frames=120, size=512)
+    await broker.publish(broker.topology.jobs_exchange, "render", job)
+    first = broker_pb2.JobEvent.FromString((await probe.take(broker.topology.status_queue, timeout=30)).body)
+    assert first.stage == jobs_pb2.STAGE_RENDERING
+    # Mid-render: the job is delivered but not acked (nothing ready, nothing handed on yet).
+    assert consumer.inflight == 1 and await probe.ready(broker.topology.render_queue) == 0
+    await consumer.stop(grace=0)
+    assert await wait_for(lambda: probe.ready(broker.topology.render_queue)) == 1
+    assert await probe.ready(broker.topology.pin_queue) == 0
+
+
+async def test_garbage_is_dead_lettered_with_a_reason_and_the_next_job_still_renders(broker, probe, renderer):
+    topo = broker.topology
+    await broker.publish(topo.jobs_exchange, "render", b"definitely not a render job \x00\xff")
+    dead = await probe.take(topo.dead_queue(topo.render_queue))
+    assert "not a valid mintpipe.v1.RenderJob" in dead.headers["x-mintpipe-reason"]
+
+    job = render_job(seed=2, frames=10, size=128)
+    await broker.publish(topo.jobs_exchange, "render", job)
+    pin = broker_pb2.PinJob.FromString((await probe.take(topo.pin_queue, timeout=60)).body)
+    assert pin.job_id == job.job_id
+
+
+async def test_settings_the_renderer_refuses_fail_the_job_with_a_reason(broker, probe, renderer):
+    topo = broker.topology
+    job = broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json='{"frames": 5}',
+                               wallet=WALLET)
+    await broker.publish(topo.jobs_exchange, "render", job)
+    dead = await probe.take(topo.dead_queue(topo.render_queue))
+    assert "settings.frames" in dead.headers["x-mintpipe-reason"]
+    failed = [e for e in events_of(await probe.drain(topo.status_queue)) if e.stage == jobs_pb2.STAGE_FAILED]
+    assert failed and failed[0].job_id == job.job_id and "settings.frames" in failed[0].error

@@ -1,0 +1,57 @@
+"""Test helpers that look at the broker the way an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from mintpipe.broker import Broker
+
+
+class QueueProbe:
+    """Reads a queue the way an operator would: message counts and basic.get."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+
+    async def channel(self) -> aio_pika.abc.AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self.broker.channel(100)
+        return self._channel
+
+    async def ready(self, queue: str) -> int:
+        declared = await (await self.channel()).declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+
+    async def take(self, queue: str, timeout: float = 30.0) -> AbstractIncomingMessage:
+        q = await (await self.channel()).get_queue(queue, ensure=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = await q.get(no_ack=True, fail=False)
+            if message is not None:
+                return message
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"nothing arrived on {queue} within {timeout}s")
+
+    async def drain(self, queue: str) -> list[AbstractIncomingMessage]:
+        q = await (await self.channel()).get_queue(queue, ensure=False)
+        out = []
+        while (message := await q.get(no_ack=True, fail=False)) is not None:
+            out.append(message)
+        return out
+
+
+async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError("condition not met in time")

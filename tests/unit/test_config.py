@@ -1,0 +1,41 @@
+import subprocess
+import sys
+
+import pytest
+
+from mintpipe.config import redact_url
+from renderer.settings import RendererSettings
+
+pytestmark = pytest.mark.unit
+
+
+def test_service_prefix_wins_over_shared_prefix(monkeypatch):
+    monkeypatch.setenv("MINTPIPE_AMQP_URL", "amqp://a:b@shared-host/")
+    monkeypatch.setenv("RENDERER_AMQP_URL", "amqp://a:b@own-host/")
+    monkeypatch.setenv("MINTPIPE_DATA_DIR", "/tmp/shared-data")
+    settings = RendererSettings()
+    assert settings.amqp_url == "amqp://a:b@own-host/"
+    assert str(settings.data_dir) == "/tmp/shared-data"
+
+
+def test_defaults_need_no_environment(monkeypatch):
+    for name in ("MINTPIPE_AMQP_URL", "RENDERER_AMQP_URL", "MINTPIPE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = RendererSettings()
+    assert settings.amqp_url.startswith("amqp://")
+    assert settings.prefetch == 1
+
+
+def test_bad_setting_stops_the_service_naming_the_variable_not_the_secret():
+    env = {"RENDERER_HEALTH_PORT": "not-a-port", "MINTPIPE_AMQP_URL": "http://user:hunter2@host/",
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "renderer"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "RENDERER_HEALTH_PORT" in proc.stderr
+    assert "AMQP_URL" in proc.stderr and "amqp://" in proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_redacted_url_hides_the_password():
+    assert redact_url("amqp://guest:s3cret@rabbit:5672/vh") == "amqp://guest:***@rabbit:5672/vh"
+    assert redact_url("amqp://rabbit/") == "amqp://rabbit/"
