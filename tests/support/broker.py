@@ -24,7 +24,8 @@ class QueueProbe:
         return self._channel
 
     async def ready(self, queue: str) -> int:
-        declared = await (await self.channel()).declare_queue(queue, passive=True)
+        # robust=False: a robust channel answers repeated passive declares from its cache (stale counts).
+        declared = await (await self.channel()).declare_queue(queue, passive=True, robust=False)
         return declared.declaration_result.message_count or 0
 
     async def take(self, queue: str, timeout: float = 30.0) -> AbstractIncomingMessage:
