@@ -36,9 +36,10 @@ from status.http_errors import (
     http_exception_handler,
     validation_error_handler,
 )
+from status.records import JobRecord
 from status.store import BadCursor, JobStore
 
-JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -154,17 +155,20 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         return {"job_id": reply.job_id, "stage": stage_name(reply.stage),
                 "status_url": url}
 
-    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
-    async def get_job(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> dict[str, Any]:
-        record = await deps.store.get(job_id)
+    async def known_job(job_id: str) -> JobRecord:
+        # SPEC: an unknown id is a 404, and an id of the wrong shape is unknown too (it was never issued).
+        record = await deps.store.get(job_id) if JOB_ID.fullmatch(job_id) else None
         if record is None:
-            raise ApiError(404, "not_found", f"no job {job_id}", "job_id")
-        return record.to_json()
+            raise ApiError(404, "not_found", "no job with this id (job ids are 32 lowercase hex digits)", "job_id")
+        return record
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
+    async def get_job(job_id: str) -> dict[str, Any]:
+        return (await known_job(job_id)).to_json()
 
     @app.get("/v1/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
-    async def job_events(job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)]) -> EventSourceResponse:
-        if await deps.store.get(job_id) is None:
-            raise ApiError(404, "not_found", f"no job {job_id}", "job_id")
+    async def job_events(job_id: str) -> EventSourceResponse:
+        await known_job(job_id)
 
         async def stream() -> Any:
             async for record in deps.bus.watch(job_id, deps.store.get):
