@@ -16,6 +16,7 @@ class Decoded:
     width: int
     height: int
     codec: str
+    pixel_format: str
 
 
 def decode(path: Path) -> Decoded:
@@ -26,9 +27,19 @@ def decode(path: Path) -> Decoded:
          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True, timeout=120, check=True,
     )
-    match = re.search(r"Video: (\w+).*?, (\d{2,5})x(\d{2,5})", proc.stderr.decode(errors="replace"))
+    match = re.search(r"Video: (\w+)[^,]*, (\w+)[^,]*, (\d{2,5})x(\d{2,5})", proc.stderr.decode(errors="replace"))
     assert match, proc.stderr.decode(errors="replace")[-2000:]
-    codec, width, height = match.group(1), int(match.group(2)), int(match.group(3))
+    codec, pixel_format, width, height = match.group(1), match.group(2), int(match.group(3)), int(match.group(4))
     frame_bytes = width * height * 3
     assert len(proc.stdout) % frame_bytes == 0
-    return Decoded(len(proc.stdout) // frame_bytes, width, height, codec)
+    return Decoded(len(proc.stdout) // frame_bytes, width, height, codec, pixel_format)
+
+
+def probe_duration(path: Path) -> float:
+    """The container's duration in seconds, as ffmpeg reads it."""
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, timeout=60)
+    match = re.search(r"Duration: (\d+):(\d+):(\d+\.\d+)", proc.stderr.decode(errors="replace"))
+    assert match, proc.stderr.decode(errors="replace")[-2000:]
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
