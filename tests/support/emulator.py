@@ -46,4 +46,8 @@ def running_emulator(jwt: str = "test-jwt", rate_limit: int = 1000, window: floa
         yield Emulator(url, jwt, process)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

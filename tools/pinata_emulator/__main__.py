@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=60.0, help="rate-limit window in seconds (default 60)")
     args = parser.parse_args(argv)
     state = EmulatorState(jwt=args.jwt, rate_limit=args.rate_limit, window_seconds=args.window)
-    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning")
+    # A short graceful shutdown: a deliberately slowed answer (fault injection) must not hold up a stop.
+    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 if __name__ == "__main__":
