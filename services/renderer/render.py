@@ -14,13 +14,13 @@ from pathlib import Path
 from PIL import Image
 
 from mintpipe.scenes import validate_settings
-from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs
+from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs, palette_sample_indices
 from renderer.encoders.mp4 import Mp4Writer
 from renderer.scenes import SCENE_RENDERERS
 
 # Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
 # by another version is rendered again rather than trusted.
-RENDERER_VERSION = "1.0.0"
+RENDERER_VERSION = "1.1.0"
 PALETTE_SAMPLES = 8
 
 
@@ -52,7 +52,7 @@ def render_job(scene: str, settings: dict, out_dir: Path,
 
     # One palette for the whole clip, fitted to frames spread over the loop (rendering is deterministic,
     # so these few frames are simply made twice).
-    palette = build_palette([frame_at(round(i * n / PALETTE_SAMPLES) % n) for i in range(PALETTE_SAMPLES)])
+    palette = build_palette(frame_at(i) for i in palette_sample_indices(n, PALETTE_SAMPLES))
     report(2, "palette")
 
     final = {"image": out_dir / "image.gif", "animation": out_dir / "animation.mp4",

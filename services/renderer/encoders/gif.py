@@ -1,5 +1,5 @@
-"""A fast animated-GIF encoder: one global palette, a lookup table instead of per-frame quantisation, and
-frame differencing (only the changed box is written; unchanged pixels are transparent).
+"""A fast animated-GIF encoder: one global palette fitted once (no per-frame quantisation), and frame
+differencing (only the changed box is written; unchanged pixels are transparent).
 
 Pillow does the LZW compression of each frame (C code); the file structure is written here.
 """
@@ -7,37 +7,31 @@ Pillow does the LZW compression of each frame (C code); the file structure is wr
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import numpy as np
 from PIL import GifImagePlugin, Image
 
 TRANSPARENT = 255  # palette slot reserved for "unchanged since the previous frame"
-_LUT_BITS = 6  # 64 levels a channel: a 262,144-entry colour → palette-index table
+PALETTE_STRIDE = 8
 
 
-def build_palette(samples: list[np.ndarray], colors: int = 255) -> np.ndarray:
-    """A palette of `colors` entries (uint8, colors×3) fitted to sample frames from across the loop."""
-    mosaic = Image.fromarray(np.concatenate([s[::2, ::2] for s in samples], axis=0))
+def build_palette(samples: Iterable[np.ndarray], colors: int = 255) -> np.ndarray:
+    """A palette of `colors` entries (uint8, colors×3) fitted to sample frames from across the loop.
+
+    Median cut refined by two k-means passes, on every 8th pixel of each sample in both directions: measured on
+    gen1 (bench/encode.py), as good as every 2nd pixel (same mean PSNR within 0.1 dB) at a twentieth of the time.
+    """
+    # Copies of the strided pixels, so each full sample frame can be freed as soon as it has been read.
+    thumbs = [np.ascontiguousarray(s[::PALETTE_STRIDE, ::PALETTE_STRIDE]) for s in samples]
+    mosaic = Image.fromarray(np.concatenate(thumbs, axis=0))
     quantized = mosaic.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, kmeans=2,
                                 dither=Image.Dither.NONE)
     flat = np.array(quantized.getpalette()[: colors * 3], dtype=np.uint8)
     palette = np.zeros((colors, 3), dtype=np.uint8)
     palette[: len(flat) // 3] = flat.reshape(-1, 3)
     return palette
-
-
-def build_lut(palette: np.ndarray) -> np.ndarray:
-    """Nearest palette index for every 6-bit-per-channel colour (Pillow's C matcher does the search)."""
-    levels = 1 << _LUT_BITS
-    step = 256 // levels
-    grid = (np.arange(levels, dtype=np.uint16) * step + step // 2).astype(np.uint8)
-    r, g, b = np.meshgrid(grid, grid, grid, indexing="ij")
-    colours = np.stack([r, g, b], axis=-1).reshape(512, 512, 3)
-    pal_image = Image.new("P", (1, 1))
-    pal_image.putpalette(palette.reshape(-1).tolist() + [0, 0, 0] * (256 - len(palette)))
-    indices = Image.fromarray(colours).quantize(palette=pal_image, dither=Image.Dither.NONE)
-    return np.asarray(indices, dtype=np.uint8).reshape(-1)
 
 
 def frame_delays_cs(frames: int, fps: int) -> list[int]:
@@ -49,22 +43,23 @@ def frame_delays_cs(frames: int, fps: int) -> list[int]:
 class GifWriter:
     def __init__(self, fh: BinaryIO, width: int, height: int, palette: np.ndarray, delays_cs: list[int]) -> None:
         self.fh, self.width, self.height = fh, width, height
-        self.lut = build_lut(palette)
         self.delays = delays_cs
         self.index = 0
         self.previous: np.ndarray | None = None
         table = np.zeros((256, 3), dtype=np.uint8)
         table[: len(palette)] = palette
         self._pal_list = table.reshape(-1).tolist()
+        # The palette as an image: Pillow maps each frame to it (exact nearest colour, integer arithmetic, so
+        # the same indices on every machine) faster than a numpy lookup table would.
+        self._palette_image = Image.new("P", (1, 1))
+        self._palette_image.putpalette(palette.reshape(-1).tolist())
         fh.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0) + table.tobytes())
         # NETSCAPE2.0 application extension: loop forever (count 0).
         fh.write(b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00")
 
     def indices(self, frame: np.ndarray) -> np.ndarray:
-        shift = 8 - _LUT_BITS
-        q = frame >> shift
-        key = (q[..., 0].astype(np.uint32) << (2 * _LUT_BITS)) | (q[..., 1].astype(np.uint32) << _LUT_BITS) | q[..., 2]
-        return self.lut[key]
+        mapped = Image.fromarray(frame).quantize(palette=self._palette_image, dither=Image.Dither.NONE)
+        return np.asarray(mapped, dtype=np.uint8)
 
     def add(self, frame: np.ndarray) -> None:
         current = self.indices(frame)

@@ -20,6 +20,7 @@ from renderer.scenes.palettes import PALETTES, gradient_table
 
 TABLE_BITS = 12
 TABLE = 1 << TABLE_BITS
+BAND_ROWS = 64
 PHASE_OFFSET = 64.0  # turns added so that phases stay positive (truncation then equals floor)
 
 
@@ -111,13 +112,12 @@ def prepare(settings: dict):
     def plane(w: Wave, t: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         return wave(np.float32(w.fx) * xs + np.float32(w.fy) * ys + np.float32(w.cycles * t + w.phase))
 
-    def frame(k: int) -> np.ndarray:
-        t = (k % n) / n  # turns of the loop
-        xs, ys = unit[None, :], unit[:, None]
+    def band(t: float, r0: int, r1: int, placed: list[tuple[Shape, float, float, float]]) -> np.ndarray:
+        xs, ys = unit[None, :], unit[r0:r1, None]
         # Domain warp: the silk's coordinates are bent by two slow waves, which gives the flowing folds.
         u = xs + np.float32(0.16) * plane(warps[0], t, xs, ys)
         v = ys + np.float32(0.16) * plane(warps[1], t, xs, ys)
-        field = np.zeros((size, size), dtype=np.float32)
+        field = np.zeros((r1 - r0, size), dtype=np.float32)
         for w in silk:
             field += np.float32(w.weight) * plane(w, t, u, v)
         field /= total_weight  # -1..1
@@ -127,12 +127,23 @@ def prepare(settings: dict):
         # Kept to the palette's lower two thirds (dark veins where the field crosses zero), so shapes stand out.
         index = (g * np.float32(0.6 * 1023.0) + np.float32(0.1 * 1023.0)).astype(np.int32)
         img = colours.take(index, axis=0)
-        shade = (np.float32(0.78) + np.float32(0.22) * plane(light, t, xs, ys)) * vignette
+        shade = (np.float32(0.78) + np.float32(0.22) * plane(light, t, xs, ys)) * vignette[r0:r1]
         img *= shade[..., None]
-        for shape in shapes:
-            _draw(img, shape, t, motion, centre, coords)
+        for shape, x, y, radius in placed:
+            _draw(img, r0, shape, t, x, y, radius, coords)
         mapped = img / (np.float32(1.0) + np.float32(0.35) * img)  # soft shoulder: overlaps glow, never clip
         return np.clip(mapped * np.float32(255.0 * 1.35) + np.float32(0.5), 0, 255).astype(np.uint8)
+
+    def frame(k: int) -> np.ndarray:
+        t = (k % n) / n  # turns of the loop
+        placed = [(shape, *_position(shape, t, motion, centre)) for shape in shapes]
+        out = np.empty((size, size, 3), dtype=np.uint8)
+        # Made in bands of rows: every step is per pixel, so the bytes are the same as a whole-frame pass, and
+        # the temporaries (a dozen float32 planes) stay a few MB instead of ~18 MB at 512×512.
+        for r0 in range(0, size, BAND_ROWS):
+            r1 = min(r0 + BAND_ROWS, size)
+            out[r0:r1] = band(t, r0, r1, placed)
+        return out
 
     return frame
 
@@ -154,13 +165,14 @@ def _position(s: Shape, t: float, motion: str, centre: float) -> tuple[float, fl
     return centre + s.orbit * qcos(a), centre + s.orbit * qsin(a), s.radius * breathe
 
 
-def _draw(img: np.ndarray, s: Shape, t: float, motion: str, centre: float, coords: np.ndarray) -> None:
-    x, y, radius = _position(s, t, motion, centre)
+def _draw(img: np.ndarray, r0: int, s: Shape, t: float, x: float, y: float, radius: float,
+          coords: np.ndarray) -> None:
+    """Adds shape `s` (centred at x, y) to `img`, a band of the frame whose first row is r0."""
     radius = max(radius, 2.0)
     reach = radius * 2.2  # the glow reaches past the edge
-    size = img.shape[0]
+    size = img.shape[1]
     x0, x1 = max(int(x - reach), 0), min(int(x + reach) + 1, size)
-    y0, y1 = max(int(y - reach), 0), min(int(y + reach) + 1, size)
+    y0, y1 = max(int(y - reach), 0, r0), min(int(y + reach) + 1, size, r0 + img.shape[0])
     if x0 >= x1 or y0 >= y1:
         return
     dx = coords[x0:x1][None, :] - np.float32(x)
@@ -183,4 +195,4 @@ def _draw(img: np.ndarray, s: Shape, t: float, motion: str, centre: float, coord
     soft = np.float32(radius * 0.35)
     glow = soft / (np.maximum(edge, np.float32(0.0)) + soft)
     glow = glow * glow * np.float32(0.22)
-    img[y0:y1, x0:x1] += (body * np.float32(0.85) + glow)[..., None] * s.color
+    img[y0 - r0:y1 - r0, x0:x1] += (body * np.float32(0.85) + glow)[..., None] * s.color
