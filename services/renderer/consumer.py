@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -73,9 +74,13 @@ class RenderHandler:
             loop.call_soon_threadsafe(latest.put_nowait, band(RENDER_START, RENDER_END - 1, percent))
 
         reporter = asyncio.create_task(self._report(job.job_id, latest))
+        cancel = threading.Event()
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
-            assets = await asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress)
+            assets = await asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the render thread stops at its next frame, so a draining replica exits promptly
+            raise
         finally:
             await latest.put(-1)  # tells the reporter to flush and stop
             await reporter

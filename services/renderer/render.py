@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +42,15 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+class RenderCancelled(Exception):
+    """The caller asked the render to stop (a replica draining on SIGTERM); nothing was written."""
+
+
 def render_job(scene: str, settings: dict, out_dir: Path,
-               on_progress: Callable[[int, str], None] | None = None) -> list[RenderedAsset]:
+               on_progress: Callable[[int, str], None] | None = None,
+               cancel: threading.Event | None = None) -> list[RenderedAsset]:
+    """Renders the three assets into out_dir. `cancel`, checked between frames, stops the work within a frame
+    (a thread cannot be killed, and a draining process would otherwise wait for the whole render)."""
     settings = validate_settings(scene, settings)
     report = on_progress or (lambda _p, _phase: None)
     out_dir = Path(out_dir)
@@ -65,6 +73,8 @@ def render_job(scene: str, settings: dict, out_dir: Path,
         with open(temp["image"], "wb") as fh:
             gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps))
             for k in range(n):
+                if cancel is not None and cancel.is_set():
+                    raise RenderCancelled(f"stopped at frame {k} of {n}")
                 frame = frame_at(k)
                 gif.add(frame)
                 mp4.add(frame)

@@ -1,0 +1,79 @@
+"""schemathesis against the bridge's own /openapi.json, served for real (uvicorn on loopback) in front of a real
+gateway, status service, RabbitMQ and SQLite store: whatever a client sends, no 5xx, and every answer is one
+the document promises (status code, content type, body schema, headers)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis import checks as st_checks
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from mintpipe.ratelimit import KeyedRateLimiter
+from tests.support.live_bridge import live_bridge
+
+pytestmark = pytest.mark.integration
+TOKEN = "schema-test-admin-token"
+SSE_PATH = "/v1/jobs/{job_id}/events"
+CHECKS = [
+    st_checks.not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_schema_conformance,
+    openapi_checks.response_headers_conformance,
+    openapi_checks.negative_data_rejection,
+]
+
+
+@pytest.fixture(scope="module")
+def bridge_url(rabbit_url, tmp_path_factory):
+    # Limits generous enough that generated traffic is not throttled; 429 has tests of its own.
+    with live_bridge(rabbit_url, tmp_path_factory.mktemp("schema-bridge"), admin_token=TOKEN,
+                     ip_limiter=KeyedRateLimiter(100_000, 60, 100_000),
+                     wallet_limiter=KeyedRateLimiter(100_000, 60, 100_000)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def api_schema(bridge_url):
+    loaded = schemathesis.openapi.from_url(f"{bridge_url}/openapi.json")
+    # The SSE stream of a job that exists stays open until the job ends; its 404 is checked below.
+    return loaded.exclude(path=SSE_PATH)
+
+
+def run_operation(operation, mode: GenerationMode, examples: int) -> None:
+    @given(case=operation.as_strategy(mode))
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def exercise(case):
+        case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS, timeout=20)
+
+    exercise()
+
+
+@pytest.mark.timeout(170)
+def test_every_answer_matches_the_published_schema(api_schema):
+    failures = []
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 9, [op.label for op in operations]
+    for operation in operations:
+        for mode, examples in ((GenerationMode.POSITIVE, 25), (GenerationMode.NEGATIVE, 25)):
+            try:
+                run_operation(operation, mode, examples)
+            except Exception as exc:  # report every operation's failure at once, not only the first
+                failures.append(f"--- {operation.label} ({mode}):\n{exc}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.timeout(30)
+def test_the_event_stream_of_an_unknown_job_is_a_documented_404(bridge_url):
+    document = requests.get(f"{bridge_url}/openapi.json", timeout=10).json()
+    documented = document["paths"][SSE_PATH]["get"]["responses"]
+    for job_id in ("0" * 32, "not-a-job", "x" * 300):
+        reply = requests.get(f"{bridge_url}/v1/jobs/{job_id}/events", timeout=10)
+        assert reply.status_code == 404 and "404" in documented
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.json()["error"]["field"] == "job_id"

@@ -1,0 +1,119 @@
+"""The HTTP bridge served by uvicorn on loopback, wired to real parts: a real gateway and status gRPC server,
+the real RabbitMQ (the test session's vhost, a queue prefix of its own) and a SQLite job store.
+
+Everything runs on an event loop in a background thread, so a synchronous client (schemathesis, requests)
+and async tests alike reach it over real HTTP, and none of its connections are tied to the tests' loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import uvicorn
+
+from gateway.service import GatewayService
+from mintpipe.broker import RETRY_TIERS, Broker, Topology
+from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
+from status.admin import AdminDeps
+from status.bus import JobBus
+from status.grpc_api import StatusService
+from status.http_api import BridgeDeps, create_app
+from status.store import JobStore
+from tests.conftest import free_port
+
+
+@contextmanager
+def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = None,
+                ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
+                trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024) -> Iterator[str]:
+    """Yields the bridge's base URL; stops every part and removes its queues afterwards."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    failure: list[BaseException] = []
+    port = free_port()
+
+    async def serve() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        store = JobStore(data_dir / "jobs.sqlite3")
+        await store.open()
+        bus = JobBus()
+        broker = Broker(rabbit_url, Topology(f"live{uuid.uuid4().hex[:8]}"), "bridge-test")
+        await broker.connect(attempts=3)
+        status_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.StatusService"])
+        status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), status_server.server)
+        await status_server.start({})
+        status_channel = grpc.aio.insecure_channel(f"127.0.0.1:{status_server.port}")
+        gateway_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.GatewayService"])
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
+            GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel), wallet_limiter=wallet_limiter),
+            gateway_server.server)
+        await gateway_server.start({"broker": lambda: broker.connected})
+        gateway_channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
+        deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
+                          ipfs=LocalIpfsStore(data_dir / "ipfs"),
+                          checks={"broker": lambda: broker.connected, "store": store.ping},
+                          admin=AdminDeps(broker, store, bus, admin_token), ip_limiter=ip_limiter,
+                          trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes)
+        server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
+                                               access_log=False, lifespan="off"))
+        http = asyncio.create_task(server.serve())
+        while not server.started:
+            if http.done():
+                http.result()
+            await asyncio.sleep(0.02)
+        ready.set()
+        try:
+            await stop.wait()
+        finally:
+            server.should_exit = True
+            await http
+            await gateway_channel.close()
+            await status_channel.close()
+            for grpc_server in (gateway_server, status_server):
+                await grpc_server.begin_shutdown()
+                await grpc_server.stop(0)
+            await _delete_topology(broker)
+            await broker.close()
+            await store.close()
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as exc:  # reported to the test below
+            failure.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="live-bridge", daemon=True)
+    thread.start()
+    ready.wait(60)
+    if failure:
+        raise RuntimeError("the live bridge did not start") from failure[0]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
+async def _delete_topology(broker: Broker) -> None:
+    channel = await broker.channel(1)
+    topo = broker.topology
+    for queue in topo.work_queues:
+        for name in (queue, topo.dead_queue(queue), *(topo.retry_queue(queue, s) for s in RETRY_TIERS)):
+            await channel.queue_delete(name)
+    for exchange in (topo.jobs_exchange, topo.events_exchange, topo.dead_letter_exchange):
+        await channel.exchange_delete(exchange)
+    await channel.close()
