@@ -7,13 +7,8 @@ import json
 import grpc
 import pytest
 
-from gateway.service import GatewayService
-from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2, status_pb2, status_pb2_grpc
-from status.bus import JobBus
-from status.grpc_api import StatusService
-from status.store import JobStore
-from tests.conftest import free_port
+from mintpipe.v1 import broker_pb2, gateway_pb2, jobs_pb2, status_pb2
+from tests.support.gateway import running_gateway
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
@@ -21,24 +16,8 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 @pytest.fixture
 async def gateway(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    status_server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.StatusService"])
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, JobBus()), status_server.server)
-    await status_server.start({})
-    status_channel = grpc.aio.insecure_channel(f"127.0.0.1:{status_server.port}")
-    gateway_server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.GatewayService"])
-    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-        GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel)), gateway_server.server)
-    await gateway_server.start({"broker": lambda: broker.connected})
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
-    yield (gateway_pb2_grpc.GatewayServiceStub(channel), status_pb2_grpc.StatusServiceStub(status_channel),
-           store)
-    await channel.close()
-    await status_channel.close()
-    await gateway_server.stop(0)
-    await status_server.stop(0)
-    await store.close()
+    async with running_gateway(broker, tmp_path) as side:
+        yield side.gateway, side.status, side.store
 
 
 def submit(settings: dict, wallet: str = WALLET, key: str = "") -> gateway_pb2.SubmitJobRequest:

@@ -7,16 +7,11 @@ import json
 import grpc
 import pytest
 
-from gateway.service import GatewayService
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
-from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2_grpc
-from status.bus import JobBus
-from status.grpc_api import StatusService
+from mintpipe.v1 import broker_pb2, gateway_pb2
 from status.http_errors import from_grpc
-from status.store import JobStore
-from tests.conftest import free_port
+from tests.support.gateway import running_gateway
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
@@ -25,25 +20,9 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 @pytest.fixture
 async def budgeted(broker, tmp_path):
     """A gateway whose plan allows two jobs' worth of pins this month."""
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
     ledger = PinLedger(tmp_path / "pins.sqlite3")
-    status_server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.StatusService"])
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, JobBus()), status_server.server)
-    await status_server.start({})
-    status_channel = grpc.aio.insecure_channel(f"127.0.0.1:{status_server.port}")
-    gateway_server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.GatewayService"])
-    service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel), ledger=ledger,
-                             monthly_pins=2 * PINS_PER_JOB)
-    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(service, gateway_server.server)
-    await gateway_server.start({})
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
-    yield gateway_pb2_grpc.GatewayServiceStub(channel), store, ledger
-    await channel.close()
-    await status_channel.close()
-    await gateway_server.stop(0)
-    await status_server.stop(0)
-    await store.close()
+    async with running_gateway(broker, tmp_path, ledger=ledger, monthly_pins=2 * PINS_PER_JOB) as side:
+        yield side.gateway, side.store, ledger
 
 
 def submit(seed: int, key: str = "") -> gateway_pb2.SubmitJobRequest:
