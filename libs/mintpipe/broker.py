@@ -28,7 +28,7 @@ PROTOBUF = "application/x-protobuf"
 # A message redelivered this often without an answer (a crash loop: the handler never returned) goes to
 # its dead-letter queue. Handled transient failures go through the retry tiers and count in ATTEMPT_HEADER.
 DELIVERY_LIMIT = 5
-RETRY_TIERS = (1, 5, 30, 120, 600)  # seconds
+RETRY_TIERS = (1, 5, 15, 60, 300, 900)  # seconds
 ATTEMPT_HEADER = "x-mintpipe-attempt"
 REASON_HEADER = "x-mintpipe-reason"
 

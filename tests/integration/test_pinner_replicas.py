@@ -99,13 +99,16 @@ async def test_429s_delay_jobs_through_the_retry_queue_and_lose_nothing(rabbit_u
         pinner = start_pinner(rabbit_url, broker_prefix, tmp_path, emu, rate_limit=1000, window=60)
         try:
             jobs = pin_jobs(tmp_path, 2)
+            started = time.monotonic()
             for job in jobs:
                 await broker.publish(broker.topology.jobs_exchange, "pin", job)
             await wait_pinned(probe, broker.topology.status_queue, {j.job_id for j in jobs}, timeout=150)
+            elapsed = time.monotonic() - started
         finally:
             stop([pinner])
         stats = emu.stats()
-    print(f"\n429s seen {stats['rate_limited']}, requests {stats['requests']}")
+    print(f"\n429s seen {stats['rate_limited']}, requests {stats['requests']}, 2 jobs pinned in {elapsed:.1f}s "
+          f"(the server allows 4 requests per 3 s)")
     assert stats["rate_limited"] > 0, "the test did not exercise the server's limit"
     assert set(stats["uploads_per_cid"].values()) == {1}
 
