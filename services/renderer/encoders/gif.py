@@ -48,7 +48,6 @@ class GifWriter:
         self.previous: np.ndarray | None = None
         table = np.zeros((256, 3), dtype=np.uint8)
         table[: len(palette)] = palette
-        self._pal_list = table.reshape(-1).tolist()
         # The palette as an image: Pillow maps each frame to it (exact nearest colour, integer arithmetic, so
         # the same indices on every machine) faster than a numpy lookup table would.
         self._palette_image = Image.new("P", (1, 1))
@@ -72,8 +71,8 @@ class GifWriter:
             y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             block = current[y0:y1, x0:x1].copy()
             block[~changed[y0:y1, x0:x1]] = TRANSPARENT
+        # No palette on the frame: the file's global table serves every frame (Pillow writes no local one).
         image = Image.frombuffer("P", (block.shape[1], block.shape[0]), np.ascontiguousarray(block), "raw", "P", 0, 1)
-        image.putpalette(self._pal_list)
         chunks = GifImagePlugin.getdata(image, offset=(int(x0), int(y0)), duration=self.delays[self.index] * 10,
                                         transparency=TRANSPARENT, disposal=1)
         for chunk in chunks:
