@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -28,6 +29,14 @@ TERMINAL_STAGES = frozenset({jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED, jobs_
 # Overall progress bands: render takes most of the time, pinning the rest.
 RENDER_START, RENDER_END = 1, 70
 PIN_START, PIN_END = 71, 99
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_job_id(value: str) -> bool:
+    """Job ids are 32 lowercase hex digits (uuid4().hex); anything else was never issued."""
+    return _JOB_ID.fullmatch(value) is not None
 
 
 def stage_name(stage: int) -> str:

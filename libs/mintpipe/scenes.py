@@ -70,7 +70,7 @@ def _too_deep(value: object, limit: int) -> bool:
 def validate_settings(scene: str, settings: object) -> dict[str, Any]:
     """The complete settings (defaults filled), or SettingsError naming the offending field."""
     if scene not in SCENES:
-        raise SettingsError("scene", f"unknown scene {scene!r}; one of {', '.join(SCENES)}")
+        raise SettingsError("scene", f"unknown scene {scene[:64]!r}; one of {', '.join(SCENES)}")
     if not isinstance(settings, dict):
         raise SettingsError("settings", "must be a JSON object")
     # Depth first (cheap, and it keeps json.dumps away from hostile nesting), then size.

@@ -43,6 +43,8 @@ def validate_submission(request: gateway_pb2.SubmitJobRequest) -> ValidJob:
         raw = json.loads(request.settings_json or "{}")
     except json.JSONDecodeError as exc:
         raise InvalidRequest("settings", f"not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        raise InvalidRequest("settings", f"not valid JSON ({str(exc)[:100]})") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("settings", "must be a JSON object")
     scene = request.scene or DEFAULT_SCENE

@@ -10,7 +10,7 @@ from mintpipe.artifacts import ArtifactStore, sha256_file
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
 from mintpipe.consumer import PermanentError
-from mintpipe.events import PIN_END, PIN_START, EventPublisher, band
+from mintpipe.events import PIN_END, PIN_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from pinner.metadata import build_metadata
@@ -23,8 +23,11 @@ METADATA_FILE = "metadata.json"
 
 
 def check_pin_job(job: broker_pb2.PinJob) -> str | None:
-    if len(job.job_id) != 32:
+    if not is_job_id(job.job_id):
         return "job_id must be 32 hex digits"
+    for name in ("scene", "settings_json", "wallet"):
+        if not getattr(job, name):
+            return f"{name} is empty"
     kinds = {a.kind for a in job.artifacts}
     missing = [k for k in REQUIRED_KINDS if k not in kinds]
     return f"artifacts missing: {', '.join(missing)}" if missing else None

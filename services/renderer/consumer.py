@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
 from mintpipe.consumer import PermanentError
-from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band
+from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -21,10 +21,11 @@ log = get_logger(__name__)
 
 
 def check_render_job(job: broker_pb2.RenderJob) -> str | None:
-    if len(job.job_id) != 32:
+    if not is_job_id(job.job_id):
         return "job_id must be 32 hex digits"
-    if not job.scene:
-        return "scene is empty"
+    for name in ("scene", "settings_json", "wallet"):
+        if not getattr(job, name):
+            return f"{name} is empty"
     return None
 
 

@@ -14,7 +14,7 @@ from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
-from status.http_errors import ApiError
+from status.http_errors import ApiError, ErrorOut
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -28,6 +28,9 @@ class AdminDeps:
     store: JobStore
     bus: JobBus
     token: str | None
+
+
+QueueName = Annotated[str, Path(pattern=r"^(render|pin|events)$", description="render, pin or events")]
 
 
 class ReplayRequest(BaseModel):
@@ -58,7 +61,8 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             raise ApiError(401, "unauthorized", "admin routes need Authorization: Bearer <MINTPIPE_ADMIN_TOKEN>",
                            "Authorization", {"WWW-Authenticate": "Bearer"})
 
-    router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_token)], tags=["admin"])
+    router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_token)], tags=["admin"],
+                       responses={code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413)})
 
     def work_queue(name: str) -> str:
         if name not in queues:
@@ -75,7 +79,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
         return channel, messages
 
     @router.get("/dead-letters/{queue}")
-    async def list_dead_letters(queue: Annotated[str, Path(max_length=20)]) -> dict[str, Any]:
+    async def list_dead_letters(queue: QueueName) -> dict[str, Any]:
         channel, messages = await browse(work_queue(queue))
         try:
             return {"queue": queue, "count": len(messages), "messages": [
@@ -87,7 +91,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             await channel.close()
 
     @router.post("/dead-letters/{queue}/replay")
-    async def replay(queue: Annotated[str, Path(max_length=20)], body: ReplayRequest | None = None) -> dict[str, Any]:
+    async def replay(queue: QueueName, body: ReplayRequest | None = None) -> dict[str, Any]:
         source = work_queue(queue)
         wanted = set(body.message_ids) if body and body.message_ids is not None else None
         exchange, key = routes[source]

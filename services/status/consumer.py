@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.events import STAGE_NAMES, stage_name
+from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.bus import JobBus
@@ -16,6 +16,8 @@ log = get_logger(__name__)
 def check_event(event: broker_pb2.JobEvent) -> str | None:
     if not event.job_id:
         return "job_id is empty"
+    if not is_job_id(event.job_id):
+        return "job_id must be 32 hex digits"
     if event.stage not in STAGE_NAMES:
         return f"stage {event.stage} is not a known stage"
     if event.progress > 100:

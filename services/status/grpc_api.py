@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
 import grpc
 
-from mintpipe.events import STAGE_NAMES
+from mintpipe.events import STAGE_NAMES, is_job_id
+from mintpipe.scenes import SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
+from mintpipe.wallets import normalize_wallet
 from status.bus import JobBus
 from status.store import BadCursor, IdempotencyConflict, JobStore
 
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+MAX_SETTINGS_JSON = 16 * 1024
 
 
 class StatusService(status_pb2_grpc.StatusServiceServicer):
@@ -22,7 +26,7 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
         self.bus = bus
 
     async def _job_id(self, job_id: str, context: grpc.aio.ServicerContext) -> str:
-        if not JOB_ID.match(job_id):
+        if not is_job_id(job_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "job_id: must be 32 lowercase hex digits")
         return job_id
 
@@ -38,8 +42,14 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stage: not a known stage")
         if request.limit > 100:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "limit: must be 1-100")
+        wallet = ""
+        if request.wallet:
+            try:
+                wallet = normalize_wallet(request.wallet)  # stored checksummed: a lowercase filter must match
+            except ValueError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wallet: {exc}")
         try:
-            records, cursor = await self.store.list(wallet=request.wallet, stage=request.stage,
+            records, cursor = await self.store.list(wallet=wallet, stage=request.stage,
                                                     limit=request.limit or 20, cursor=request.cursor)
         except BadCursor as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cursor: {exc}")
@@ -60,8 +70,10 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
         for name in ("idempotency_key", "wallet", "scene", "settings_json"):
             if not getattr(request, name):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: required")
-        if not SHA256_HEX.match(request.request_hash):
+        if not SHA256_HEX.fullmatch(request.request_hash):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_hash: must be a sha256 hex digest")
+        if problem := _reservation_problem(request):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             record, created = await self.store.reserve(request.idempotency_key, request.request_hash,
                                                        request.wallet, request.scene, request.settings_json)
@@ -81,3 +93,23 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 f"job_id: {request.job_id} is unknown or already published")
         return status_pb2.DiscardJobResponse()
+
+
+def _reservation_problem(request: status_pb2.ReserveJobRequest) -> str | None:
+    """What the gateway already checked, checked again: nothing absurd gets into the job store."""
+    if not IDEMPOTENCY_KEY.fullmatch(request.idempotency_key):
+        return "idempotency_key: 1-255 visible ASCII characters"
+    try:
+        if normalize_wallet(request.wallet) != request.wallet:
+            return "wallet: must be EIP-55 checksummed"
+    except ValueError as exc:
+        return f"wallet: {exc}"
+    if len(request.settings_json) > MAX_SETTINGS_JSON:
+        return f"settings_json: larger than {MAX_SETTINGS_JSON} bytes"
+    try:
+        validate_settings(request.scene, json.loads(request.settings_json))
+    except SettingsError as exc:
+        return f"{'settings_json' if exc.field == 'settings' else exc.field}: {exc.message}"
+    except (ValueError, RecursionError) as exc:
+        return f"settings_json: not valid JSON ({str(exc)[:100]})"
+    return None

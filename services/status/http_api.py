@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import grpc
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -31,6 +31,7 @@ from status.bus import JobBus
 from status.http_errors import (
     ApiError,
     BodySizeLimit,
+    ErrorOut,
     api_error_handler,
     from_grpc,
     http_exception_handler,
@@ -44,9 +45,11 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 class SubmitJobBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"settings": {"seed": 7}, "wallet": "0x000000000000000000000000000000000000dEaD"}]})
     settings: dict[str, Any] = Field(description="the scene's settings; see GET /v1/scenes for the schema")
-    wallet: str = Field(description="0x-prefixed Ethereum address that will own the token")
+    wallet: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$",
+                        description="0x-prefixed Ethereum address that will own the token (EIP-55 when mixed-case)")
     scene: str | None = Field(None, description="scene name; default gen1")
 
 
@@ -82,17 +85,31 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class ErrorDetail(BaseModel):
-    code: str
-    field: str | None
-    message: str
-
-
-class ErrorOut(BaseModel):
-    error: ErrorDetail
+class HealthOut(BaseModel):
+    status: str = Field(description="ok, or degraded when a check fails (503)")
+    checks: dict[str, bool]
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 429, 503)}
+
+
+def drop_unused_validation_responses(app: FastAPI) -> None:
+    """FastAPI documents a 422 for every route with parameters; this app answers bad input with a 400 in the
+    error shape instead (validation_error_handler), so the 422s would only mislead clients."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for unused in ("HTTPValidationError", "ValidationError"):
+                document.get("components", {}).get("schemas", {}).pop(unused, None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @dataclass
@@ -213,7 +230,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         return FileResponse(stored.path, media_type=stored.content_type,
                             headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'})
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def healthz() -> JSONResponse:
         results: dict[str, bool] = {}
         for name, check in deps.checks.items():
@@ -225,11 +242,13 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         ok = all(results.values())
         return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, 200 if ok else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     if deps.admin is not None:
         app.include_router(create_admin_router(deps.admin))
+    drop_unused_validation_responses(app)
     return app
 

@@ -8,8 +8,19 @@ import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    field: str | None
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
@@ -40,8 +51,11 @@ async def validation_error_handler(_request: Request, exc: RequestValidationErro
 
 
 async def http_exception_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "error")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+    code = {400: "invalid_argument", 404: "not_found", 405: "method_not_allowed",
+            413: "payload_too_large"}.get(exc.status_code, "error")
+    # Starlette's own 400 is a body it could not parse (e.g. an integer of more than 4300 digits).
+    field = "body" if exc.status_code == 400 else None
+    return JSONResponse(error_body(code, str(exc.detail), field), status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 
 
@@ -79,30 +93,36 @@ class BodySizeLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._too_large(send)
             return
-        received = 0
+        received, too_large = 0, False
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    # Raising here would be caught by the framework's body parsing and become a 400; a
+                    # disconnect stops the app reading instead, and whatever it answers is dropped below.
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not too_large:
+                await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not too_large:
+                raise
+        if too_large:
             await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
         response = JSONResponse(error_body("payload_too_large", f"request body over {self.limit} bytes", "body"),
                                 status_code=413)
         await response({"type": "http"}, _empty_receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _empty_receive() -> dict[str, Any]:
