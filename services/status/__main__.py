@@ -26,7 +26,7 @@ from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.settings import StatusSettings
 from status.store import JobStore
-from status.sweeper import OrphanSweeper
+from status.sweeper import OrphanSweeper, RetentionSweeper
 
 log = get_logger("status")
 
@@ -62,6 +62,9 @@ async def main() -> None:
     await consumer.start()
     sweeper = asyncio.create_task(
         OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())
+    retention = asyncio.create_task(RetentionSweeper(
+        store, settings.job_retention_days * 86400, settings.idempotency_key_hours * 3600,
+        settings.retention_interval_seconds).run())
 
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
@@ -80,6 +83,7 @@ async def main() -> None:
     log.info("draining")
     await grpc_server.begin_shutdown()
     sweeper.cancel()
+    retention.cancel()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True
     AppStatus.should_exit = True  # ends open SSE streams; clients reconnect to another replica

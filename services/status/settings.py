@@ -21,6 +21,10 @@ class StatusSettings(ServiceSettings):
     prefetch: int = Field(64, ge=1, le=1000)
     orphan_after_seconds: float = Field(60, gt=0, description="republish a reserved, unpublished job after this")
     sweep_interval_seconds: float = Field(15, gt=0)
+    # Retention. Keys are promised for at least 24 h whatever happens to their jobs (SPEC.md).
+    job_retention_days: float = Field(30, gt=0, description="finished jobs are deleted this long after their end")
+    idempotency_key_hours: float = Field(72, ge=24, description="idempotency keys are kept this long (24 h at least)")
+    retention_interval_seconds: float = Field(3600, gt=0)
     admin_token: SecretStr | None = Field(None, description="bearer token of /v1/admin (MINTPIPE_ADMIN_TOKEN)")
     ip_rate_per_minute: float = Field(120, gt=0, description="submissions one client IP may make per minute")
     ip_burst: int = Field(30, ge=1)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from mintpipe.events import TERMINAL_STAGES
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.records import JobRecord
 from status.transitions import JobState, apply_event
@@ -36,12 +37,14 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, job_id DESC);
 CREATE INDEX IF NOT EXISTS jobs_wallet_newest ON jobs (wallet, created_at DESC, job_id DESC);
+CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     request_hash TEXT NOT NULL,
     job_id TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
 """
 
 _COLUMNS = ("job_id, wallet, scene, settings_json, stage, progress, error, assets_json, token_uri, published, "
@@ -183,6 +186,18 @@ class JobStore:
                 await self.db.execute("ROLLBACK")
                 raise
             return cur.rowcount == 1
+
+    async def prune(self, jobs_before: float, keys_before: float) -> tuple[int, int]:
+        """Retention: delete finished jobs (pinned, minted, failed) last updated before `jobs_before`, and
+        idempotency keys made before `keys_before`. The two are independent: a key outlives its pruned job
+        (a retry with it makes the same job again under the same id), and a job outlives its key."""
+        finished = tuple(sorted(TERMINAL_STAGES))
+        marks = ",".join("?" * len(finished))
+        async with self._lock:
+            jobs = await self.db.execute(
+                f"DELETE FROM jobs WHERE updated_at < ? AND stage IN ({marks})", (jobs_before, *finished))
+            keys = await self.db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (keys_before,))
+            return jobs.rowcount, keys.rowcount
 
     async def reopen(self, job_id: str) -> bool:
         """An operator replays a failed job's message: it is queued again, its error cleared."""

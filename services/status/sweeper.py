@@ -52,3 +52,28 @@ class OrphanSweeper:
                 await self.sweep_once()
             except Exception as exc:  # the sweeper must outlive a bad moment of the store or broker
                 log.error("sweep failed", error=str(exc))
+
+
+class RetentionSweeper:
+    """Deletes finished jobs after their retention and idempotency keys after theirs, independently."""
+
+    def __init__(self, store: JobStore, job_retention: float, key_retention: float, interval: float) -> None:
+        self.store = store
+        self.job_retention = job_retention
+        self.key_retention = key_retention
+        self.interval = interval
+
+    async def prune_once(self, now: float | None = None) -> tuple[int, int]:
+        now = time.time() if now is None else now
+        jobs, keys = await self.store.prune(now - self.job_retention, now - self.key_retention)
+        if jobs or keys:
+            log.info("retention", jobs_deleted=jobs, keys_deleted=keys)
+        return jobs, keys
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.prune_once()
+            except Exception as exc:  # a busy or briefly unavailable store: try again next round
+                log.error("retention failed", error=str(exc))
+            await asyncio.sleep(self.interval)

@@ -87,3 +87,39 @@ async def test_pages_newest_first_with_filters(store):
     assert queued == []
     with pytest.raises(BadCursor):
         await store.list(cursor="!!garbage")
+
+
+def event(job_id: str, stage: int, progress: int = 0) -> broker_pb2.JobEvent:
+    return broker_pb2.JobEvent(job_id=job_id, stage=stage, progress=progress, event_id=f"{job_id}-{stage}")
+
+
+async def test_retention_deletes_finished_jobs_and_old_keys_independently(store):
+    from status.sweeper import RetentionSweeper
+
+    day = 86400.0
+    done, _ = await store.reserve("done", H1, WALLET, "gen1", "{}")
+    running, _ = await store.reserve("running", H2, WALLET, "gen1", '{"seed":2}')
+    await store.apply(event(done.job_id, jobs_pb2.STAGE_PINNED, 100))
+    await store.apply(event(running.job_id, jobs_pb2.STAGE_RENDERING, 10))
+    retention = RetentionSweeper(store, job_retention=30 * day, key_retention=3 * day, interval=3600)
+
+    # Two days on: nothing is old enough yet.
+    assert await retention.prune_once(now=done.created_at + 2 * day) == (0, 0)
+    # Four days on: the keys (kept 3 days, so at least the promised 24 h) go; both jobs stay.
+    assert await retention.prune_once(now=done.created_at + 4 * day) == (0, 2)
+    assert await store.get(done.job_id) is not None
+    # A month on: the finished job goes, the one still rendering stays whatever its age.
+    assert await retention.prune_once(now=done.created_at + 31 * day) == (1, 0)
+    assert await store.get(done.job_id) is None
+    assert (await store.get(running.job_id)).stage == jobs_pb2.STAGE_RENDERING
+
+
+async def test_a_key_kept_longer_than_its_job_still_names_the_same_job(store):
+    first, _ = await store.reserve("k1", H1, WALLET, "gen1", "{}")
+    await store.apply(event(first.job_id, jobs_pb2.STAGE_FAILED))
+    jobs, keys = await store.prune(jobs_before=first.updated_at + 10, keys_before=first.created_at - 10)
+    assert (jobs, keys) == (1, 0)
+    again, created = await store.reserve("k1", H1, WALLET, "gen1", "{}")
+    assert created and again.job_id == first.job_id
+    with pytest.raises(IdempotencyConflict):
+        await store.reserve("k1", H2, WALLET, "gen1", '{"seed":2}')
