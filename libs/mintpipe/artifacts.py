@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,7 @@ class ArtifactStore:
 
     def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None:
         """Written last and atomically: its presence means every artifact of the job is complete."""
-        target = self.job_dir(job_id) / MANIFEST
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, sort_keys=True))
-        os.replace(tmp, target)
+        write_atomic(self.job_dir(job_id) / MANIFEST, json.dumps(manifest, sort_keys=True).encode())
 
     def read_manifest(self, job_id: str) -> dict[str, Any] | None:
         try:
@@ -56,3 +54,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the whole new one. The temporary name is the writer's own: two replicas
+    handling the same job (a duplicate delivery) must not rename each other's half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -93,7 +93,10 @@ class QueueConsumer(Generic[M]):
 
     async def start(self) -> None:
         self._channel = await self.broker.channel(self.prefetch)
-        self._queue = await self._channel.get_queue(self.queue_name, ensure=False)
+        # A passive declare (not get_queue(ensure=False)): only queues declared on the robust channel are
+        # remembered by it, and only their consumers are restored when the connection comes back after a
+        # broker restart; without it every consumer silently stops for good.
+        self._queue = await self._channel.declare_queue(self.queue_name, passive=True)
         self._tag = await self._queue.consume(self._on_message, no_ack=False)
         log.info("consuming", queue=self.queue_name, prefetch=self.prefetch)
 

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS pinned_settings (backend TEXT NOT NULL, settings_hash
 CREATE TABLE IF NOT EXISTS reservations (job_id TEXT PRIMARY KEY, pins INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS request_window (backend TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
+CREATE TABLE IF NOT EXISTS upload_claims (backend TEXT NOT NULL, cid TEXT NOT NULL, owner TEXT NOT NULL,
+    expires REAL NOT NULL, PRIMARY KEY (backend, cid));
 """
 
 
@@ -85,6 +87,33 @@ class PinLedger:
         with self._connect() as db:
             (count,) = db.execute("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)).fetchone()
         return int(count)
+
+    # --- one uploader per CID ------------------------------------------------------------------------------
+    def claim_upload(self, cid: str, owner: str, ttl: float, now: float | None = None) -> float:
+        """Claim (or renew) the right to upload `cid`: 0 when `owner` holds it, else the seconds until the
+        other holder's claim lapses. A redelivered message can run on two replicas at once; without this
+        both see the CID as not pinned yet and both upload it. The claim lapses by itself if its holder dies."""
+        now = time.time() if now is None else now
+        db = self._tx()
+        try:
+            row = db.execute("SELECT owner, expires FROM upload_claims WHERE backend=? AND cid=?",
+                             (self.backend, cid)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                db.execute("COMMIT")
+                return max(row[1] - now, 0.001)
+            db.execute("INSERT OR REPLACE INTO upload_claims VALUES (?,?,?,?)", (self.backend, cid, owner, now + ttl))
+            db.execute("COMMIT")
+            return 0.0
+        finally:
+            db.close()
+
+    def release_upload(self, cid: str, owner: str) -> None:
+        db = self._tx()
+        try:
+            db.execute("DELETE FROM upload_claims WHERE backend=? AND cid=? AND owner=?", (self.backend, cid, owner))
+            db.execute("COMMIT")
+        finally:
+            db.close()
 
     # --- the budget -----------------------------------------------------------------------------------
     def reserve_budget(self, job_id: str, settings_hash: str, budget: int,

@@ -6,7 +6,7 @@ import asyncio
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.artifacts import ArtifactStore, sha256_file
+from mintpipe.artifacts import ArtifactStore, sha256_file, write_atomic
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
 from mintpipe.consumer import PermanentError
@@ -63,7 +63,7 @@ class PinHandler:
 
         _cid, body = cid_of_json(build_metadata(job, cids))
         meta_path = self.artifacts.job_dir(job.job_id) / METADATA_FILE
-        await asyncio.to_thread(_write_atomic, meta_path, body)
+        await asyncio.to_thread(write_atomic, meta_path, body)
         meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id, keyvalues)
         await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
         assets = jobs_pb2.JobAssets(image=cids.get("image", ""), animation=cids.get("animation", ""),
@@ -84,8 +84,3 @@ class PinHandler:
                                  "replay the render job")
         return path
 
-
-def _write_atomic(path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

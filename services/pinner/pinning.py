@@ -4,7 +4,10 @@ and never a CID we did not compute ourselves."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from mintpipe.cid import cid_of_file
@@ -21,6 +24,11 @@ log = get_logger(__name__)
 # exactly when the slot frees, and a retry tier would round the wait up (measured: 3 pinners at 10 requests
 # per 6 s took 91 s for 38 requests with a 2 s bound, against the ~23 s the limit allows).
 MAX_INLINE_WAIT = 10.0
+# A replica's claim on a CID it is uploading is renewed while the upload runs; if the replica dies, the claim
+# lapses this long after its last renewal and another replica may upload. Another replica's claim is waited
+# out inline this long (uploads are usually quick), longer in a retry tier.
+UPLOAD_CLAIM_TTL = 10.0
+CLAIM_INLINE_WAIT = 2.0
 
 
 class IntegrityError(PermanentError):
@@ -60,12 +68,46 @@ class PinService:
         if await asyncio.to_thread(self.ledger.is_pinned, cid):
             self.counts["skipped_known"] += 1
             return cid
+        async with self._upload_claim(cid):
+            # Whoever held the claim before us may have pinned it meanwhile.
+            if await asyncio.to_thread(self.ledger.is_pinned, cid):
+                self.counts["skipped_known"] += 1
+                return cid
+            await self._pin_claimed(path, content_type, name, job_id, keyvalues, cid)
+        return cid
+
+    @contextlib.asynccontextmanager
+    async def _upload_claim(self, cid: str) -> AsyncIterator[None]:
+        """Only one replica at a time checks-then-uploads a CID: a duplicate delivery of the same pin job often
+        runs on two replicas at once, and both would see the CID as not pinned yet and both upload it."""
+        owner, waited = uuid.uuid4().hex, 0.0
+        while (wait := await asyncio.to_thread(self.ledger.claim_upload, cid, owner, UPLOAD_CLAIM_TTL)) > 0:
+            if waited >= CLAIM_INLINE_WAIT:
+                raise TransientError("another replica is uploading the same content right now", retry_after=wait)
+            self.counts["claim_waits"] += 1
+            await asyncio.sleep(0.1)
+            waited += 0.1
+        renewing = asyncio.create_task(self._renew_claim(cid, owner))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            await asyncio.to_thread(self.ledger.release_upload, cid, owner)
+
+    async def _renew_claim(self, cid: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(UPLOAD_CLAIM_TTL / 3)
+            await asyncio.to_thread(self.ledger.claim_upload, cid, owner, UPLOAD_CLAIM_TTL)
+
+    async def _pin_claimed(self, path: Path, content_type: str, name: str, job_id: str,
+                           keyvalues: dict[str, str], cid: str) -> None:
         # The ledger can miss a pin (a crash between upload and ledger write): ask the backend's own list.
         await self._request_slot()
         if await self.backend.has(cid):
             self.counts["skipped_listed"] += 1
             await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
-            return cid
+            return
         if self.monthly_pins is not None:
             used = await asyncio.to_thread(self.ledger.pins_this_month)
             if used >= self.monthly_pins:
@@ -78,4 +120,3 @@ class PinService:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")
         await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
         log.info("uploaded", cid=cid, name=name, backend=self.backend.name)
-        return cid
