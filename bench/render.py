@@ -6,7 +6,7 @@ Each variant runs in its own fresh child process. Reported per variant:
   wall        seconds from settings to the three files
   peak RSS    the child's VmHWM (whole process: interpreter, numpy, Pillow and the job's own memory)
   job memory  VmHWM minus the VmRSS just before the job (what the job itself added)
-  ffmpeg      peak RSS of the ffmpeg encoder process (a separate process, shown apart)
+  ffmpeg      the largest child process's peak RSS (the ffmpeg encoder: a separate process, shown apart)
 For scale: 100 raw 512×512 RGB frames are 78.6 MB.
 
 Run: .venv/bin/python bench/render.py [--seed 7] [--repeat 3]
