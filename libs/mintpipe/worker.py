@@ -7,9 +7,7 @@ period (or hand them back), stop the health server, close the broker connection.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
-
-from google.protobuf.message import Message as ProtoMessage
+from typing import Protocol
 
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import ServiceSettings
@@ -28,12 +26,10 @@ class WorkerSettings(Protocol):
 async def run_worker(
     service: str,
     settings: ServiceSettings,
-    queue: Callable[[Topology], str],
-    message_type: type[ProtoMessage],
-    build_handler: Callable[[Broker], Any],
-    check: Callable[[Any], str | None],
+    build_consumer: Callable[[Broker, int], QueueConsumer],
     health_checks: dict[str, Check],
 ) -> None:
+    """`build_consumer(broker, prefetch)` makes the service's consumer (the same factory the tests use)."""
     configure_logging(service, settings.log_level)
     log = get_logger(service)
     stop = shutdown_event()
@@ -44,9 +40,7 @@ async def run_worker(
     worker: WorkerSettings = settings  # type: ignore[assignment]
     health = GrpcServer(worker.health_host, worker.health_port, [])
     await health.start({"broker": lambda: broker.connected, **health_checks})
-    handler = build_handler(broker)
-    consumer = QueueConsumer(broker, queue(broker.topology), message_type, handler, prefetch=worker.prefetch,
-                             check=check, on_permanent=getattr(handler, "on_permanent", None))
+    consumer = build_consumer(broker, worker.prefetch)
     await consumer.start()
     log.info("ready", health=health.port)
 

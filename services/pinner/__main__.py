@@ -8,10 +8,9 @@ from mintpipe.artifacts import ArtifactStore
 from mintpipe.config import load_settings
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.v1 import broker_pb2
 from mintpipe.worker import run_worker
 from pinner.backends import LocalBackend, PinataBackend, PinBackend
-from pinner.consumer import PinHandler, check_pin_job
+from pinner.consumer import pin_consumer
 from pinner.pinning import PinService
 from pinner.settings import PinnerSettings
 
@@ -33,8 +32,7 @@ async def main() -> None:
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
                       monthly_pins=settings.monthly_pins)
     try:
-        await run_worker("pinner", settings, lambda topo: topo.pin_queue, broker_pb2.PinJob,
-                         lambda broker: PinHandler(broker, artifacts, pins), check_pin_job,
+        await run_worker("pinner", settings, lambda broker, prefetch: pin_consumer(broker, artifacts, pins, prefetch),
                          {"store": store.root.is_dir})
     finally:
         await backend.aclose()

@@ -9,7 +9,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from mintpipe.artifacts import ArtifactStore, sha256_file, write_atomic
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
-from mintpipe.consumer import PermanentError
+from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.events import PIN_END, PIN_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -84,3 +84,9 @@ class PinHandler:
                                  "replay the render job")
         return path
 
+
+def pin_consumer(broker: Broker, artifacts: ArtifactStore, pins: PinService, prefetch: int = 2) -> QueueConsumer:
+    """The pin queue's consumer as every replica runs it (and the tests too)."""
+    handler = PinHandler(broker, artifacts, pins)
+    return QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=prefetch,
+                         check=check_pin_job, on_permanent=handler.on_permanent)

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
-from mintpipe.consumer import PermanentError
+from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
@@ -113,3 +113,10 @@ class RenderHandler:
                 sent = value
             if done:
                 return
+
+
+def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1) -> QueueConsumer:
+    """The render queue's consumer as every replica runs it (and the tests too)."""
+    handler = RenderHandler(broker, artifacts)
+    return QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=prefetch,
+                         check=check_render_job, on_permanent=handler.on_permanent)

@@ -12,16 +12,15 @@ from sse_starlette.sse import AppStatus
 
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
-from mintpipe.consumer import QueueConsumer
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
+from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.bus import JobBus
-from status.consumer import EventApplier, check_event
+from status.consumer import events_consumer
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.settings import StatusSettings
@@ -57,8 +56,7 @@ async def main() -> None:
     checks = {"broker": lambda: broker.connected, "store": store.ping}
     await grpc_server.start(checks)
 
-    consumer = QueueConsumer(broker, broker.topology.status_queue, broker_pb2.JobEvent, EventApplier(store, bus),
-                             prefetch=settings.prefetch, check=check_event)
+    consumer = events_consumer(broker, store, bus, settings.prefetch)
     await consumer.start()
     sweeper = asyncio.create_task(
         OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from mintpipe.broker import Broker
+from mintpipe.consumer import QueueConsumer
 from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
@@ -42,3 +44,9 @@ class EventApplier:
         log.info("job updated", stage=stage_name(record.stage), progress=record.state.progress,
                  source=event.source)
         self.bus.publish(record)
+
+
+def events_consumer(broker: Broker, store: JobStore, bus: JobBus, prefetch: int = 64) -> QueueConsumer:
+    """The status service's consumer of every job event (and the tests')."""
+    return QueueConsumer(broker, broker.topology.status_queue, broker_pb2.JobEvent, EventApplier(store, bus),
+                         prefetch=prefetch, check=check_event)

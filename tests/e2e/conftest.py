@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,14 @@ class System:
     process: subprocess.Popen
 
 
-@pytest.fixture(scope="module")
-def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    data_dir = tmp_path_factory.mktemp("system-data")
+@contextmanager
+def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int = 1,
+             env: dict[str, str] | None = None) -> Iterator[System]:
+    """`mintpipe up` as a user runs it, on its own queue prefix, ports and data folder; stopped with SIGTERM,
+    which must end it cleanly (exit 0) within a minute."""
     log_path = data_dir / "launcher.log"
     http_port = free_port()
-    env = {
+    full_env = {
         **os.environ,
         "MINTPIPE_AMQP_URL": rabbit_url,
         "MINTPIPE_BROKER_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
@@ -40,27 +43,35 @@ def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "MINTPIPE_HTTP_PORT": str(http_port),
         "MINTPIPE_PORT_BASE": str(free_port_base()),
         "MINTPIPE_GRACE_SECONDS": "10",
+        **(env or {}),
     }
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "launcher", "up", "--renderers", "2", "--pinners", "1"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners)],
+            env=full_env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"launcher exited {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        if b"mintpipe is up" in log_path.read_bytes():
-            break
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"system not up in 90 s:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.3)
-    assert httpx.get(f"{base_url}/healthz").status_code == 200
-    yield System(base_url, data_dir, log_path, process)
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("launcher did not stop within 60 s of SIGTERM")
+        deadline = time.monotonic() + 90
+        while b"mintpipe is up" not in log_path.read_bytes():
+            if process.poll() is not None:
+                pytest.fail(f"launcher exited {process.returncode}:\n{log_path.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"system not up in 90 s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.3)
+        assert httpx.get(f"{base_url}/healthz").status_code == 200
+        yield System(base_url, data_dir, log_path, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                pytest.fail("launcher did not stop within 60 s of SIGTERM")
     assert process.returncode == 0, log_path.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with launched(rabbit_url, tmp_path_factory.mktemp("system-data")) as running:
+        yield running

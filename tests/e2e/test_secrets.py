@@ -10,9 +10,7 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, free_port_base
+from tests.e2e.conftest import launched
 from tests.support.emulator import running_emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -48,18 +46,8 @@ class SecretSystem:
 
 @pytest.fixture(scope="module")
 def secret_system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretSystem]:
-    data_dir = tmp_path_factory.mktemp("secrets-system")
-    log_path = data_dir / "launcher.log"
-    http_port = free_port()
     with running_emulator(jwt=JWT) as emulator:
         env = {
-            **os.environ,
-            "MINTPIPE_AMQP_URL": rabbit_url,
-            "MINTPIPE_BROKER_PREFIX": f"sec{uuid.uuid4().hex[:8]}",
-            "MINTPIPE_DATA_DIR": str(data_dir),
-            "MINTPIPE_HTTP_PORT": str(http_port),
-            "MINTPIPE_PORT_BASE": str(free_port_base()),
-            "MINTPIPE_GRACE_SECONDS": "10",
             "MINTPIPE_LOG_LEVEL": "DEBUG",  # the chattiest the system gets
             "MINTPIPE_ADMIN_TOKEN": ADMIN_TOKEN,
             "PINNER_BACKEND": "pinata",
@@ -67,25 +55,9 @@ def secret_system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
             "PINNER_PINATA_API_URL": emulator.url,
             "PINNER_PINATA_UPLOADS_URL": emulator.url,
         }
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "launcher", "up", "--renderers", "1", "--pinners", "1"],
-                                       env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while b"mintpipe is up" not in log_path.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"system not up:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.3)
-        system = SecretSystem(f"http://127.0.0.1:{http_port}", data_dir, log_path, rabbit_url, process, emulator)
-        try:
-            yield system
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        with launched(rabbit_url, tmp_path_factory.mktemp("secrets-system"), renderers=1, env=env) as running:
+            yield SecretSystem(running.base_url, running.data_dir, running.log_path, rabbit_url, running.process,
+                               emulator)
 
 
 def wait_for_stage(system: SecretSystem, client: httpx.Client, job_id: str, stage: str, timeout: float = 120) -> dict:

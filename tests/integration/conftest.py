@@ -6,7 +6,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import RETRY_TIERS, Broker, Topology
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.pin_ledger import PinLedger
+from pinner.backends import LocalBackend
+from pinner.consumer import pin_consumer
+from pinner.pinning import PinService
+from renderer.consumer import render_consumer
+from status.bus import JobBus
+from status.consumer import events_consumer
+from status.store import JobStore
 from tests.support.broker import QueueProbe
 
 
@@ -33,3 +43,38 @@ async def probe(broker: Broker) -> QueueProbe:
     return QueueProbe(broker)
 
 
+# Each stage's consumer, made by the same factory its service runs, on this test's queues and data folder.
+
+@pytest.fixture
+async def renderer(broker: Broker, tmp_path):
+    """(consumer, artifact store) of a render replica."""
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    consumer = render_consumer(broker, artifacts)
+    await consumer.start()
+    yield consumer, artifacts
+    await consumer.stop(5)
+
+
+@pytest.fixture
+async def pinner(broker: Broker, tmp_path):
+    """(artifact store, local IPFS store, pin service) of a pin replica on the embedded local backend."""
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    store = LocalIpfsStore(tmp_path / "ipfs")
+    pins = PinService(LocalBackend(store), PinLedger(tmp_path / "pins.sqlite3", "local"), store,
+                      rate_limit=100, rate_window=60, monthly_pins=None)
+    consumer = pin_consumer(broker, artifacts, pins)
+    await consumer.start()
+    yield artifacts, store, pins
+    await consumer.stop(5)
+
+
+@pytest.fixture
+async def status_side(broker: Broker, tmp_path):
+    """(job store, consumer) of the status service's event consumer."""
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    consumer = events_consumer(broker, store, JobBus(), prefetch=16)
+    await consumer.start()
+    yield store, consumer
+    await consumer.stop(1)
+    await store.close()

@@ -14,20 +14,10 @@ import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import PROTOBUF, RETRY_TIERS
-from mintpipe.consumer import QueueConsumer
 from mintpipe.events import EventPublisher
-from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.pin_ledger import PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from pinner.backends import LocalBackend
-from pinner.consumer import PinHandler, check_pin_job
-from pinner.pinning import PinService
-from renderer.consumer import RenderHandler, check_render_job
 from renderer.render import RENDERER_VERSION, render_job
-from status.bus import JobBus
-from status.consumer import EventApplier, check_event
-from status.store import JobStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 WALLET = "0x000000000000000000000000000000000000dEaD"
@@ -116,42 +106,6 @@ async def assert_dead_lettered_at_once(probe, broker, queue: str, garbage: Garba
         assert await probe.ready(broker.topology.retry_queue(queue, seconds)) == 0
 
 
-@pytest.fixture
-async def renderer(broker, tmp_path):
-    handler = RenderHandler(broker, ArtifactStore(tmp_path / "artifacts"))
-    consumer = QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=1,
-                             check=check_render_job, on_permanent=handler.on_permanent)
-    await consumer.start()
-    yield tmp_path / "artifacts"
-    await consumer.stop(5)
-
-
-@pytest.fixture
-async def pinner(broker, tmp_path):
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    ipfs = LocalIpfsStore(tmp_path / "ipfs")
-    pins = PinService(LocalBackend(ipfs), PinLedger(tmp_path / "pins.sqlite3", "local"), ipfs,
-                      rate_limit=100, rate_window=60, monthly_pins=None)
-    handler = PinHandler(broker, artifacts, pins)
-    consumer = QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=2,
-                             check=check_pin_job, on_permanent=handler.on_permanent)
-    await consumer.start()
-    yield artifacts
-    await consumer.stop(5)
-
-
-@pytest.fixture
-async def status_store(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    consumer = QueueConsumer(broker, broker.topology.status_queue, broker_pb2.JobEvent,
-                             EventApplier(store, JobBus()), prefetch=16, check=check_event)
-    await consumer.start()
-    yield store
-    await consumer.stop(1)
-    await store.close()
-
-
 async def next_event(probe, queue: str, job_id: str, stage: int) -> broker_pb2.JobEvent:
     while True:
         event = broker_pb2.JobEvent.FromString((await probe.take(queue, timeout=60)).body)
@@ -161,11 +115,12 @@ async def next_event(probe, queue: str, job_id: str, stage: int) -> broker_pb2.J
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_render_queue_garbage_is_dead_lettered_and_the_next_job_renders(broker, probe, renderer, kind):
+    _consumer, artifacts = renderer
     topo = broker.topology
     garbage = garbage_for("render", kind)
     await publish_raw(broker, topo.jobs_exchange, "render", garbage)
     await assert_dead_lettered_at_once(probe, broker, topo.render_queue, garbage)
-    assert not any(p.name == "etc" for p in renderer.rglob("*")), "a hostile job id reached the file system"
+    assert not any(p.name == "etc" for p in artifacts.root.rglob("*")), "a hostile job id reached the file system"
 
     job = valid_render()
     await broker.publish(topo.jobs_exchange, "render", job)
@@ -176,12 +131,13 @@ async def test_render_queue_garbage_is_dead_lettered_and_the_next_job_renders(br
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_pin_queue_garbage_is_dead_lettered_and_the_next_job_pins(broker, probe, pinner, kind):
+    artifacts, _store, _pins = pinner
     topo = broker.topology
     garbage = garbage_for("pin", kind)
     await publish_raw(broker, topo.jobs_exchange, "pin", garbage)
     await assert_dead_lettered_at_once(probe, broker, topo.pin_queue, garbage)
 
-    job = valid_pin(pinner)
+    job = valid_pin(artifacts)
     await broker.publish(topo.jobs_exchange, "pin", job)
     event = await next_event(probe, topo.status_queue, job.job_id, jobs_pb2.STAGE_PINNED)
     assert event.stage == jobs_pb2.STAGE_PINNED, event.error
@@ -189,17 +145,18 @@ async def test_pin_queue_garbage_is_dead_lettered_and_the_next_job_pins(broker, 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_status_queue_garbage_is_dead_lettered_and_the_next_event_is_applied(broker, probe, status_store,
+async def test_status_queue_garbage_is_dead_lettered_and_the_next_event_is_applied(broker, probe, status_side,
                                                                                    kind):
+    store, _consumer = status_side
     topo = broker.topology
     garbage = garbage_for("events", kind)
     await publish_raw(broker, topo.events_exchange, "job.rendering", garbage)
     await assert_dead_lettered_at_once(probe, broker, topo.status_queue, garbage)
 
-    job, _ = await status_store.reserve(f"k-{kind}", "a" * 64, WALLET, "gen1", "{}")
+    job, _ = await store.reserve(f"k-{kind}", "a" * 64, WALLET, "gen1", "{}")
     await EventPublisher(broker, "test").emit(job.job_id, jobs_pb2.STAGE_RENDERING, 5)
     for _ in range(200):
-        if (await status_store.get(job.job_id)).stage == jobs_pb2.STAGE_RENDERING:
+        if (await store.get(job.job_id)).stage == jobs_pb2.STAGE_RENDERING:
             break
         await probe.ready(topo.status_queue)  # a broker round trip between looks
     else:

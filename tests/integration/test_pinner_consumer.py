@@ -9,32 +9,12 @@ import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.cid import cid_of_file
-from mintpipe.consumer import QueueConsumer
-from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.pin_ledger import PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from pinner.backends import LocalBackend
-from pinner.consumer import PinHandler, check_pin_job
-from pinner.pinning import PinService
 from renderer.render import RENDERER_VERSION, render_job
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
-
-
-@pytest.fixture
-async def pinner(broker, tmp_path):
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    store = LocalIpfsStore(tmp_path / "ipfs")
-    pins = PinService(LocalBackend(store), PinLedger(tmp_path / "pins.sqlite3", "local"), store,
-                      rate_limit=100, rate_window=60, monthly_pins=None)
-    handler = PinHandler(broker, artifacts, pins)
-    consumer = QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=2,
-                             check=check_pin_job, on_permanent=handler.on_permanent)
-    await consumer.start()
-    yield artifacts, store, pins
-    await consumer.stop(5)
 
 
 def rendered_pin_job(artifacts: ArtifactStore, seed: int = 1) -> broker_pb2.PinJob:

@@ -7,10 +7,8 @@ import uuid
 
 import pytest
 
-from mintpipe.artifacts import ArtifactStore, sha256_file
-from mintpipe.consumer import QueueConsumer
+from mintpipe.artifacts import sha256_file
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from renderer.consumer import RenderHandler, check_render_job
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration
@@ -23,17 +21,6 @@ def render_job(**settings) -> broker_pb2.RenderJob:
     full = validate_settings("gen1", settings)
     return broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(full),
                                 wallet=WALLET)
-
-
-@pytest.fixture
-async def renderer(broker, tmp_path):
-    artifacts = ArtifactStore(tmp_path / "artifacts")
-    handler = RenderHandler(broker, artifacts)
-    consumer = QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=1,
-                             check=check_render_job, on_permanent=handler.on_permanent)
-    await consumer.start()
-    yield consumer, artifacts
-    await consumer.stop(5)
 
 
 def events_of(messages) -> list[broker_pb2.JobEvent]:

@@ -2,28 +2,12 @@
 
 import pytest
 
-from mintpipe.consumer import QueueConsumer
 from mintpipe.events import EventPublisher
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.bus import JobBus
-from status.consumer import EventApplier, check_event
-from status.store import JobStore
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
-
-
-@pytest.fixture
-async def status_side(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    consumer = QueueConsumer(broker, broker.topology.status_queue, broker_pb2.JobEvent,
-                             EventApplier(store, JobBus()), prefetch=16, check=check_event)
-    await consumer.start()
-    yield store, consumer
-    await consumer.stop(1)
-    await store.close()
 
 
 async def test_events_land_in_the_store_in_stage_order_despite_duplicates(broker, probe, status_side):
