@@ -14,8 +14,11 @@ from renderer.settings import RendererSettings
 async def main() -> None:
     settings = load_settings(RendererSettings)
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
-    await run_worker("renderer", settings, lambda broker, prefetch: render_consumer(broker, artifacts, prefetch),
-                     {"artifacts": artifacts.root.is_dir})
+
+    def build(broker, prefetch):
+        return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds)
+
+    await run_worker("renderer", settings, build, {"artifacts": artifacts.root.is_dir})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
-from mintpipe.consumer import PermanentError, QueueConsumer
+from mintpipe.consumer import MAX_ATTEMPTS, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
@@ -18,6 +18,9 @@ from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job
 
 log = get_logger(__name__)
+
+# Well below RabbitMQ's default consumer timeout (1800 s), and 40× the largest render the schema allows.
+DEFAULT_DEADLINE = 600.0
 
 
 def check_render_job(job: broker_pb2.RenderJob) -> str | None:
@@ -36,11 +39,17 @@ class RenderHandler:
     `rendered` event and the pin job are both confirmed by the broker. A redelivery (crash, kill -9,
     broker restart) re-renders into the same folder, byte-identical because rendering is deterministic,
     or skips straight to the hand-over when the manifest shows the assets complete: idempotent by job id.
+
+    RabbitMQ closes the channel of a consumer that holds a delivery unacked past its consumer timeout (30 min
+    by default), which would redeliver the job mid-render. A render therefore has a deadline below that
+    (`deadline` seconds): past it the render stops within a frame and the job goes to a retry tier with a
+    reason, as a transient failure. The largest render the schema allows (240 frames of 1024²) takes ~15 s.
     """
 
-    def __init__(self, broker: Broker, artifacts: ArtifactStore) -> None:
+    def __init__(self, broker: Broker, artifacts: ArtifactStore, deadline: float = DEFAULT_DEADLINE) -> None:
         self.broker = broker
         self.artifacts = artifacts
+        self.deadline = deadline
         self.events = EventPublisher(broker, "renderer")
 
     async def on_permanent(self, job: broker_pb2.RenderJob, reason: str) -> None:
@@ -78,7 +87,12 @@ class RenderHandler:
         cancel = threading.Event()
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
-            assets = await asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel)
+            assets = await asyncio.wait_for(
+                asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel), self.deadline)
+        except TimeoutError:
+            cancel.set()
+            raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
+                                 ) from None
         except asyncio.CancelledError:
             cancel.set()  # the render thread stops at its next frame, so a draining replica exits promptly
             raise
@@ -115,8 +129,9 @@ class RenderHandler:
                 return
 
 
-def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1) -> QueueConsumer:
+def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1,
+                    deadline: float = DEFAULT_DEADLINE, max_attempts: int = MAX_ATTEMPTS) -> QueueConsumer:
     """The render queue's consumer as every replica runs it (and the tests too)."""
-    handler = RenderHandler(broker, artifacts)
+    handler = RenderHandler(broker, artifacts, deadline)
     return QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=prefetch,
-                         check=check_render_job, on_permanent=handler.on_permanent)
+                         check=check_render_job, on_permanent=handler.on_permanent, max_attempts=max_attempts)

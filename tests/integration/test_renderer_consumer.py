@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from mintpipe.artifacts import sha256_file
+from mintpipe.artifacts import ArtifactStore, sha256_file
 from mintpipe.v1 import broker_pb2, jobs_pb2
+from renderer.consumer import render_consumer
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,27 @@ async def test_settings_the_renderer_refuses_fail_the_job_with_a_reason(broker, 
     assert "settings.frames" in dead.headers["x-mintpipe-reason"]
     failed = [e for e in events_of(await probe.drain(topo.status_queue)) if e.stage == jobs_pb2.STAGE_FAILED]
     assert failed and failed[0].job_id == job.job_id and "settings.frames" in failed[0].error
+
+
+async def test_a_render_past_its_deadline_stops_and_is_retried_then_failed_with_the_reason(broker, probe, tmp_path):
+    # The deadline keeps a render inside RabbitMQ's consumer timeout; here it is tiny so every attempt overruns.
+    artifacts = ArtifactStore(tmp_path / "slow")
+    consumer = render_consumer(broker, artifacts, deadline=0.3, max_attempts=2)
+    await consumer.start()
+    job = render_job(seed=5, frames=240, size=1024)
+    await broker.publish(broker.topology.jobs_exchange, "render", job)
+
+    topo = broker.topology
+    dead = await probe.take(topo.dead_queue(topo.render_queue), timeout=30)
+    reason = "gave up after 2 attempts: render exceeded its 0.3 s deadline (RENDERER_DEADLINE_SECONDS)"
+    assert dead.headers["x-mintpipe-reason"] == reason
+    assert await probe.ready(topo.pin_queue) == 0, "a render that overran was handed to the pin stage"
+    events = events_of(await probe.drain(topo.status_queue))
+    assert events[-1].stage == jobs_pb2.STAGE_FAILED and events[-1].error == reason
+
+    # The render thread stopped within a frame and cleared its half-written files (an unstopped render of this
+    # size would hold them for ~15 s more).
+    job_dir = artifacts.job_dir(job.job_id)
+    await wait_for(lambda: not any(job_dir.iterdir()), timeout=5)
+    assert artifacts.read_manifest(job.job_id) is None
+    await consumer.stop(1)
