@@ -7,6 +7,7 @@ import asyncio
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.config import load_settings
 from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.worker import run_worker
 from pinner.backends import LocalBackend, PinataBackend, PinBackend
@@ -36,6 +37,8 @@ async def main() -> None:
                          {"store": store.root.is_dir})
     finally:
         await backend.aclose()
+        # What this replica did and how long it slept for the shared rate limit, for operators and benchmarks.
+        get_logger("pinner").info("totals", **{k: round(v, 1) for k, v in sorted(pins.counts.items())})
 
 
 if __name__ == "__main__":

@@ -55,9 +55,10 @@ class PinService:
             if wait == 0:
                 return
             self.counts["rate_waits"] += 1
-            if wait > MAX_INLINE_WAIT:
+            if wait > MAX_INLINE_WAIT:  # the retry tier's delay is logged by the consumer
                 raise TransientError(f"{self.backend.name}: shared rate limit of {self.rate_limit} requests per "
                                      f"{self.rate_window:.0f}s reached", retry_after=wait)
+            self.counts["rate_wait_seconds"] += wait
             await asyncio.sleep(wait)
 
     async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str]) -> str:

@@ -33,7 +33,21 @@ def start_pinner(rabbit_url: str, prefix: str, data_dir: Path, emu: Emulator, ra
            "PINNER_PINATA_API_URL": emu.url, "PINNER_PINATA_UPLOADS_URL": emu.url,
            "PINNER_RATE_LIMIT": str(rate_limit), "PINNER_RATE_WINDOW_SECONDS": str(window),
            "PINNER_HEALTH_PORT": str(free_port()), "MINTPIPE_GRACE_SECONDS": "5"}
-    return subprocess.Popen([sys.executable, "-m", "pinner"], env=env, stdout=subprocess.DEVNULL)
+    with open(data_dir / f"pinner-{uuid.uuid4().hex[:8]}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "pinner"], env=env, stdout=log)
+
+
+def time_lost_to_waiting(data_dir: Path) -> tuple[float, float]:
+    """(seconds slept for the shared rate limit, seconds parked in retry tiers) summed over the replicas' logs."""
+    slept = parked = 0.0
+    for path in data_dir.glob("pinner-*.log"):
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("event") == "totals":
+                slept += entry.get("rate_wait_seconds", 0.0)
+            elif entry.get("event") == "transient failure; retrying later":
+                parked += entry["retry_in"]
+    return slept, parked
 
 
 def pin_jobs(data_dir: Path, count: int) -> list[broker_pb2.PinJob]:
@@ -85,8 +99,12 @@ async def test_three_pinners_share_one_rate_limit(rabbit_url, broker_prefix, bro
         finally:
             stop(pinners)
         stats = emu.stats()
-    print(f"\n3 pinners, limit {limit}/{window:.0f}s: {stats['requests']} requests in {elapsed:.1f}s, "
-          f"max in window {stats['max_requests_in_window']}, 429s {stats['rate_limited']}")
+    slept, parked = time_lost_to_waiting(tmp_path)
+    print(f"\n3 pinners, limit {limit}/{window:.0f}s: {stats['requests']} requests in {elapsed:.1f}s (the limit "
+          f"allows it in {(stats['requests'] - 1) // limit * window:.0f}s at best), max in window "
+          f"{stats['max_requests_in_window']}, 429s {stats['rate_limited']}, uploads per CID "
+          f"{sorted(set(stats['uploads_per_cid'].values()))}; waiting: {slept:.1f}s slept across replicas, "
+          f"{parked:.0f}s parked in retry tiers")
     assert stats["max_requests_in_window"] <= limit
     assert stats["rate_limited"] == 0
     assert set(stats["uploads_per_cid"].values()) == {1}
@@ -107,8 +125,10 @@ async def test_429s_delay_jobs_through_the_retry_queue_and_lose_nothing(rabbit_u
         finally:
             stop([pinner])
         stats = emu.stats()
+    slept, parked = time_lost_to_waiting(tmp_path)
     print(f"\n429s seen {stats['rate_limited']}, requests {stats['requests']}, 2 jobs pinned in {elapsed:.1f}s "
-          f"(the server allows 4 requests per 3 s)")
+          f"(the server allows 4 requests per 3 s), uploads per CID {sorted(set(stats['uploads_per_cid'].values()))}"
+          f"; waiting: {parked:.0f}s parked in retry tiers")
     assert stats["rate_limited"] > 0, "the test did not exercise the server's limit"
     assert set(stats["uploads_per_cid"].values()) == {1}
 
