@@ -21,7 +21,7 @@ from renderer.scenes import SCENE_RENDERERS
 
 # Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
 # by another version is rendered again rather than trusted.
-RENDERER_VERSION = "1.2.0"
+RENDERER_VERSION = "1.3.0"
 PALETTE_SAMPLES = 8
 
 
