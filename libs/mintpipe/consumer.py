@@ -29,7 +29,9 @@ log = get_logger(__name__)
 M = TypeVar("M", bound=ProtoMessage)
 
 
-MAX_ATTEMPTS = 6
+# Ten attempts with the backoff below, rounded up to the retry tiers, wait 25-40 minutes in all: a backend
+# outage of a quarter of an hour fails nothing.
+MAX_ATTEMPTS = 10
 
 
 class PermanentError(Exception):
@@ -42,11 +44,15 @@ class ParkError(PermanentError):
 
 
 class TransientError(Exception):
-    """Worth retrying later; `retry_after` (seconds) when the other side said how long to wait."""
+    """Worth retrying later; `retry_after` (seconds) when the other side said how long to wait.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    `counts=False` for waits of our own making (the shared rate limit): they do not use up an attempt.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, counts: bool = True) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.counts = counts
 
 
 def attempts_so_far(message: AbstractIncomingMessage) -> int:
@@ -158,19 +164,21 @@ class QueueConsumer(Generic[M]):
 
     async def _retry(self, payload: M, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
-        if attempt + 1 >= self.max_attempts:
+        counts = getattr(exc, "counts", True)
+        if counts and attempt + 1 >= self.max_attempts:
             await self._fail(payload, message, f"gave up after {attempt + 1} attempts: {reason}")
             return
         delay = backoff_seconds(attempt, getattr(exc, "retry_after", None))
+        next_attempt = attempt + 1 if counts else attempt
         try:
-            tier = await self.broker.retry_later(self.queue_name, message, delay, attempt + 1, reason)
+            tier = await self.broker.retry_later(self.queue_name, message, delay, next_attempt, reason)
         except BrokerUnavailable:
             # Cannot park it: hand it back; the robust connection redelivers once the broker is back.
             await asyncio.sleep(min(delay, 5.0))
             if not message.processed:
                 await message.nack(requeue=True)
             return
-        log.warning("transient failure; retrying later", attempt=attempt + 1, retry_in=tier, reason=reason)
+        log.warning("transient failure; retrying later", attempt=next_attempt, retry_in=tier, reason=reason)
 
     async def _fail(self, payload: M, message: AbstractIncomingMessage, reason: str) -> None:
         log.error("permanent failure", reason=reason)

@@ -57,7 +57,7 @@ class PinService:
             self.counts["rate_waits"] += 1
             if wait > MAX_INLINE_WAIT:  # the retry tier's delay is logged by the consumer
                 raise TransientError(f"{self.backend.name}: shared rate limit of {self.rate_limit} requests per "
-                                     f"{self.rate_window:.0f}s reached", retry_after=wait)
+                                     f"{self.rate_window:.0f}s reached", retry_after=wait, counts=False)
             self.counts["rate_wait_seconds"] += wait
             await asyncio.sleep(wait)
 

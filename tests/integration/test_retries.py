@@ -70,3 +70,26 @@ async def test_exhausted_retries_dead_letter_with_the_last_reason(broker, probe)
     assert handler.failed == ["gave up after 2 attempts: backend answered 503"]
     assert len(handler.calls) == 2
     await consumer.stop(1)
+
+
+class SelfThrottled(Flaky):
+    """Waits for our own shared rate limit on the first `failures` deliveries: not the backend's fault."""
+
+    async def __call__(self, event: broker_pb2.JobEvent, message) -> None:
+        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
+        self.calls.append((event.job_id, time.monotonic(), attempt))
+        if len(self.calls) <= self.failures:
+            raise TransientError("shared rate limit reached", retry_after=0.5, counts=False)
+
+
+async def test_waits_for_our_own_rate_limit_do_not_use_up_attempts(broker, probe):
+    handler = SelfThrottled(failures=3)
+    consumer = await _consumer(broker, handler, max_attempts=2)
+    topo = broker.topology
+    await broker.publish(topo.events_exchange, "job.pinning",
+                         broker_pb2.JobEvent(job_id="d" * 32, stage=jobs_pb2.STAGE_PINNING))
+    await wait_for(lambda: len(handler.calls) == 4, timeout=30)
+    await wait_for(lambda: consumer.inflight == 0)
+    assert [c[2] for c in handler.calls] == [0, 0, 0, 0], "a wait of our own making was counted as an attempt"
+    assert handler.failed == [] and await probe.ready(topo.dead_queue(topo.status_queue)) == 0
+    await consumer.stop(1)
