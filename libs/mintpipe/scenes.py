@@ -67,6 +67,27 @@ def _too_deep(value: object, limit: int) -> bool:
     return False
 
 
+def _not_utf8(value: object) -> str | None:
+    """The dotted path of the first key or string that UTF-8 cannot encode (a lone surrogate, which a JSON
+    `\\ud800` escape yields), or None."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, child in children:
+            # The path names the key escaped (\\udc00), so the error message itself stays encodable.
+            name = str(key).encode("utf-8", "backslashreplace").decode()
+            where = f"{path}.{name}" if path else name
+            for text in (key, child):
+                if isinstance(text, str):
+                    try:
+                        text.encode()
+                    except UnicodeEncodeError:
+                        return where
+            stack.append((child, where))
+    return None
+
+
 def validate_settings(scene: str, settings: object) -> dict[str, Any]:
     """The complete settings (defaults filled), or SettingsError naming the offending field."""
     if scene not in SCENES:
@@ -76,6 +97,8 @@ def validate_settings(scene: str, settings: object) -> dict[str, Any]:
     # Depth first (cheap, and it keeps json.dumps away from hostile nesting), then size.
     if _too_deep(settings, MAX_SETTINGS_DEPTH):
         raise SettingsError("settings", f"nested deeper than {MAX_SETTINGS_DEPTH} levels")
+    if (where := _not_utf8(settings)) is not None:
+        raise SettingsError(f"settings.{where}", "is not valid Unicode text (a lone surrogate)")
     try:
         encoded = json.dumps(settings, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:

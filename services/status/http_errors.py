@@ -74,7 +74,11 @@ def from_grpc(exc: grpc.aio.AioRpcError) -> ApiError:
         trailing = dict(exc.trailing_metadata() or ())
         return ApiError(429, "resource_exhausted", details, field,
                         {"Retry-After": str(trailing.get("retry-after", "60"))})
-    # UNAVAILABLE, DEADLINE_EXCEEDED and anything unexpected: the client may retry with its key.
+    if status in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+        # A fault of ours, not of the pipeline's capacity: saying "retry" would only repeat it. No details:
+        # they may carry internals.
+        return ApiError(500, "internal", "the gateway failed on this request; it has been logged", None)
+    # UNAVAILABLE, DEADLINE_EXCEEDED and the rest: the client may retry with its key.
     return ApiError(503, "unavailable", "the pipeline cannot take jobs right now; retry with the same "
                     "Idempotency-Key", None, {"Retry-After": "2"})
 

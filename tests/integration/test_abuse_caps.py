@@ -95,3 +95,22 @@ def test_settings_too_deep_or_too_big_are_400_naming_settings(client, settings):
     assert reply.json()["error"]["field"] == "settings", reply.json()
     assert ("nested deeper" in reply.text) or ("larger than" in reply.text)
     assert jobs_of(client, owner) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"settings": {"seed": 1, "palette": "\\ud800"}, "wallet": "%s"}', "settings.palette"),
+        ('{"settings": {"\\udc00": 1}, "wallet": "%s"}', "settings.\\udc00"),
+        ('{"settings": {"seed": 1}, "wallet": "%s\\ud800"}', "wallet"),
+    ],
+    ids=["surrogate-value", "surrogate-key", "surrogate-wallet"],
+)
+def test_a_lone_surrogate_is_400_naming_the_field_not_a_5xx(client, body, field):
+    # JSON allows a "\ud800" escape, which decodes to text no UTF-8 encoder accepts.
+    owner = wallet()
+    reply = client.post("/v1/jobs", content=(body % owner).encode(), headers={
+        "Content-Type": "application/json", **from_ip(f"198.51.100.{uuid.uuid4().int % 200}")})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["field"] == field, reply.json()
+    assert jobs_of(client, owner) == 0
