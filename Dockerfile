@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY protos ./protos
 COPY libs ./libs
 COPY services ./services
+COPY tools ./tools
 RUN pip install . && useradd --create-home --uid 10001 mintpipe && mkdir -p /data && chown mintpipe /data
 USER mintpipe
 ENV MINTPIPE_DATA_DIR=/data
