@@ -16,6 +16,7 @@ from typing import Any
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 MANIFEST = "manifest.json"
+CANCELLED = "cancelled"  # a folder of markers named by job id; never a job id itself
 
 
 class ArtifactStore:
@@ -46,6 +47,17 @@ class ArtifactStore:
             return json.loads((self.job_dir(job_id) / MANIFEST).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+
+    # Cancellation: the store is the one place every stage shares (a volume in compose), so an operator's cancel
+    # is a marker here that renderers and pinners look for before and during their work, whichever replica
+    # holds the job and whenever it started.
+    def cancel(self, job_id: str) -> None:
+        self.job_dir(job_id)  # validates the id
+        (self.root / CANCELLED).mkdir(exist_ok=True)
+        write_atomic(self.root / CANCELLED / job_id, b"cancelled by an operator")
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return (self.root / CANCELLED / job_id).exists()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -3,6 +3,7 @@
 The handler does the work; this runner acks only after the handler returned (so after its effect).
 - a body that does not parse as the expected protobuf, or fails its own checks → <queue>.dead with the reason;
 - PermanentError → on_permanent (e.g. publish `failed`), then <queue>.dead with the reason;
+- JobCancelled (an operator cancelled the job) → acked and dropped;
 - any other exception is transient: the message waits in a retry tier (jittered exponential backoff, or the
   backend's Retry-After) without blocking the queue, then comes back; after MAX_ATTEMPTS it is treated as
   permanent ("gave up after N attempts: <last reason>").
@@ -41,6 +42,10 @@ class PermanentError(Exception):
 class ParkError(PermanentError):
     """Cannot succeed until an operator acts (bad credentials, budget spent): dead-lettered for replay, and the
     job is not failed, so the replay can still finish it."""
+
+
+class JobCancelled(Exception):
+    """An operator cancelled the job: the message is acked and dropped (the job store already says why)."""
 
 
 class TransientError(Exception):
@@ -149,6 +154,11 @@ class QueueConsumer(Generic[M]):
                 if not message.processed:
                     await asyncio.shield(message.nack(requeue=True))
                 raise
+            except JobCancelled:
+                log.warning("job cancelled by an operator; dropped")
+                if not message.processed:
+                    await message.ack()
+                return
             except ParkError as exc:
                 log.error("parked for an operator", reason=str(exc))
                 await self._dead_letter(message, str(exc))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.artifacts import ArtifactStore, sha256_file, write_atomic
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
-from mintpipe.consumer import PermanentError, QueueConsumer
+from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
 from mintpipe.events import PIN_END, PIN_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -39,6 +40,8 @@ class PinHandler:
     Ack policy: acks after all pins are done and the `pinned` event is confirmed by the broker. A
     redelivery uploads nothing twice: content ids are computed locally and looked up (pin ledger, then the
     backend's own list) before any upload, so replaying a job only re-announces the same CIDs.
+
+    An operator's cancel (a marker in the artifact store) is honoured before each upload: acked, dropped.
     """
 
     def __init__(self, broker: Broker, artifacts: ArtifactStore, pins: PinService) -> None:
@@ -51,11 +54,15 @@ class PinHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
 
     async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
+        if self.artifacts.is_cancelled(job.job_id):
+            raise JobCancelled
         await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, PIN_START)
         keyvalues = {"job_id": job.job_id, "settings_hash": job.settings_hash}
         cids: dict[str, str] = {}
         steps = len(job.artifacts) + 1
         for done, artifact in enumerate(job.artifacts, start=1):
+            if self.artifacts.is_cancelled(job.job_id):  # an operator's cancel: upload nothing more
+                raise JobCancelled
             path = await asyncio.to_thread(self._verified_path, artifact)
             cids[artifact.kind] = await self.pins.pin(path, artifact.content_type, path.name, job.job_id,
                                                       {**keyvalues, "sha256": artifact.sha256})
@@ -64,7 +71,10 @@ class PinHandler:
         _cid, body = cid_of_json(build_metadata(job, cids))
         meta_path = self.artifacts.job_dir(job.job_id) / METADATA_FILE
         await asyncio.to_thread(write_atomic, meta_path, body)
-        meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id, keyvalues)
+        if self.artifacts.is_cancelled(job.job_id):
+            raise JobCancelled
+        meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
+                                       {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()})
         await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
         assets = jobs_pb2.JobAssets(image=cids.get("image", ""), animation=cids.get("animation", ""),
                                     preview=cids.get("preview", ""), metadata=meta_cid)

@@ -10,15 +10,16 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
-from mintpipe.consumer import MAX_ATTEMPTS, PermanentError, QueueConsumer, TransientError
+from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from renderer.render import RENDERER_VERSION, render_job
+from renderer.render import RENDERER_VERSION, RenderCancelled, render_job
 
 log = get_logger(__name__)
 
+CANCEL_POLL = 0.5  # seconds between looks for an operator's cancel marker while rendering
 # Well below RabbitMQ's default consumer timeout (1800 s), and 40× the largest render the schema allows.
 DEFAULT_DEADLINE = 600.0
 
@@ -44,6 +45,9 @@ class RenderHandler:
     by default), which would redeliver the job mid-render. A render therefore has a deadline below that
     (`deadline` seconds): past it the render stops within a frame and the job goes to a retry tier with a
     reason, as a transient failure. The largest render the schema allows (240 frames of 1024²) takes ~15 s.
+
+    An operator's cancel (a marker in the artifact store) is honoured before rendering, within half a second
+    while rendering (the render stops within a frame), and before the hand-over: the message is acked, dropped.
     """
 
     def __init__(self, broker: Broker, artifacts: ArtifactStore, deadline: float = DEFAULT_DEADLINE) -> None:
@@ -56,6 +60,8 @@ class RenderHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
 
     async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
+        if self.artifacts.is_cancelled(job.job_id):
+            raise JobCancelled
         try:
             settings = validate_settings(job.scene, json.loads(job.settings_json))
         except (SettingsError, json.JSONDecodeError) as exc:
@@ -66,6 +72,8 @@ class RenderHandler:
         else:
             log.info("assets already rendered; handing over again")
 
+        if self.artifacts.is_cancelled(job.job_id):
+            raise JobCancelled
         pin = broker_pb2.PinJob(
             job_id=job.job_id, scene=job.scene, settings_json=job.settings_json, wallet=job.wallet,
             renderer_version=manifest["renderer_version"], settings_hash=manifest["settings_hash"],
@@ -85,6 +93,7 @@ class RenderHandler:
 
         reporter = asyncio.create_task(self._report(job.job_id, latest))
         cancel = threading.Event()
+        watcher = asyncio.create_task(self._watch_for_cancel(job.job_id, cancel))
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
             assets = await asyncio.wait_for(
@@ -93,10 +102,15 @@ class RenderHandler:
             cancel.set()
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
                                  ) from None
+        except RenderCancelled:
+            if self.artifacts.is_cancelled(job.job_id):
+                raise JobCancelled from None
+            raise
         except asyncio.CancelledError:
             cancel.set()  # the render thread stops at its next frame, so a draining replica exits promptly
             raise
         finally:
+            watcher.cancel()
             await latest.put(-1)  # tells the reporter to flush and stop
             await reporter
         manifest = {
@@ -111,6 +125,12 @@ class RenderHandler:
         self.artifacts.write_manifest(job.job_id, manifest)
         log.info("rendered", files={a.kind: a.size for a in assets})
         return manifest
+
+    async def _watch_for_cancel(self, job_id: str, cancel: threading.Event) -> None:
+        while not cancel.is_set():
+            await asyncio.sleep(CANCEL_POLL)
+            if self.artifacts.is_cancelled(job_id):
+                cancel.set()
 
     async def _report(self, job_id: str, latest: asyncio.Queue[int]) -> None:
         """Publishes progress as it comes, coalescing whatever piled up while a publish was in flight."""

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
+from mintpipe.broker import RETRY_TIERS
 from mintpipe.cid import cid_of_file
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -81,3 +82,20 @@ async def test_garbage_is_dead_lettered_with_a_reason(broker, probe, pinner):
     await broker.publish(topo.jobs_exchange, "pin", broker_pb2.PinJob(job_id="x"))
     dead = await probe.take(topo.dead_queue(topo.pin_queue))
     assert "job_id must be 32 hex digits" in dead.headers["x-mintpipe-reason"]
+
+
+async def test_a_job_cancelled_by_an_operator_uploads_nothing_and_is_dropped(broker, probe, pinner):
+    artifacts, _store, pins = pinner
+    cancelled, kept = rendered_pin_job(artifacts, seed=5), rendered_pin_job(artifacts, seed=6)
+    artifacts.cancel(cancelled.job_id)  # what the admin cancel route does
+    await broker.publish(broker.topology.jobs_exchange, "pin", cancelled)
+    await broker.publish(broker.topology.jobs_exchange, "pin", kept)
+    event = await pinned_event(probe, broker.topology.status_queue)
+    assert event.job_id == kept.job_id and event.stage == jobs_pb2.STAGE_PINNED
+    assert pins.counts["uploads"] == 4, "the cancelled job's assets were uploaded"
+    topo = broker.topology
+    assert await probe.ready(topo.pin_queue) == 0 and await probe.ready(topo.dead_queue(topo.pin_queue)) == 0
+    for seconds in RETRY_TIERS:  # acked and dropped, not parked for a retry
+        assert await probe.ready(topo.retry_queue(topo.pin_queue, seconds)) == 0
+    others = [broker_pb2.JobEvent.FromString(m.body) for m in await probe.drain(topo.status_queue)]
+    assert all(e.job_id != cancelled.job_id for e in others)

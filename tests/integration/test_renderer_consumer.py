@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from mintpipe.artifacts import ArtifactStore, sha256_file
+from mintpipe.broker import RETRY_TIERS
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.consumer import render_consumer
 from tests.support.broker import wait_for
@@ -107,3 +108,23 @@ async def test_a_render_past_its_deadline_stops_and_is_retried_then_failed_with_
     await wait_for(lambda: not any(job_dir.iterdir()), timeout=5)
     assert artifacts.read_manifest(job.job_id) is None
     await consumer.stop(1)
+
+
+async def test_an_operator_cancel_stops_a_render_midway_and_drops_the_job(broker, probe, renderer):
+    consumer, artifacts = renderer
+    job = render_job(seed=6, frames=240, size=1024)  # ~15 s to render whole
+    await broker.publish(broker.topology.jobs_exchange, "render", job)
+    first = broker_pb2.JobEvent.FromString((await probe.take(broker.topology.status_queue, timeout=30)).body)
+    assert first.stage == jobs_pb2.STAGE_RENDERING
+    artifacts.cancel(job.job_id)  # what the admin cancel route does
+
+    await wait_for(lambda: consumer.inflight == 0, timeout=5)
+    job_dir = artifacts.job_dir(job.job_id)
+    assert not any(job_dir.iterdir()), "the cancelled render left files behind"
+    topo = broker.topology
+    assert await probe.ready(topo.pin_queue) == 0, "a cancelled job was handed to the pin stage"
+    assert await probe.ready(topo.render_queue) == 0 and await probe.ready(topo.dead_queue(topo.render_queue)) == 0
+    for seconds in RETRY_TIERS:  # acked and dropped, not parked for a retry
+        assert await probe.ready(topo.retry_queue(topo.render_queue, seconds)) == 0
+    events = events_of(await probe.drain(topo.status_queue))
+    assert all(e.stage == jobs_pb2.STAGE_RENDERING for e in events)
