@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.broker import RETRY_TIERS, Broker, Topology  # noqa: E402
+from mintpipe.broker import Broker, Topology  # noqa: E402
 from mintpipe.scenes import validate_settings  # noqa: E402
 from mintpipe.v1 import broker_pb2  # noqa: E402
 
@@ -102,10 +102,9 @@ async def measure(url: str, argv: list[str], settings: dict) -> dict:
         finally:
             replica.send_signal(signal.SIGTERM)
             await asyncio.wait_for(replica.wait(), 30)
-            for queue in topo.work_queues:
-                for name in (queue, topo.dead_queue(queue), *(topo.retry_queue(queue, s) for s in RETRY_TIERS)):
-                    await channel.queue_delete(name)
-            for exchange in (topo.jobs_exchange, topo.events_exchange, topo.dead_letter_exchange):
+            for queue in topo.all_queues:
+                await channel.queue_delete(queue)
+            for exchange in topo.exchanges:
                 await channel.exchange_delete(exchange)
             await broker.close()
     return {"seconds": seconds, "rest": rest, "peak": peak, "job": peak - rest, "anon": anon,

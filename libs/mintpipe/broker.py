@@ -61,6 +61,12 @@ class Topology:
     def status_queue(self) -> str:
         return f"{self.prefix}.status.events"
 
+    @property
+    def dead_watch_queue(self) -> str:
+        """A copy of every dead letter of the render and pin stages, for the status service (see
+        status.dead_letters); the originals stay in `<queue>.dead` for operators."""
+        return f"{self.prefix}.status.dead-letters"
+
     @staticmethod
     def dead_queue(queue: str) -> str:
         return f"{queue}.dead"
@@ -72,6 +78,16 @@ class Topology:
     @property
     def work_queues(self) -> tuple[str, ...]:
         return (self.render_queue, self.pin_queue, self.status_queue)
+
+    @property
+    def all_queues(self) -> tuple[str, ...]:
+        """Every queue this topology declares (to remove a test's or a benchmark's topology)."""
+        per_stage = [(q, self.dead_queue(q), *(self.retry_queue(q, t) for t in RETRY_TIERS)) for q in self.work_queues]
+        return (*(name for names in per_stage for name in names), self.dead_watch_queue)
+
+    @property
+    def exchanges(self) -> tuple[str, ...]:
+        return (self.jobs_exchange, self.events_exchange, self.dead_letter_exchange)
 
 
 def retry_tier(delay: float) -> int:
@@ -92,6 +108,9 @@ async def declare_topology(channel: AbstractChannel, topo: Topology) -> None:
     jobs = await channel.declare_exchange(topo.jobs_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     events = await channel.declare_exchange(topo.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(topo.dead_letter_exchange, aio_pika.ExchangeType.DIRECT, durable=True)
+    watch = await channel.declare_queue(topo.dead_watch_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    for stage_queue in (topo.render_queue, topo.pin_queue):
+        await watch.bind(dlx, routing_key=stage_queue)
     for queue, exchange, key in (
         (topo.render_queue, jobs, "render"),
         (topo.pin_queue, jobs, "pin"),

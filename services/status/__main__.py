@@ -21,6 +21,7 @@ from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.bus import JobBus
 from status.consumer import events_consumer
+from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.settings import StatusSettings
@@ -58,6 +59,8 @@ async def main() -> None:
 
     consumer = events_consumer(broker, store, bus, settings.prefetch)
     await consumer.start()
+    dead_letters = DeadLetterWatch(broker, store, bus)
+    await dead_letters.start()
     sweeper = asyncio.create_task(
         OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())
     retention = asyncio.create_task(RetentionSweeper(
@@ -82,6 +85,7 @@ async def main() -> None:
     await grpc_server.begin_shutdown()
     sweeper.cancel()
     retention.cancel()
+    await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True
     AppStatus.should_exit = True  # ends open SSE streams; clients reconnect to another replica

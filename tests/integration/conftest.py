@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
-from mintpipe.broker import RETRY_TIERS, Broker, Topology
+from mintpipe.broker import Broker, Topology
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import LocalBackend
@@ -27,13 +27,9 @@ async def broker(rabbit_url: str, broker_prefix: str) -> AsyncIterator[Broker]:
     yield b
     # Drop this test's queues and exchanges; the vhost goes at session end anyway.
     channel = await b.channel(1)
-    topo = b.topology
-    for queue in topo.work_queues:
+    for queue in b.topology.all_queues:
         await channel.queue_delete(queue)
-        await channel.queue_delete(topo.dead_queue(queue))
-        for seconds in RETRY_TIERS:
-            await channel.queue_delete(topo.retry_queue(queue, seconds))
-    for exchange in (topo.jobs_exchange, topo.events_exchange, topo.dead_letter_exchange):
+    for exchange in b.topology.exchanges:
         await channel.exchange_delete(exchange)
     await b.close()
 

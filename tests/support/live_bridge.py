@@ -18,7 +18,7 @@ import grpc
 import uvicorn
 
 from gateway.service import GatewayService
-from mintpipe.broker import RETRY_TIERS, Broker, Topology
+from mintpipe.broker import Broker, Topology
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
@@ -110,10 +110,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
 
 async def _delete_topology(broker: Broker) -> None:
     channel = await broker.channel(1)
-    topo = broker.topology
-    for queue in topo.work_queues:
-        for name in (queue, topo.dead_queue(queue), *(topo.retry_queue(queue, s) for s in RETRY_TIERS)):
-            await channel.queue_delete(name)
-    for exchange in (topo.jobs_exchange, topo.events_exchange, topo.dead_letter_exchange):
+    for queue in broker.topology.all_queues:
+        await channel.queue_delete(queue)
+    for exchange in broker.topology.exchanges:
         await channel.exchange_delete(exchange)
     await channel.close()

@@ -1,0 +1,87 @@
+"""Jobs the broker gave up on: failed in the store with a reason, instead of left `rendering` forever."""
+
+from __future__ import annotations
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from google.protobuf.message import DecodeError
+
+from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker
+from mintpipe.events import is_job_id
+from mintpipe.log import get_logger
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from status.bus import JobBus
+from status.store import JobStore
+
+log = get_logger(__name__)
+
+JOB_TYPES = {broker_pb2.RenderJob.DESCRIPTOR.full_name: broker_pb2.RenderJob,
+             broker_pb2.PinJob.DESCRIPTOR.full_name: broker_pb2.PinJob}
+
+
+def broker_reason(message: AbstractIncomingMessage, stage_queue: str) -> str:
+    why = (message.headers or {}).get("x-first-death-reason")
+    why = why.decode() if isinstance(why, bytes) else str(why or "dead-lettered by the broker")
+    times = f" after {DELIVERY_LIMIT + 1} deliveries" if why == "delivery_limit" else ""
+    return (f"{stage_queue}: the broker gave up on it ({why}){times}: every replica that took it stopped before "
+            f"finishing (crashed, killed or drained). Parked in {stage_queue}.dead; an operator can replay it.")
+
+
+class DeadLetterWatch:
+    """Consumes a copy of every message dead-lettered from the render and pin queues (the operator's
+    `<queue>.dead` keeps the original for replay).
+
+    Our own dead letters carry a reason header: their job was failed at once (or parked on purpose) by the
+    stage that dead-lettered them, so they are only acked. A message the broker dead-lettered by itself (its
+    delivery limit reached) has no reason and nobody sent a `failed` event: its job is failed here, with a
+    reason a person can act on.
+
+    Ack policy: acks after the failure is committed to the job store (or it is clear there is nothing to do). A
+    redelivery applies the same failure again, which changes nothing (transitions never go backwards).
+    """
+
+    def __init__(self, broker: Broker, store: JobStore, bus: JobBus) -> None:
+        self.broker = broker
+        self.store = store
+        self.bus = bus
+        self._queue: AbstractQueue | None = None
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        channel = await self.broker.channel(16)
+        # Passive on the robust channel, so the consumer is restored after a broker restart (see QueueConsumer).
+        self._queue = await channel.declare_queue(self.broker.topology.dead_watch_queue, passive=True)
+        self._tag = await self._queue.consume(self._on_message, no_ack=False)
+
+    async def stop(self) -> None:
+        if self._queue is not None and self._tag is not None:
+            try:
+                await self._queue.cancel(self._tag)
+            except Exception as exc:  # the channel may already be gone
+                log.warning("cancel failed", error=str(exc))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        job_type = JOB_TYPES.get(message.type or "")
+        headers = message.headers or {}
+        if REASON_HEADER in headers or job_type is None:
+            await message.ack()  # ours (already accounted for) or not a job at all (the original stays in .dead)
+            return
+        try:
+            job_id = job_type.FromString(message.body).job_id
+        except DecodeError:
+            job_id = ""
+        if not is_job_id(job_id):
+            await message.ack()
+            return
+        stage_queue = message.routing_key or "a work queue"
+        reason = broker_reason(message, stage_queue)
+        try:
+            record = await self.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
+                                                                error=reason, source="broker"))
+        except Exception as exc:  # the store is unwell: hand it back, it comes again
+            log.error("could not record a dead-lettered job; handed back", job_id=job_id, error=repr(exc))
+            await message.nack(requeue=True)
+            return
+        if record is not None:
+            self.bus.publish(record)
+        log.error("job failed: the broker dead-lettered it", job_id=job_id, reason=reason)
+        await message.ack()

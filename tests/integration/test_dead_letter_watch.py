@@ -1,0 +1,83 @@
+"""A job whose message the broker itself dead-letters (delivery limit reached: every replica that took it
+stopped before acking) is failed in the store with a reason, not left mid-stage forever; the original waits in
+`<queue>.dead` for an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER
+from mintpipe.v1 import broker_pb2, jobs_pb2
+from status.bus import JobBus
+from status.dead_letters import DeadLetterWatch
+from tests.support.broker import wait_for
+
+pytestmark = pytest.mark.integration
+WALLET = "0x000000000000000000000000000000000000dEaD"
+
+
+@pytest.fixture
+async def watch(broker, status_side):
+    store, _consumer = status_side
+    watcher = DeadLetterWatch(broker, store, JobBus())
+    await watcher.start()
+    yield store
+    await watcher.stop()
+
+
+async def crash_every_delivery(broker, queue: str) -> int:
+    """Take the message and hand it back unacked, as a replica killed mid-job does, until the broker gives up."""
+    channel = await broker.channel(1)
+    q = await channel.get_queue(queue, ensure=False)
+    deliveries = 0
+    while (message := await q.get(no_ack=False, fail=False, timeout=5)) is not None:
+        deliveries += 1
+        await message.nack(requeue=True)
+        assert deliveries <= DELIVERY_LIMIT + 1, "the broker never dead-lettered it"
+    await channel.close()
+    return deliveries
+
+
+async def test_a_job_the_broker_dead_letters_is_failed_with_a_reason_and_kept_for_replay(broker, probe, watch):
+    store = watch
+    job, _ = await store.reserve("dead-1", "c" * 64, WALLET, "gen1", json.dumps({"seed": 1}))
+    await broker.publish(broker.topology.jobs_exchange, "render", broker_pb2.RenderJob(
+        job_id=job.job_id, scene="gen1", settings_json=json.dumps({"seed": 1}), wallet=WALLET))
+
+    deliveries = await crash_every_delivery(broker, broker.topology.render_queue)
+    assert deliveries == DELIVERY_LIMIT + 1
+
+    record = await wait_for(lambda: _failed(store, job.job_id), timeout=15)
+    error = record.state.error
+    assert f"the broker gave up on it (delivery_limit) after {DELIVERY_LIMIT + 1} deliveries" in error, error
+    assert "can replay it" in error
+    topo = broker.topology
+    original = await probe.take(topo.dead_queue(topo.render_queue), timeout=10)
+    assert broker_pb2.RenderJob.FromString(original.body).job_id == job.job_id
+    assert await wait_for(lambda: _empty(probe, topo.dead_watch_queue))
+
+
+async def test_our_own_dead_letters_are_left_to_the_stage_that_made_them(broker, probe, watch):
+    store = watch
+    job, _ = await store.reserve("dead-2", "d" * 64, WALLET, "gen1", json.dumps({"seed": 2}))
+    # A parked job (bad credentials, say) is dead-lettered with our reason and deliberately not failed.
+    await broker.publish(broker.topology.dead_letter_exchange, broker.topology.pin_queue,
+                         broker_pb2.PinJob(job_id=job.job_id, scene="gen1", wallet=WALLET),
+                         headers={REASON_HEADER: "pinata: 401 bad credentials"})
+    # The confirmed publish put a copy in the watch queue; once it is gone the watch has seen it.
+    assert await wait_for(lambda: _empty(probe, broker.topology.dead_watch_queue))
+    await asyncio.sleep(0.5)
+    assert (await store.get(job.job_id)).stage == jobs_pb2.STAGE_QUEUED
+    assert await probe.ready(broker.topology.dead_queue(broker.topology.pin_queue)) == 1
+
+
+async def _failed(store, job_id):
+    record = await store.get(job_id)
+    return record if record.stage == jobs_pb2.STAGE_FAILED else None
+
+
+async def _empty(probe, queue):
+    return await probe.ready(queue) == 0
