@@ -17,7 +17,7 @@ from renderer.consumer import render_consumer
 from status.bus import JobBus
 from status.consumer import events_consumer
 from status.store import JobStore
-from tests.support.broker import QueueProbe
+from tests.support.broker import QueueProbe, delete_topology
 
 
 @pytest.fixture
@@ -25,12 +25,7 @@ async def broker(rabbit_url: str, broker_prefix: str) -> AsyncIterator[Broker]:
     b = Broker(rabbit_url, Topology(broker_prefix), "test")
     await b.connect(attempts=3)
     yield b
-    # Drop this test's queues and exchanges; the vhost goes at session end anyway.
-    channel = await b.channel(1)
-    for queue in b.topology.all_queues:
-        await channel.queue_delete(queue)
-    for exchange in b.topology.exchanges:
-        await channel.exchange_delete(exchange)
+    await delete_topology(b)  # this test's queues and exchanges; the vhost goes at session end anyway
     await b.close()
 
 

@@ -56,3 +56,13 @@ async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
             return result
         await asyncio.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+async def delete_topology(broker: Broker) -> None:
+    """Drop every queue and exchange of the broker's topology (a test's own prefix)."""
+    channel = await broker.channel(1)
+    for queue in broker.topology.all_queues:
+        await channel.queue_delete(queue)
+    for exchange in broker.topology.exchanges:
+        await channel.exchange_delete(exchange)
+    await channel.close()

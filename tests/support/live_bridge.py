@@ -29,6 +29,7 @@ from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.store import JobStore
 from tests.conftest import free_port
+from tests.support.broker import delete_topology
 
 
 @contextmanager
@@ -83,7 +84,7 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
             for grpc_server in (gateway_server, status_server):
                 await grpc_server.begin_shutdown()
                 await grpc_server.stop(0)
-            await _delete_topology(broker)
+            await delete_topology(broker)
             await broker.close()
             await store.close()
 
@@ -107,11 +108,3 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
         thread.join(30)
         loop.close()
 
-
-async def _delete_topology(broker: Broker) -> None:
-    channel = await broker.channel(1)
-    for queue in broker.topology.all_queues:
-        await channel.queue_delete(queue)
-    for exchange in broker.topology.exchanges:
-        await channel.exchange_delete(exchange)
-    await channel.close()
