@@ -9,24 +9,67 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(token|jwt|password|secret|authorization|api[_-]?key)", re.I)
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.I)
+# Keys whose value is a secret whatever it looks like. Named exactly (plus a few suffixes) rather than
+# "anything containing token": `token_uri`, `token_id` and friends are public and operators need them.
+_SECRET_NAMES = frozenset({
+    "token", "jwt", "password", "passwd", "secret", "authorization", "proxy_authorization", "cookie",
+    "set_cookie", "api_key", "apikey", "admin_token", "private_key", "client_secret", "credentials",
+})
+_SECRET_SUFFIXES = ("_token", "_jwt", "_password", "_passwd", "_secret", "_api_key", "_apikey", "_private_key")
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+# A JWT is three base64url parts and its header always starts with `{"`, i.e. "eyJ" once encoded.
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# key=value pairs in free text (DSNs, query strings, exception messages).
+_ASSIGNED = re.compile(
+    r"(?<![A-Za-z0-9_])([A-Za-z0-9_]*?(?:password|passwd|pwd|secret|token|jwt|api_?key)=)[^\s&;,'\"]+", re.I)
+_MAX_DEPTH = 8
+
+
+def is_secret_key(key: str) -> bool:
+    name = key.lower().replace("-", "_")
+    return name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)
 
 
 def scrub(text: str) -> str:
     text = _URL_PASSWORD.sub(r"\g<scheme>***@", text)
-    return _BEARER.sub(r"\1***", text)
+    text = _BEARER.sub(r"\1***", text)
+    text = _JWT.sub("***", text)
+    return _ASSIGNED.sub(r"\1***", text)
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        return {k: "***" if isinstance(k, str) and is_secret_key(k) and value[k] not in (None, "", False)
+                else _clean(value[k], depth + 1) for k in value}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(v, depth + 1) for v in value]
+    # Anything else (an exception passed as a value, a URL object…) would be rendered through repr();
+    # scrub that text now, since the renderer runs after us.
+    return scrub(repr(value))
 
 
 def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    # Last line of defence: whatever a caller passes, secrets never reach the log stream.
-    for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and value not in (None, "", False):
-            event[key] = "***"
-        elif isinstance(value, str):
-            event[key] = scrub(value)
-    return event
+    # Last line of defence: whatever a caller passes, secrets never reach the log stream. Runs after
+    # format_exc_info, so the rendered traceback (which quotes exception messages) is scrubbed too.
+    return _clean(event)
+
+
+def _processors() -> list[Any]:
+    """What turns an event dict into the final JSON line, in order."""
+    return [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.format_exc_info,
+        _redact,
+        structlog.processors.JSONRenderer(),
+    ]
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -42,15 +85,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            _redact,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-    )
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=_processors())
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()

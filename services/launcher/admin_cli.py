@@ -1,4 +1,7 @@
-"""`mintpipe admin …`: the operator routes from a terminal (token from MINTPIPE_ADMIN_TOKEN)."""
+"""`mintpipe admin …`: the operator routes from a terminal (token from MINTPIPE_ADMIN_TOKEN).
+
+Answers go to stdout as JSON; anything that went wrong gets one line on stderr saying what to do, and a
+non-zero exit (1: the bridge said no or could not be reached, 2: usage). The token itself is never printed."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 import httpx
 
@@ -23,17 +27,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cancel.add_argument("job_id")
 
 
+def _fail(message: str) -> int:
+    print(f"mintpipe admin: {message}", file=sys.stderr)
+    return 1
+
+
+def _error_message(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message") or body["error"].get("code") or "")
+    return ""
+
+
 def run(args: argparse.Namespace) -> int:
     token = os.environ.get("MINTPIPE_ADMIN_TOKEN")
     if not token:
-        print("set MINTPIPE_ADMIN_TOKEN to the bridge's admin token", file=sys.stderr)
+        print("mintpipe admin: set MINTPIPE_ADMIN_TOKEN to the bridge's admin token", file=sys.stderr)
         return 2
-    with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        if args.verb == "dead-letters":
-            reply = client.get(f"/v1/admin/dead-letters/{args.queue}")
-        elif args.verb == "replay":
-            reply = client.post(f"/v1/admin/dead-letters/{args.queue}/replay", json={"message_ids": args.ids})
-        else:
-            reply = client.post(f"/v1/admin/jobs/{args.job_id}/cancel")
-    print(json.dumps(reply.json(), indent=2))
-    return 0 if reply.is_success else 1
+    try:
+        with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            if args.verb == "dead-letters":
+                reply = client.get(f"/v1/admin/dead-letters/{args.queue}")
+            elif args.verb == "replay":
+                reply = client.post(f"/v1/admin/dead-letters/{args.queue}/replay", json={"message_ids": args.ids})
+            else:
+                reply = client.post(f"/v1/admin/jobs/{args.job_id}/cancel")
+    except httpx.HTTPError as exc:
+        # The exception's text names the URL, never the request headers.
+        return _fail(f"cannot reach the bridge at {args.url}: {type(exc).__name__}: {exc}")
+    if reply.status_code == 401:
+        return _fail("the bridge refused the admin token (HTTP 401): set MINTPIPE_ADMIN_TOKEN to the token the "
+                     "bridge was started with (a bridge started without one refuses every admin call)")
+    try:
+        body = reply.json()
+    except ValueError:
+        return _fail(f"unexpected answer from {args.url} (HTTP {reply.status_code}, not JSON): is this the bridge?")
+    # The body is printed even on failure: a replay stopped midway says there how many went back.
+    print(json.dumps(body, indent=2))
+    if reply.is_success:
+        return 0
+    return _fail(f"HTTP {reply.status_code}: {_error_message(body) or reply.reason_phrase}")

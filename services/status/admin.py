@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from fastapi import APIRouter, Depends, Header, Path
+from fastapi.responses import JSONResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker
+from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
-from status.http_errors import ApiError, ErrorOut
+from status.http_errors import ApiError, ErrorOut, error_body
 from status.store import JobStore
 
 log = get_logger(__name__)
 BROWSE_LIMIT = 500
+# A robust channel waits for a lost connection to come back before doing anything; an operator's request
+# should get a 503 instead of hanging on it.
+BROKER_TIMEOUT = 10.0
+RETRY_AFTER = "5"
+# What the broker (or its connection going away) throws at us: each is a 503, never a 500.
+BROKER_ERRORS = (BrokerUnavailable, AMQPError, ChannelInvalidStateError, OSError, TimeoutError)
 _TYPES = {t.DESCRIPTOR.full_name: t for t in (broker_pb2.RenderJob, broker_pb2.PinJob, broker_pb2.JobEvent)}
 
 
@@ -48,6 +59,20 @@ def _job_id(message: Any) -> str:
         return ""
 
 
+def _broker_down(exc: BaseException | str) -> ApiError:
+    detail = exc if isinstance(exc, str) else type(exc).__name__
+    return ApiError(503, "unavailable", f"broker: unavailable ({detail}); nothing was changed, retry later", None,
+                    {"Retry-After": RETRY_AFTER})
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    """Closing hands unacked dead letters back to their queue. When the connection is already gone the
+    broker has done that itself, so a failure here changes nothing and must not hide the real answer."""
+    with contextlib.suppress(*BROKER_ERRORS):
+        async with asyncio.timeout(BROKER_TIMEOUT):
+            await channel.close()
+
+
 def create_admin_router(deps: AdminDeps) -> APIRouter:
     topo = deps.broker.topology
     queues = {"render": topo.render_queue, "pin": topo.pin_queue, "events": topo.status_queue}
@@ -62,20 +87,30 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
                            "Authorization", {"WWW-Authenticate": "Bearer"})
 
     router = APIRouter(prefix="/v1/admin", dependencies=[Depends(require_token)], tags=["admin"],
-                       responses={code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413)})
+                       responses={code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 503)})
 
     def work_queue(name: str) -> str:
         if name not in queues:
             raise ApiError(400, "invalid_argument", f"queue: one of {', '.join(queues)}", "queue")
         return queues[name]
 
-    async def browse(queue: str):
+    async def browse(queue: str) -> tuple[AbstractChannel, list[AbstractIncomingMessage]]:
         """Dead letters of `queue`, held unacked on a private channel (closing it hands them all back)."""
-        channel = await deps.broker.channel(BROWSE_LIMIT)
-        dead = await channel.get_queue(topo.dead_queue(queue), ensure=False)
-        messages = []
-        while len(messages) < BROWSE_LIMIT and (m := await dead.get(no_ack=False, fail=False)) is not None:
-            messages.append(m)
+        if not deps.broker.connected:
+            raise _broker_down("not connected")
+        channel: AbstractChannel | None = None
+        messages: list[AbstractIncomingMessage] = []
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT):
+                channel = await deps.broker.channel(BROWSE_LIMIT)
+                dead = await channel.get_queue(topo.dead_queue(queue), ensure=False)
+                while len(messages) < BROWSE_LIMIT and (m := await dead.get(no_ack=False, fail=False)) is not None:
+                    messages.append(m)
+        except BROKER_ERRORS as exc:
+            if channel is not None:
+                await _close_quietly(channel)
+            log.warning("cannot read dead letters", queue=queue, error=repr(exc))
+            raise _broker_down(exc) from None
         return channel, messages
 
     @router.get("/dead-letters/{queue}")
@@ -88,32 +123,81 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
                  "dead_lettered_by": (m.headers or {}).get("x-mintpipe-dead-lettered-by"),
                  "size": len(m.body)} for m in messages]}
         finally:
-            await channel.close()
+            await _close_quietly(channel)
 
-    @router.post("/dead-letters/{queue}/replay")
-    async def replay(queue: QueueName, body: ReplayRequest | None = None) -> dict[str, Any]:
+    async def reopen(job_id: str) -> str | None:
+        """Reopen a failed job before its message goes back (a failed job ignores events). Returns the error
+        to put back should the message not go back after all, so the job does not wait for nothing."""
+        record = await deps.store.get(job_id) if job_id else None
+        if record is None or record.stage != jobs_pb2.STAGE_FAILED or not await deps.store.reopen(job_id):
+            return None
+        log.info("reopened failed job for replay", job_id=job_id)
+        return record.state.error or "failed"
+
+    async def fail_again(job_id: str, error: str) -> None:
+        updated = await deps.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
+                                                             error=error, source="admin"))
+        if updated is not None:
+            deps.bus.publish(updated)
+
+    async def send_back(message: AbstractIncomingMessage, exchange: str, key: str) -> None:
+        """Publish one dead letter to its work queue (confirmed); raises if the broker does not take it."""
+        job_id = _job_id(message)
+        previous_error = await reopen(job_id)
+        headers = {k: v for k, v in (message.headers or {}).items()
+                   if k not in (REASON_HEADER, ATTEMPT_HEADER) and not k.startswith("x-mintpipe-dead")}
+        try:
+            await deps.broker.publish(exchange, key, message.body, headers=headers,
+                                      message_id=message.message_id, type_=message.type)
+        except Exception:
+            if previous_error is not None:
+                await fail_again(job_id, previous_error)
+            raise
+
+    midway = ("the broker is unavailable; when it went away midway the body also has `replayed` and "
+              "`message_ids` (those went back; the rest are still dead letters)")
+
+    @router.post("/dead-letters/{queue}/replay", response_model=dict[str, Any],
+                 responses={503: {"model": ErrorOut, "description": midway}})
+    async def replay(queue: QueueName, body: ReplayRequest | None = None) -> Any:
         source = work_queue(queue)
         wanted = set(body.message_ids) if body and body.message_ids is not None else None
         exchange, key = routes[source]
         channel, messages = await browse(source)
-        replayed = []
+        chosen = [m for m in messages if wanted is None or m.message_id in wanted]
+        replayed: list[str] = []
+        failure: BaseException | None = None
         try:
-            for message in messages:
-                if wanted is not None and message.message_id not in wanted:
-                    continue
-                job_id = _job_id(message)
-                if job_id and await deps.store.reopen(job_id):
-                    log.info("reopened failed job for replay", job_id=job_id)
-                headers = {k: v for k, v in (message.headers or {}).items()
-                           if k not in (REASON_HEADER, ATTEMPT_HEADER) and not k.startswith("x-mintpipe-dead")}
-                await deps.broker.publish(exchange, key, message.body, headers=headers,
-                                          message_id=message.message_id, type_=message.type)
-                await message.ack()
+            for message in chosen:
+                await send_back(message, exchange, key)
+                # Back in its queue from here on, whatever happens to the ack: count it.
                 replayed.append(message.message_id)
+                async with asyncio.timeout(BROKER_TIMEOUT):
+                    await message.ack()
+        except BROKER_ERRORS as exc:
+            failure = exc
+        except Exception:
+            log.error("replay failed midway", queue=queue, replayed=len(replayed), of=len(chosen))
+            raise
         finally:
-            await channel.close()
+            await _close_quietly(channel)
+        if failure is not None:
+            # Never half-replay silently: say how far it got. What did not go back is still a dead letter
+            # (unacked, so closing the channel returned it); a message whose ack was lost may also still be
+            # listed, and replaying it again is harmless since every consumer is idempotent.
+            log.error("replay stopped midway", queue=queue, replayed=len(replayed), of=len(chosen),
+                      error=repr(failure))
+            text = (f"broker: replay stopped after {len(replayed)} of {len(chosen)} dead letters "
+                    f"({type(failure).__name__}); those went back to the {queue} queue, the rest are still "
+                    "dead letters: retry later to replay them")
+            return JSONResponse({**error_body("unavailable", text), "queue": queue, "replayed": len(replayed),
+                                 "message_ids": replayed}, status_code=503, headers={"Retry-After": RETRY_AFTER})
         log.warning("replayed dead letters", queue=queue, count=len(replayed))
-        return {"queue": queue, "replayed": len(replayed), "message_ids": replayed}
+        result: dict[str, Any] = {"queue": queue, "replayed": len(replayed), "message_ids": replayed}
+        if wanted is not None:
+            # Ids asked for but not among the dead letters (already replayed, or mistyped).
+            result["not_found"] = sorted(wanted - {m.message_id for m in chosen})
+        return result
 
     @router.post("/jobs/{job_id}/cancel")
     async def cancel(job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> dict[str, Any]:

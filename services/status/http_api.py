@@ -126,8 +126,15 @@ class BridgeDeps:
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
-    if trust_forwarded_for and (forwarded := request.headers.get("x-forwarded-for")):
-        return forwarded.split(",")[0].strip()
+    """The address to rate-limit. Behind our proxy, the rightmost X-Forwarded-For entry is the one the proxy
+    appended (the peer it saw); everything left of it came from the client, which can write anything there,
+    so taking the leftmost would let a client pick a fresh address per request. Several header lines count
+    as one list in order (RFC 9110), since some proxies add a line rather than extend the client's."""
+    if trust_forwarded_for:
+        entries = [e.strip() for line in request.headers.getlist("x-forwarded-for") for e in line.split(",")]
+        entries = [e for e in entries if e]
+        if entries:
+            return entries[-1]
     return request.client.host if request.client else "unknown"
 
 
