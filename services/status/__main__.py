@@ -10,6 +10,7 @@ import grpc
 import uvicorn
 from sse_starlette.sse import AppStatus
 
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
@@ -69,11 +70,13 @@ async def main() -> None:
 
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    artifacts = ArtifactStore(settings.data_dir / "artifacts")
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                       ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), checks=checks,
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
-                      admin=AdminDeps(broker, store, bus, admin_token), max_body_bytes=settings.max_body_bytes)
+                      admin=AdminDeps(broker, store, bus, admin_token, artifacts),
+                      max_body_bytes=settings.max_body_bytes)
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))

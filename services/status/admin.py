@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -39,6 +40,7 @@ class AdminDeps:
     store: JobStore
     bus: JobBus
     token: str | None
+    artifacts: ArtifactStore  # where a cancel leaves the marker every renderer and pinner looks for
 
 
 QueueName = Annotated[str, Path(pattern=r"^(render|pin|events)$", description="render, pin or events")]
@@ -206,6 +208,8 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             raise ApiError(404, "not_found", f"no job {job_id}", "job_id")
         if record.stage in (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED):
             raise ApiError(409, "conflict", f"job {job_id} is already {record.to_json()['stage']}", "job_id")
+        # The marker first: it is what stops a renderer or pinner that holds the job right now.
+        await asyncio.to_thread(deps.artifacts.cancel, job_id)
         updated = await deps.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
                                                              error="cancelled by an operator", source="admin"))
         if updated is not None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import status.admin
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, Broker
 from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.ipfs_store import LocalIpfsStore
@@ -38,7 +39,8 @@ async def admin_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.A
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # no gateway needed for these routes
     app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
                                 ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-                                admin=AdminDeps(broker, store, bus, TOKEN)))
+                                admin=AdminDeps(broker, store, bus, TOKEN,
+                                                ArtifactStore(store.path.parent / "artifacts"))))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge") as client:
             yield client
@@ -117,6 +119,8 @@ async def test_cancel_fails_a_job_in_flight_but_not_a_pinned_one(admin):
     reply = await client.post(f"/v1/admin/jobs/{job.job_id}/cancel", headers=AUTH)
     assert reply.status_code == 200
     assert reply.json()["stage"] == "failed" and reply.json()["error"] == "cancelled by an operator"
+    # ...and left the marker that stops whichever renderer or pinner holds it (see the consumers' tests).
+    assert ArtifactStore(store.path.parent / "artifacts").is_cancelled(job.job_id)
 
     done, _ = await store.reserve(f"k-{uuid.uuid4()}", "c" * 64, WALLET, "gen1", "{}")
     await store.apply(broker_pb2.JobEvent(job_id=done.job_id, stage=jobs_pb2.STAGE_PINNED, progress=100))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -63,7 +64,8 @@ async def bridge(broker, tmp_path):
         bus = JobBus()
         app = create_app(BridgeDeps(store=side.store, bus=bus, gateway=side.gateway,
                                     ipfs=LocalIpfsStore(tmp_path / "ipfs"), checks={},
-                                    admin=AdminDeps(broker, side.store, bus, TOKEN)))
+                                    admin=AdminDeps(broker, side.store, bus, TOKEN,
+                                                    ArtifactStore(tmp_path / "artifacts"))))
         port = free_port()
         server = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
                                          lifespan="off"))

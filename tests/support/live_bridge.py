@@ -18,6 +18,7 @@ import grpc
 import uvicorn
 
 from gateway.service import GatewayService
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
@@ -64,7 +65,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
         deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                           ipfs=LocalIpfsStore(data_dir / "ipfs"),
                           checks={"broker": lambda: broker.connected, "store": store.ping},
-                          admin=AdminDeps(broker, store, bus, admin_token), ip_limiter=ip_limiter,
+                          admin=AdminDeps(broker, store, bus, admin_token, ArtifactStore(data_dir / "artifacts")),
+                          ip_limiter=ip_limiter,
                           trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes)
         server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                                access_log=False, lifespan="off"))
