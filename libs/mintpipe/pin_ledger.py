@@ -1,5 +1,6 @@
-"""The pin ledger: what has been pinned where, the monthly budget, and the request window to the pinning
-backend, shared by every pinner replica and the gateway through one SQLite file on the shared volume.
+"""The pin ledger: what has been pinned where, the monthly budget, the request window to the pinning backend
+and any wait the backend asked for (429 Retry-After), shared by every pinner replica and the gateway through
+one SQLite file on the shared volume.
 
 Why SQLite: the limit and the budget must hold across processes (not per replica), the data is tiny, and the
 file already lives beside the artifacts every replica mounts. Each operation is one short BEGIN IMMEDIATE
@@ -8,6 +9,7 @@ transaction, so replicas serialise on the file lock, never on each other's work.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS pinned_settings (backend TEXT NOT NULL, settings_hash
 CREATE TABLE IF NOT EXISTS reservations (job_id TEXT PRIMARY KEY, pins INTEGER NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS request_window (backend TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
+CREATE TABLE IF NOT EXISTS request_blocks (backend TEXT PRIMARY KEY, blocked_until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_claims (backend TEXT NOT NULL, cid TEXT NOT NULL, owner TEXT NOT NULL,
     expires REAL NOT NULL, PRIMARY KEY (backend, cid));
 """
@@ -143,11 +146,17 @@ class PinLedger:
         """Take one request slot in the sliding window shared by all replicas.
 
         Returns 0 when taken, else the seconds until one frees up (nothing is taken then). Never more than
-        `limit` slots are taken in any `window` seconds, whichever replica asks.
+        `limit` slots are taken in any `window` seconds, whichever replica asks, and none at all while the
+        backend is blocked (`block_requests`).
         """
         now = time.time() if now is None else now
         db = self._tx()
         try:
+            # Checked in the same transaction as the window: no replica takes a slot after a block is recorded.
+            blocked = self._blocked_until(db)
+            if blocked > now:
+                db.execute("COMMIT")
+                return blocked - now
             db.execute("DELETE FROM request_window WHERE backend=? AND ts <= ?", (self.backend, now - window))
             rows = db.execute("SELECT ts FROM request_window WHERE backend=? ORDER BY ts LIMIT ?",
                               (self.backend, limit)).fetchall()
@@ -159,3 +168,31 @@ class PinLedger:
             return max(rows[0][0] + window - now, 0.001)
         finally:
             db.close()
+
+    # --- the backend's own "wait" (429 Retry-After), shared by all replicas -------------------------------
+    def block_requests(self, seconds: float, now: float | None = None) -> float:
+        """The backend told one replica to wait `seconds`: no replica takes a request slot until then.
+
+        A block is only ever extended, never shortened (an earlier, longer Retry-After still stands). Returns
+        the epoch time requests are blocked until. Non-finite or non-positive waits change nothing.
+        """
+        now = time.time() if now is None else now
+        until = now + seconds if math.isfinite(seconds) and seconds > 0 else now
+        db = self._tx()
+        try:
+            db.execute("INSERT INTO request_blocks VALUES (?,?) ON CONFLICT (backend) DO UPDATE "
+                       "SET blocked_until = max(blocked_until, excluded.blocked_until)", (self.backend, until))
+            until = self._blocked_until(db)
+            db.execute("COMMIT")
+            return until
+        finally:
+            db.close()
+
+    def blocked_until(self) -> float:
+        """The epoch time before which no replica may call the backend (0 when it never said to wait)."""
+        with self._connect() as db:
+            return self._blocked_until(db)
+
+    def _blocked_until(self, db: sqlite3.Connection) -> float:
+        row = db.execute("SELECT blocked_until FROM request_blocks WHERE backend=?", (self.backend,)).fetchone()
+        return float(row[0]) if row else 0.0

@@ -21,6 +21,11 @@ class BackendAuthError(ParkError):
     """The backend refused our credentials: nothing will work until an operator fixes them."""
 
 
+class BackendRateLimited(TransientError):
+    """The backend answered 429. Its `retry_after` (when it sent one) is meant for every replica, not only
+    for the request that got it: the pin service records it in the shared ledger."""
+
+
 class PinBackend(Protocol):
     name: str
 
@@ -58,7 +63,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 class PinataBackend:
     """Pinata over HTTPS with a JWT: the v3 files API (network=public) or the legacy pinning API.
 
-    429 and 5xx and timeouts are transient (Retry-After honoured); 401/403 mean the JWT is wrong.
+    429 and 5xx and timeouts are transient (Retry-After honoured; a 429 raises BackendRateLimited so the
+    caller can hold every replica off); 401/403 mean the JWT is wrong.
     """
 
     def __init__(self, jwt: str, api_url: str, uploads_url: str, api: str = "v3", timeout: float = 60.0) -> None:
@@ -80,7 +86,7 @@ class PinataBackend:
             raise BackendAuthError(f"pinata refused the JWT ({response.status_code}); set PINNER_PINATA_JWT to a "
                                    "valid key with pinning scopes, then replay the dead-lettered job")
         if response.status_code == 429:
-            raise TransientError("pinata: rate limited (429)", retry_after=_retry_after(response))
+            raise BackendRateLimited("pinata: rate limited (429)", retry_after=_retry_after(response))
         if response.status_code >= 500:
             raise TransientError(f"pinata: server error {response.status_code}", retry_after=_retry_after(response))
         if response.status_code >= 400:

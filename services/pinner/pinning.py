@@ -1,23 +1,27 @@
 """The pin service: never the same content twice, never over the shared rate limit or the monthly budget,
-and never a CID we did not compute ourselves."""
+never a request while the backend asked any replica to wait (429 Retry-After), and never a CID we did not
+compute ourselves."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from mintpipe.cid import cid_of_file
 from mintpipe.consumer import ParkError, PermanentError, TransientError
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
-from pinner.backends import LocalBackend, PinBackend
+from pinner.backends import BackendRateLimited, LocalBackend, PinBackend
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 # Waiting for a request slot longer than this parks the job in a retry tier instead of holding a consumer.
 # A shorter wait is slept out (no busy wait; the replica's other messages go on): the shared window says
@@ -48,18 +52,40 @@ class PinService:
         self.counts: Counter[str] = Counter()
 
     async def _request_slot(self) -> None:
+        """Return once this replica may send one request: within the rate limit shared by all replicas, and
+        not before the time the backend's last 429 asked every replica to wait. A short wait is slept out; a
+        longer one parks the job in a retry tier without using up an attempt (the wait is not the job's fault)."""
         if not self.remote:
             return
         while True:
             wait = await asyncio.to_thread(self.ledger.acquire_request_slot, self.rate_limit, self.rate_window)
             if wait == 0:
                 return
-            self.counts["rate_waits"] += 1
+            # Only for the message and the counters: the ledger already folded the block into `wait`.
+            told = await asyncio.to_thread(self.ledger.blocked_until) > time.time()
+            kind = "retry_after" if told else "rate"
+            self.counts[f"{kind}_waits"] += 1
             if wait > MAX_INLINE_WAIT:  # the retry tier's delay is logged by the consumer
-                raise TransientError(f"{self.backend.name}: shared rate limit of {self.rate_limit} requests per "
-                                     f"{self.rate_window:.0f}s reached", retry_after=wait, counts=False)
-            self.counts["rate_wait_seconds"] += wait
+                reason = (f"{self.backend.name} answered 429 and asked every replica to wait {wait:.0f}s more" if told
+                          else f"{self.backend.name}: shared rate limit of {self.rate_limit} requests per "
+                               f"{self.rate_window:.0f}s reached")
+                raise TransientError(reason, retry_after=wait, counts=False)
+            self.counts[f"{kind}_wait_seconds"] += wait
             await asyncio.sleep(wait)
+
+    async def _call_backend(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One backend request within the shared limits. A 429's Retry-After is recorded in the shared ledger
+        before the job sees the error, so no replica (this one's other jobs included) calls until it has passed."""
+        await self._request_slot()
+        try:
+            return await request()
+        except BackendRateLimited as exc:
+            self.counts["rate_limited"] += 1
+            if exc.retry_after:
+                until = await asyncio.to_thread(self.ledger.block_requests, exc.retry_after)
+                log.warning("backend asked us to wait; every replica holds off", backend=self.backend.name,
+                            retry_after=exc.retry_after, blocked_for=round(until - time.time(), 1))
+            raise
 
     async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str]) -> str:
         cid = await asyncio.to_thread(cid_of_file, path)
@@ -104,8 +130,7 @@ class PinService:
     async def _pin_claimed(self, path: Path, content_type: str, name: str, job_id: str,
                            keyvalues: dict[str, str], cid: str) -> None:
         # The ledger can miss a pin (a crash between upload and ledger write): ask the backend's own list.
-        await self._request_slot()
-        if await self.backend.has(cid):
+        if await self._call_backend(lambda: self.backend.has(cid)):
             self.counts["skipped_listed"] += 1
             await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
             return
@@ -114,8 +139,7 @@ class PinService:
             if used >= self.monthly_pins:
                 raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
                                      "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
-        await self._request_slot()
-        got = await self.backend.pin_file(path, content_type, name, keyvalues)
+        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues))
         self.counts["uploads"] += 1
         if got != cid:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")

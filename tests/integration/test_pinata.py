@@ -73,7 +73,23 @@ def test_a_real_429_carries_rate_limit_headers():
         assert replies[0].headers["X-RateLimit-Limit"] == "2"
         assert replies[1].headers["X-RateLimit-Remaining"] == "0"
         assert 1 <= int(replies[2].headers["Retry-After"]) <= 30
-        assert emu.stats()["max_requests_in_window"] == 2
+        stats = emu.stats()
+        assert stats["max_requests_in_window"] == 2  # admitted: the server refuses the rest
+        assert stats["max_attempts_in_window"] == 3  # attempted: what shows a client overrunning the limit
+
+
+async def test_a_held_back_answer_comes_after_the_upload_is_stored(emulator, asset):
+    """The fault that lets a test kill a client between the upload taking effect and the client hearing of it."""
+    backend = PinataBackend(emulator.jwt, emulator.url, emulator.url, timeout=1.0)
+    cid = cid_of_file(asset)
+    emulator.fault(delay_after=3)
+    with pytest.raises(TransientError, match="timed out"):
+        await backend.pin_file(asset, "image/gif", asset.name, {})
+    assert emulator.stats()["uploads_per_cid"][cid] == 1
+    assert await backend.has(cid)
+    (listed,) = [r for r in emulator.requests() if r["method"] == "GET" and r["cid"] == cid]
+    assert listed["status"] == 200 and listed["path"] == "/v3/files/public"
+    await backend.aclose()
 
 
 def _service(emulator, tmp_path, **kw) -> PinService:

@@ -23,6 +23,11 @@ class Emulator:
     def stats(self) -> dict:
         return httpx.get(f"{self.url}/_emulator/stats", timeout=5).json()
 
+    def requests(self, since: float = 0.0) -> list[dict]:
+        """API requests that arrived at or after `since` (epoch seconds): at, method, path, cid, status and
+        the Retry-After header it was answered with (or None)."""
+        return httpx.get(f"{self.url}/_emulator/requests", params={"since": since}, timeout=5).json()
+
     def fault(self, **fault) -> None:
         httpx.post(f"{self.url}/_emulator/faults", json=fault, timeout=5).raise_for_status()
 

@@ -57,6 +57,7 @@ class FaultIn(BaseModel):
     count: int = 1
     retry_after: int | None = None
     wrong_cid: bool = False
+    delay_after: float = 0.0
 
 
 def create_app(state: EmulatorState) -> FastAPI:
@@ -67,6 +68,14 @@ def create_app(state: EmulatorState) -> FastAPI:
     async def protocol(request: Request, call_next: Any) -> Response:
         if request.url.path.startswith(UNLIMITED):
             return await call_next(request)
+        params = request.query_params
+        entry = state.attempt(request.method, request.url.path, params.get("cid") or params.get("hashContains"))
+        response = await _answer(request, call_next)
+        entry["status"] = response.status_code
+        entry["retry_after"] = response.headers.get("Retry-After")
+        return response
+
+    async def _answer(request: Request, call_next: Any) -> Response:
         fault = state.next_fault()
         if fault is not None:
             state.stats["faults"] += 1
@@ -87,7 +96,10 @@ def create_app(state: EmulatorState) -> FastAPI:
             return _error(429, "RATE_LIMITED", f"rate limit of {limit} requests per minute exceeded",
                           {**headers, "Retry-After": str(wait)})
         request.state.wrong_cid = bool(fault and fault.wrong_cid)
+        # call_next returns once the route has built its answer, so by now an upload is stored and counted.
         response = await call_next(request)
+        if fault is not None and fault.delay_after:
+            await asyncio.sleep(fault.delay_after)
         response.headers.update(headers)
         return response
 
@@ -176,12 +188,19 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     @app.post("/_emulator/faults")
     async def add_fault(fault: FaultIn) -> dict[str, int]:
-        state.faults.append(Fault(fault.status, fault.delay, fault.count, fault.retry_after, fault.wrong_cid))
+        state.faults.append(Fault(fault.status, fault.delay, fault.count, fault.retry_after, fault.wrong_cid,
+                                  fault.delay_after))
         return {"queued": len(state.faults)}
 
     @app.get("/_emulator/stats")
     async def stats() -> dict[str, Any]:
         return state.snapshot()
+
+    @app.get("/_emulator/requests")
+    async def requests_log(since: float = 0.0) -> list[dict[str, Any]]:
+        """API requests that arrived at or after `since` (epoch seconds), oldest first: method, path, the CID
+        asked about (list by CID), the answer's status and when the request arrived."""
+        return state.requests_since(since)
 
     @app.post("/_emulator/config")
     async def configure(rate_limit: int | None = None, window_seconds: float | None = None) -> dict[str, Any]:

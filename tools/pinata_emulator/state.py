@@ -1,4 +1,5 @@
-"""What the emulator remembers: pins, the sliding request window, injected faults, counters."""
+"""What the emulator remembers: pins, the sliding request window, injected faults, counters, and a log of
+recent requests (so tests can check when, and for what, clients called)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,18 @@ class Pin:
 
 @dataclass
 class Fault:
-    """The next `count` API requests answer `status` (0: normal answer) after `delay` seconds."""
+    """The next `count` API requests answer `status` (0: normal answer) after `delay` seconds.
+
+    `delay_after` holds a normal answer back after the request took effect (an upload is stored and counted):
+    a client that dies meanwhile has had its upload done without ever hearing so.
+    """
 
     status: int = 0
     delay: float = 0.0
     count: int = 1
     retry_after: int | None = None
     wrong_cid: bool = False  # answer uploads with a CID that is not the content's (an integrity failure)
+    delay_after: float = 0.0
 
 
 @dataclass
@@ -48,9 +54,35 @@ class EmulatorState:
     uploads_per_cid: Counter[str] = field(default_factory=Counter)
     faults: deque[Fault] = field(default_factory=deque)
     stats: Counter[str] = field(default_factory=Counter)
+    # The last requests, oldest first: {"at": epoch seconds on arrival, "method", "path", "cid", "status",
+    # "retry_after" (the header as sent, if any)}.
+    # Bounded so that a long-running emulator (front-end development) does not grow without end.
+    requests_log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=10_000))
     _window: deque[float] = field(default_factory=deque)
     _max_in_window: int = 0
+    # Every API request, admitted or refused: what a client attempted, which admit() alone can never show
+    # above the limit (it refuses the excess), so a client that overruns the limit shows up here.
+    _attempts: deque[float] = field(default_factory=deque)
+    _max_attempts_in_window: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attempt(self, method: str, path: str, cid: str | None) -> dict[str, Any]:
+        """Note one API request on arrival, before any fault, auth or limit decides its answer. Returns its log
+        entry; the caller fills in "status" once answered."""
+        with self._lock:
+            now = time.time()
+            self._attempts.append(now)
+            while self._attempts[0] <= now - self.window_seconds:
+                self._attempts.popleft()
+            self._max_attempts_in_window = max(self._max_attempts_in_window, len(self._attempts))
+            entry: dict[str, Any] = {"at": now, "method": method, "path": path, "cid": cid, "status": None,
+                                     "retry_after": None}
+            self.requests_log.append(entry)
+            return entry
+
+    def requests_since(self, since: float = 0.0) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(e) for e in self.requests_log if e["at"] >= since]
 
     def admit(self) -> tuple[bool, int, int, float]:
         """Count one request against the sliding window: (allowed, limit, remaining, reset_epoch)."""
@@ -76,7 +108,7 @@ class EmulatorState:
             fault.count -= 1
             if fault.count <= 0:
                 self.faults.popleft()
-            return Fault(fault.status, fault.delay, 1, fault.retry_after, fault.wrong_cid)
+            return Fault(fault.status, fault.delay, 1, fault.retry_after, fault.wrong_cid, fault.delay_after)
 
     def add_pin(self, cid: str, data: bytes, name: str, keyvalues: dict[str, Any], mime_type: str) -> tuple[Pin, bool]:
         with self._lock:
@@ -97,7 +129,8 @@ class EmulatorState:
                 "requests": self.stats["requests"],
                 "rate_limited": self.stats["rate_limited"],
                 "faults_served": self.stats["faults"],
-                "max_requests_in_window": self._max_in_window,
+                "max_requests_in_window": self._max_in_window,  # admitted: never above the limit
+                "max_attempts_in_window": self._max_attempts_in_window,  # admitted or refused
                 "rate_limit": self.rate_limit,
                 "window_seconds": self.window_seconds,
             }
