@@ -20,6 +20,7 @@ from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavail
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
+from status.consumer import fail_job
 from status.http_errors import ApiError, ErrorOut, error_body
 from status.store import JobStore
 
@@ -137,10 +138,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
         return record.state.error or "failed"
 
     async def fail_again(job_id: str, error: str) -> None:
-        updated = await deps.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
-                                                             error=error, source="admin"))
-        if updated is not None:
-            deps.bus.publish(updated)
+        await fail_job(deps.store, deps.bus, job_id, error, "admin")
 
     async def send_back(message: AbstractIncomingMessage, exchange: str, key: str) -> None:
         """Publish one dead letter to its work queue (confirmed); raises if the broker does not take it."""
@@ -210,10 +208,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             raise ApiError(409, "conflict", f"job {job_id} is already {record.to_json()['stage']}", "job_id")
         # The marker first: it is what stops a renderer or pinner that holds the job right now.
         await asyncio.to_thread(deps.artifacts.cancel, job_id)
-        updated = await deps.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
-                                                             error="cancelled by an operator", source="admin"))
-        if updated is not None:
-            deps.bus.publish(updated)
+        updated = await fail_job(deps.store, deps.bus, job_id, "cancelled by an operator", "admin")
         log.warning("job cancelled by an operator", job_id=job_id)
         return (updated or record).to_json()
 

@@ -8,8 +8,9 @@ from mintpipe.broker import Broker
 from mintpipe.consumer import QueueConsumer
 from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
-from mintpipe.v1 import broker_pb2
+from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
+from status.records import JobRecord
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -27,6 +28,20 @@ def check_event(event: broker_pb2.JobEvent) -> str | None:
     return None
 
 
+async def apply_and_announce(store: JobStore, bus: JobBus, event: broker_pb2.JobEvent) -> JobRecord | None:
+    """Commit an event to the job store and, when it changed the job, tell the job's watchers (SSE, Watch)."""
+    record = await store.apply(event)
+    if record is not None:
+        bus.publish(record)
+    return record
+
+
+async def fail_job(store: JobStore, bus: JobBus, job_id: str, error: str, source: str) -> JobRecord | None:
+    """Mark a job failed with a reason a person can act on (changes nothing if it already finished)."""
+    event = broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED, error=error, source=source)
+    return await apply_and_announce(store, bus, event)
+
+
 class EventApplier:
     """Acks after the event is committed to the job store. Applying is idempotent and order-proof
     (status.transitions), so a redelivered or late event changes nothing: at-least-once delivery,
@@ -37,13 +52,12 @@ class EventApplier:
         self.bus = bus
 
     async def __call__(self, event: broker_pb2.JobEvent, _message: AbstractIncomingMessage) -> None:
-        record = await self.store.apply(event)
+        record = await apply_and_announce(self.store, self.bus, event)
         if record is None:
             log.debug("event changed nothing", stage=stage_name(event.stage), progress=event.progress)
             return
         log.info("job updated", stage=stage_name(record.stage), progress=record.state.progress,
                  source=event.source)
-        self.bus.publish(record)
 
 
 def events_consumer(broker: Broker, store: JobStore, bus: JobBus, prefetch: int = 64) -> QueueConsumer:

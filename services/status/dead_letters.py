@@ -8,8 +8,9 @@ from google.protobuf.message import DecodeError
 from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker
 from mintpipe.events import is_job_id
 from mintpipe.log import get_logger
-from mintpipe.v1 import broker_pb2, jobs_pb2
+from mintpipe.v1 import broker_pb2
 from status.bus import JobBus
+from status.consumer import fail_job
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -75,13 +76,10 @@ class DeadLetterWatch:
         stage_queue = message.routing_key or "a work queue"
         reason = broker_reason(message, stage_queue)
         try:
-            record = await self.store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED,
-                                                                error=reason, source="broker"))
+            await fail_job(self.store, self.bus, job_id, reason, "broker")
         except Exception as exc:  # the store is unwell: hand it back, it comes again
             log.error("could not record a dead-lettered job; handed back", job_id=job_id, error=repr(exc))
             await message.nack(requeue=True)
             return
-        if record is not None:
-            self.bus.publish(record)
         log.error("job failed: the broker dead-lettered it", job_id=job_id, reason=reason)
         await message.ack()

@@ -16,10 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 class Flaky:
-    """Fails the first `failures` deliveries of each job, then succeeds."""
+    """Fails the first `failures` deliveries of each job with `error`, then succeeds."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, failures: int, error: TransientError | None = None) -> None:
         self.failures = failures
+        self.error = error or TransientError("backend answered 503", retry_after=0.5)
         self.calls: list[tuple[str, float, int]] = []
         self.failed: list[str] = []
 
@@ -27,7 +28,7 @@ class Flaky:
         attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
         self.calls.append((event.job_id, time.monotonic(), attempt))
         if sum(1 for c in self.calls if c[0] == event.job_id) <= self.failures:
-            raise TransientError("backend answered 503", retry_after=0.5)
+            raise self.error
 
     async def on_permanent(self, event, reason: str) -> None:
         self.failed.append(reason)
@@ -72,18 +73,9 @@ async def test_exhausted_retries_dead_letter_with_the_last_reason(broker, probe)
     await consumer.stop(1)
 
 
-class SelfThrottled(Flaky):
-    """Waits for our own shared rate limit on the first `failures` deliveries: not the backend's fault."""
-
-    async def __call__(self, event: broker_pb2.JobEvent, message) -> None:
-        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
-        self.calls.append((event.job_id, time.monotonic(), attempt))
-        if len(self.calls) <= self.failures:
-            raise TransientError("shared rate limit reached", retry_after=0.5, counts=False)
-
-
 async def test_waits_for_our_own_rate_limit_do_not_use_up_attempts(broker, probe):
-    handler = SelfThrottled(failures=3)
+    # Waiting for our own shared rate limit: not the backend's fault.
+    handler = Flaky(failures=3, error=TransientError("shared rate limit reached", retry_after=0.5, counts=False))
     consumer = await _consumer(broker, handler, max_attempts=2)
     topo = broker.topology
     await broker.publish(topo.events_exchange, "job.pinning",
