@@ -1,12 +1,19 @@
 # One image for every service; compose picks the service with the command (python -m <service>).
-FROM python:3.11-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /app
-COPY pyproject.toml README.md ./
+# The build stage has a C compiler for the GIF encoder's extension; the image keeps only the built wheel.
+FROM python:3.11 AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
 COPY protos ./protos
 COPY libs ./libs
 COPY services ./services
 COPY tools ./tools
-RUN pip install . && useradd --create-home --uid 10001 mintpipe && mkdir -p /data && chown mintpipe /data
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels && useradd --create-home --uid 10001 mintpipe && mkdir -p /data && chown mintpipe /data
 USER mintpipe
 ENV MINTPIPE_DATA_DIR=/data

@@ -63,11 +63,10 @@ def worker_ours(raw: Path, out: Path, n: int, size: int, fps: int) -> dict:
     started = time.perf_counter()
     # In a render job these sample frames are rendered a second time; here they are read back from the file.
     palette = build_palette(_frame_at(raw, size, i) for i in palette_sample_indices(n))
-    with open(out, "wb") as fh, open(raw, "rb") as src:
-        gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps))
+    with open(out, "wb") as fh, open(raw, "rb") as src, GifWriter(fh, size, size, palette,
+                                                                   frame_delays_cs(n, fps)) as gif:
         for _ in range(n):
             gif.add(_read_frame(src, size))
-        gif.close()
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_kb": _rss_kb("VmHWM") - base,
             "py_peak_kb": tracemalloc.get_traced_memory()[1] // 1024}

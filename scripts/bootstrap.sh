@@ -19,13 +19,17 @@ PYTHON=${PYTHON:-python3}
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "mintpipe needs Python 3.11 or newer (found: $("$PYTHON" --version 2>&1))" >&2; exit 1
 fi
+# The GIF encoder has a C extension: a compiler and Python's headers (pyenv and python.org builds carry them).
+command -v cc >/dev/null || { say "installing a C compiler"; apt_install gcc libc6-dev python3-dev; }
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv || { apt_install python3-venv; "$PYTHON" -m venv .venv; }
 fi
 stamp=.venv/.mintpipe-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+# The C extension is built by the editable install: a changed source or a missing build reinstalls too.
+want=$(cat pyproject.toml setup.py services/renderer/encoders/*.c | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
+    || ! compgen -G 'services/renderer/encoders/_gifcodec*.so' >/dev/null; then
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'

@@ -21,7 +21,7 @@ from renderer.scenes import SCENE_RENDERERS
 
 # Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
 # by another version is rendered again rather than trusted.
-RENDERER_VERSION = "1.3.0"
+RENDERER_VERSION = "1.4.0"
 PALETTE_SAMPLES = 8
 
 
@@ -70,8 +70,7 @@ def render_job(scene: str, settings: dict, out_dir: Path,
     every = max(1, min(10, n // 20))
     mp4 = Mp4Writer(temp["animation"], size, size, fps)
     try:
-        with open(temp["image"], "wb") as fh:
-            gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps))
+        with open(temp["image"], "wb") as fh, GifWriter(fh, size, size, palette, frame_delays_cs(n, fps)) as gif:
             for k in range(n):
                 if cancel is not None and cancel.is_set():
                     raise RenderCancelled(f"stopped at frame {k} of {n}")
@@ -82,7 +81,6 @@ def render_job(scene: str, settings: dict, out_dir: Path,
                     Image.fromarray(frame).save(temp["preview"], format="PNG", optimize=False, compress_level=9)
                 if (k + 1) % every == 0 or k + 1 == n:
                     report(2 + (93 * (k + 1)) // n, "render")
-            gif.close()
         mp4.close()
     except BaseException:
         mp4.abort()
