@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -19,20 +20,30 @@ class Decoded:
     pixel_format: str
 
 
-def decode(path: Path) -> Decoded:
-    """Decodes every frame (no frame dropping or duplication) and counts them."""
+def _run_decoder(path: Path) -> tuple[bytes, Decoded]:
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     proc = subprocess.run(
         [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         capture_output=True, timeout=120, check=True,
     )
-    match = re.search(r"Video: (\w+)[^,]*, (\w+)[^,]*, (\d{2,5})x(\d{2,5})", proc.stderr.decode(errors="replace"))
+    match = re.search(r"Video: (\w+)[^,]*, (\w+)[^,]*, (\d{1,5})x(\d{1,5})", proc.stderr.decode(errors="replace"))
     assert match, proc.stderr.decode(errors="replace")[-2000:]
     codec, pixel_format, width, height = match.group(1), match.group(2), int(match.group(3)), int(match.group(4))
     frame_bytes = width * height * 3
     assert len(proc.stdout) % frame_bytes == 0
-    return Decoded(len(proc.stdout) // frame_bytes, width, height, codec, pixel_format)
+    return proc.stdout, Decoded(len(proc.stdout) // frame_bytes, width, height, codec, pixel_format)
+
+
+def decode(path: Path) -> Decoded:
+    """Decodes every frame (no frame dropping or duplication) and counts them."""
+    return _run_decoder(path)[1]
+
+
+def decode_frames(path: Path) -> np.ndarray:
+    """Every frame as ffmpeg shows it (frames×height×width×3 RGB)."""
+    data, info = _run_decoder(path)
+    return np.frombuffer(data, dtype=np.uint8).reshape(info.frames, info.height, info.width, 3)
 
 
 def probe_duration(path: Path) -> float:
