@@ -17,6 +17,7 @@ from PIL import Image
 from mintpipe.scenes import validate_settings
 from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs, palette_sample_indices
 from renderer.encoders.mp4 import Mp4Writer
+from renderer.heap import steady_heap
 from renderer.scenes import SCENE_RENDERERS
 
 # Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
@@ -52,6 +53,7 @@ def render_job(scene: str, settings: dict, out_dir: Path,
     """Renders the three assets into out_dir. `cancel`, checked between frames, stops the work within a frame
     (a thread cannot be killed, and a draining process would otherwise wait for the whole render)."""
     settings = validate_settings(scene, settings)
+    steady_heap()  # process-wide, once: stops the per-frame page-fault churn (see renderer/heap.py)
     report = on_progress or (lambda _p, _phase: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

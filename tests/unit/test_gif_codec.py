@@ -181,11 +181,11 @@ def test_every_decoder_shows_each_frame_of_a_differenced_animation(tmp_path):
 def test_the_bytes_do_not_depend_on_how_many_threads_encode(tmp_path):
     frames = _animation()
     outputs = []
-    for threads in (1, 2, 5):
+    for threads in (0, 1, 2, 5):  # 0: on the caller's thread
         path = tmp_path / f"{threads}.gif"
         _write_animation(path, frames, threads=threads)
         outputs.append(path.read_bytes())
-    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3]
 
 
 def test_a_failed_animation_stops_its_threads(tmp_path):

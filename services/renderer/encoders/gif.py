@@ -74,7 +74,8 @@ class GifWriter:
     """Writes frames as they come. Each frame is one task on a pool of `threads`: map it to the palette, publish
     its indices, take the previous frame's, and compress what changed. The GIL is released in both loops, so
     frames are encoded on every core while the caller makes the next ones. At most twice `threads` frames wait
-    in memory, whatever the clip length. Use it as a context manager, or call close() (abort() on failure)."""
+    in memory, whatever the clip length. `threads=0` encodes on the caller's thread instead (same bytes). Use it
+    as a context manager, or call close() (abort() on failure)."""
 
     def __init__(self, fh: BinaryIO, width: int, height: int, palette: np.ndarray, delays_cs: list[int],
                  threads: int = 2) -> None:
@@ -85,7 +86,7 @@ class GifWriter:
         self.index = 0
         self._palette = np.ascontiguousarray(palette, dtype=np.uint8).tobytes()
         self._luts = threading.local()
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gif")
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gif") if threads else None
         self._pending: deque[Future[bytes]] = deque()
         self._ahead = 2 * threads
         self._previous: Future[np.ndarray] | None = None
@@ -110,7 +111,12 @@ class GifWriter:
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {frame.shape}")
         mapped: Future[np.ndarray] = Future()
-        self._pending.append(self._pool.submit(self._encode, frame, self.delays[self.index], mapped, self._previous))
+        if self._pool is None:
+            job: Future[bytes] = Future()
+            job.set_result(self._encode(frame, self.delays[self.index], mapped, self._previous))
+        else:
+            job = self._pool.submit(self._encode, frame, self.delays[self.index], mapped, self._previous)
+        self._pending.append(job)
         self._previous = mapped
         self.index += 1
         self._write_ready(keep=self._ahead)
@@ -147,14 +153,16 @@ class GifWriter:
             self._write_ready(keep=0)
             self.fh.write(b";")
         finally:
-            self._pool.shutdown()
+            if self._pool is not None:
+                self._pool.shutdown()
 
     def abort(self) -> None:
         """Drops what is pending (running tasks finish; nothing more is written)."""
         for job in self._pending:
             job.cancel()
         self._pending.clear()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def __enter__(self) -> GifWriter:
         return self
