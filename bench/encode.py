@@ -1,6 +1,7 @@
 """GIF encoders side by side on the same 100 frames of the default job (gen1, 512×512):
 
-  1. ours: renderer.encoders.gif (one fitted palette, lookup table, frame differencing, streaming)
+  1. ours: renderer.encoders.gif (one fitted palette, frame differencing, streaming; mapping and LZW in C with
+     the GIL released, frames compressed on two threads), and the same on one thread (the caller's)
   2. Pillow's default `save_all` (a palette per frame)
   3. ffmpeg's two-pass palettegen / paletteuse (the binary imageio-ffmpeg ships)
 
@@ -53,7 +54,7 @@ def _frame_at(raw: Path, size: int, index: int) -> np.ndarray:
 
 # ---- workers: each runs in its own process and prints one JSON line ---------------------------------------------
 
-def worker_ours(raw: Path, out: Path, n: int, size: int, fps: int) -> dict:
+def worker_ours(raw: Path, out: Path, n: int, size: int, fps: int, threads: int = 2) -> dict:
     import tracemalloc
 
     from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs, palette_sample_indices
@@ -63,8 +64,8 @@ def worker_ours(raw: Path, out: Path, n: int, size: int, fps: int) -> dict:
     started = time.perf_counter()
     # In a render job these sample frames are rendered a second time; here they are read back from the file.
     palette = build_palette(_frame_at(raw, size, i) for i in palette_sample_indices(n))
-    with open(out, "wb") as fh, open(raw, "rb") as src, GifWriter(fh, size, size, palette,
-                                                                   frame_delays_cs(n, fps)) as gif:
+    with open(out, "wb") as fh, open(raw, "rb") as src, GifWriter(fh, size, size, palette, frame_delays_cs(n, fps),
+                                                                   threads=threads) as gif:
         for _ in range(n):
             gif.add(_read_frame(src, size))
     seconds = time.perf_counter() - started
@@ -115,9 +116,13 @@ def worker_ffmpeg(raw: Path, out: Path, n: int, size: int, fps: int) -> dict:
     return {"seconds": seconds, "peak_rss_kb": peak, "py_peak_kb": None}
 
 
-WORKERS = {"ours": worker_ours, "pillow": worker_pillow, "ffmpeg": worker_ffmpeg}
-LABELS = {"ours": "ours (renderer.encoders.gif)", "pillow": "Pillow default save_all",
-          "ffmpeg": "ffmpeg palettegen+paletteuse"}
+def worker_ours_one_thread(raw: Path, out: Path, n: int, size: int, fps: int) -> dict:
+    return worker_ours(raw, out, n, size, fps, threads=0)
+
+
+WORKERS = {"ours": worker_ours, "ours-1t": worker_ours_one_thread, "pillow": worker_pillow, "ffmpeg": worker_ffmpeg}
+LABELS = {"ours": "ours (renderer.encoders.gif)", "ours-1t": "ours, on one thread",
+          "pillow": "Pillow default save_all", "ffmpeg": "ffmpeg palettegen+paletteuse"}
 
 
 # ---- the parent ---------------------------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ def main() -> int:
         print(f"rendered {args.frames} frames of gen1 seed {args.seed} at {args.size}x{args.size} "
               f"({raw.stat().st_size / 1e6:.1f} MB raw) in {time.perf_counter() - started:.2f}s; {fps} fps\n")
         results = {}
-        for name in args.only or ["ours", "pillow", "ffmpeg"]:
+        for name in args.only or ["ours", "ours-1t", "pillow", "ffmpeg"]:
             out = Path(tmp) / f"{name}.gif"
             reply = subprocess.run(
                 [sys.executable, __file__, "--worker", name, "--raw", str(raw), "--out", str(out),
@@ -195,13 +200,15 @@ def main() -> int:
                   f"{result['psnr']:5.2f} dB  peak RSS {result['peak_rss_kb'] / 1024:6.1f} MB  py peak {py_peak:>9}"
                   f"  ({result['decoded']} frames decoded)", flush=True)
 
-        if "ours" in results:
-            ours = results["ours"]
-            print()
+        for mine in ("ours", "ours-1t"):
+            if mine not in results:
+                continue
+            ours = results[mine]
+            print(f"\n{LABELS[mine]}:")
             for name in ("pillow", "ffmpeg"):
                 if name in results:
                     other = results[name]
-                    print(f"vs {LABELS[name]:<30} {other['seconds'] / ours['seconds']:6.1f}x faster, "
+                    print(f"  vs {LABELS[name]:<30} {other['seconds'] / ours['seconds']:6.1f}x faster, "
                           f"size {ours['bytes'] / other['bytes']:.2f}x, PSNR {ours['psnr'] - other['psnr']:+.2f} dB")
     return 0
 

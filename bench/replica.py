@@ -8,8 +8,9 @@ publishes one render job, and waits for the pin job the replica hands on. While 
   at rest      the replica's RSS once it is consuming, before the job
   peak         its VmHWM after the job (interpreter, libraries and the job)
   job          peak minus at rest: what the job itself added
-  anon         its anonymous memory after the job (heap and stacks: what each further replica costs; the rest
-               of its RSS is library code mapped from files, shared by every replica on the host)
+  anon         its anonymous memory after the job, and the most seen while it ran (heap and stacks: what each
+               further replica costs; the rest of its RSS is library code mapped from files, shared by every
+               replica on the host)
   ffmpeg       the largest VmHWM seen of the ffmpeg child (its own process; 36 MB of it is the static binary)
 For scale: 100 raw 512×512 RGB frames are 78.6 MB.
 
@@ -92,13 +93,15 @@ async def measure(url: str, argv: list[str], settings: dict) -> dict:
                                        wallet="0x000000000000000000000000000000000000dEaD")
             started = time.perf_counter()
             await broker.publish(topo.jobs_exchange, "render", job)
-            ffmpeg = 0
+            ffmpeg = anon_peak = 0
             while (await pin_q.get(no_ack=True, fail=False)) is None:
+                anon_peak = max(anon_peak, _kb(replica.pid, "RssAnon"))
                 for child in _children(replica.pid):
                     ffmpeg = max(ffmpeg, _kb(child, "VmHWM"))
                 await asyncio.sleep(0.005)
             seconds = time.perf_counter() - started
             peak, anon = _kb(replica.pid, "VmHWM"), _kb(replica.pid, "RssAnon")
+            anon_peak = max(anon_peak, anon)
         finally:
             replica.send_signal(signal.SIGTERM)
             await asyncio.wait_for(replica.wait(), 30)
@@ -108,7 +111,7 @@ async def measure(url: str, argv: list[str], settings: dict) -> dict:
                 await channel.exchange_delete(exchange)
             await broker.close()
     return {"seconds": seconds, "rest": rest, "peak": peak, "job": peak - rest, "anon": anon,
-            "ffmpeg": ffmpeg}
+            "anon_peak": anon_peak, "ffmpeg": ffmpeg}
 
 
 async def main() -> int:
@@ -125,11 +128,12 @@ async def main() -> int:
         r = results[name] = await measure(args.amqp_url, argv, settings)
         print(f"{name:<26} job {r['seconds']:5.2f} s  at rest {r['rest'] / 1024:5.1f} MB  "
               f"peak {r['peak'] / 1024:5.1f} MB  job {r['job'] / 1024:5.1f} MB  "
-              f"anon {r['anon'] / 1024:5.1f} MB  ffmpeg {r['ffmpeg'] / 1024:5.1f} MB", flush=True)
+              f"anon {r['anon'] / 1024:5.1f} MB (peak {r['anon_peak'] / 1024:5.1f})  "
+              f"ffmpeg {r['ffmpeg'] / 1024:5.1f} MB", flush=True)
     print()
     for name, r in results.items():
         print(f"{name}: peak {r['peak'] / 1024 / 78.6:.2f}x, job memory {r['job'] / 1024 / 78.6:.2f}x, "
-              f"anon after the job {r['anon'] / 1024 / 78.6:.2f}x the 100 raw frames")
+              f"anon peak {r['anon_peak'] / 1024 / 78.6:.2f}x the 100 raw frames")
     return 0
 
 
