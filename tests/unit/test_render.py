@@ -15,7 +15,7 @@ from mintpipe.scenes import SettingsError, validate_settings
 from renderer.encoders.gif import frame_delays_cs
 from renderer.render import render_job
 from renderer.scenes import SCENE_RENDERERS
-from tests.support.media import decode, probe_duration
+from tests.support.media import decode, decode_frames, probe_duration
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,21 @@ def test_the_gif_has_every_frame_at_full_size_and_plays_at_its_frame_rate(defaul
     assert (gif.codec, gif.frames, gif.width, gif.height) == ("gif", 100, 512, 512)
     assert paths["image"].read_bytes()[:6] == b"GIF89a"
     assert probe_duration(paths["image"]) == pytest.approx(4.0, abs=0.02)  # 100 frames at 25 fps
+
+
+def test_the_gif_shows_every_rendered_frame_faithfully(default_job):
+    """256 colours for a whole clip of soft gradients: each frame, as ffmpeg decodes it (transparent pixels
+    showing the frame before), stays close to what was rendered. Pillow's per-frame default reaches 37.9 dB
+    on this clip."""
+    paths, _ = default_job
+    decoded = decode_frames(paths["image"])
+    frame_at = SCENE_RENDERERS["gen1"](validate_settings("gen1", {"seed": 7}))
+    psnr = []
+    for k, shown in enumerate(decoded):
+        mse = np.mean((shown.astype(np.int32) - frame_at(k)) ** 2)
+        psnr.append(10 * np.log10(255 ** 2 / mse))
+    assert len(psnr) == 100
+    assert min(psnr) > 37.0 and np.mean(psnr) > 38.5, (min(psnr), np.mean(psnr))
 
 
 def test_the_gif_loops_forever_with_honest_delays(default_job):
