@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 SHARED_PREFIX = "MINTPIPE_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ServiceSettings(BaseSettings):
@@ -27,6 +28,11 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="root of the artifact store, job store and local IPFS store")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     grace_seconds: float = Field(20.0, gt=0, le=600, description="SIGTERM drain budget")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value  # `warning` means WARNING
 
     @field_validator("amqp_url")
     @classmethod

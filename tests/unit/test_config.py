@@ -39,3 +39,17 @@ def test_bad_setting_stops_the_service_naming_the_variable_not_the_secret():
 def test_redacted_url_hides_the_password():
     assert redact_url("amqp://guest:s3cret@rabbit:5672/vh") == "amqp://guest:***@rabbit:5672/vh"
     assert redact_url("amqp://rabbit/") == "amqp://rabbit/"
+
+
+def test_a_log_level_in_lower_case_is_understood(monkeypatch):
+    monkeypatch.setenv("MINTPIPE_LOG_LEVEL", "warning")
+    assert RendererSettings().log_level == "WARNING"
+
+
+def test_the_launcher_refuses_an_unknown_log_level_naming_the_variable():
+    env = {"MINTPIPE_LOG_LEVEL": "loud", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "launcher", "up"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "MINTPIPE_LOG_LEVEL" in proc.stderr and "'loud'" in proc.stderr
+    assert "Traceback" not in proc.stderr
