@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,31 +25,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from _system import launched  # bench/_system.py (this script's folder is on sys.path)
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 WALLET = "0x000000000000000000000000000000000000dEaD"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _free_port_base() -> int:
-    """A base with the launcher's gRPC ports above it free (base+1, +2, +100.., +200..)."""
-    for _ in range(50):
-        base = random.randrange(20000, 45000)
-        ports = (base + 1, base + 2, *range(base + 100, base + 110), *range(base + 200, base + 210))
-        try:
-            for port in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise SystemExit("no free port range")
 
 
 # ---- bare ------------------------------------------------------------------------------------------------------
@@ -78,47 +53,27 @@ def run_bare(replicas: int, seeds: list[int]) -> dict:
 # ---- the whole system ------------------------------------------------------------------------------------------
 
 def run_pipeline(replicas: int, seeds: list[int], amqp_url: str) -> dict:
-    with tempfile.TemporaryDirectory(prefix="mintpipe-bench-pipeline-") as tmp:
-        data, http_port = Path(tmp), _free_port()
-        env = {**os.environ, "MINTPIPE_AMQP_URL": amqp_url, "MINTPIPE_BROKER_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
-               "MINTPIPE_DATA_DIR": str(data), "MINTPIPE_HTTP_PORT": str(http_port),
-               "MINTPIPE_PORT_BASE": str(_free_port_base()), "MINTPIPE_LOG_LEVEL": "WARNING"}
-        log_path = data / "launcher.log"
-        with open(log_path, "wb") as log:
-            launcher = subprocess.Popen([sys.executable, "-m", "launcher", "up", "--renderers", str(replicas),
-                                         "--pinners", "1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while b"mintpipe is up" not in log_path.read_bytes():
-                if launcher.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the system did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.2)
-            with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as client:
-                started = time.perf_counter()
-                submitted: dict[str, float] = {}
-                for seed in seeds:
-                    reply = client.post("/v1/jobs", json={"settings": {"seed": seed}, "wallet": WALLET},
-                                        headers={"Idempotency-Key": f"bench-{seed}-{uuid.uuid4().hex}"})
-                    if reply.status_code != 202:
-                        raise SystemExit(f"submission refused: {reply.status_code} {reply.text}")
-                    submitted[reply.json()["job_id"]] = time.perf_counter()
-                latencies, pending = [], set(submitted)
-                while pending:
-                    time.sleep(0.05)
-                    for job_id in list(pending):
-                        job = client.get(f"/v1/jobs/{job_id}").json()
-                        if job["stage"] == "pinned":
-                            pending.discard(job_id)
-                            latencies.append(time.perf_counter() - submitted[job_id])
-                        elif job["stage"] in ("failed", "cancelled"):
-                            raise SystemExit(f"job {job_id} {job['stage']}: {job.get('error')}")
-                return {"seconds": time.perf_counter() - started, "latencies": latencies}
-        finally:
-            launcher.send_signal(signal.SIGTERM)
-            try:
-                launcher.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                launcher.kill()
+    with launched(amqp_url, renderers=replicas, pinners=1) as base_url, \
+            httpx.Client(base_url=base_url, timeout=30) as client:
+        started = time.perf_counter()
+        submitted: dict[str, float] = {}
+        for seed in seeds:
+            reply = client.post("/v1/jobs", json={"settings": {"seed": seed}, "wallet": WALLET},
+                                headers={"Idempotency-Key": f"bench-{seed}-{uuid.uuid4().hex}"})
+            if reply.status_code != 202:
+                raise SystemExit(f"submission refused: {reply.status_code} {reply.text}")
+            submitted[reply.json()["job_id"]] = time.perf_counter()
+        latencies, pending = [], set(submitted)
+        while pending:
+            time.sleep(0.05)
+            for job_id in list(pending):
+                job = client.get(f"/v1/jobs/{job_id}").json()
+                if job["stage"] == "pinned":
+                    pending.discard(job_id)
+                    latencies.append(time.perf_counter() - submitted[job_id])
+                elif job["stage"] in ("failed", "cancelled"):
+                    raise SystemExit(f"job {job_id} {job['stage']}: {job.get('error')}")
+        return {"seconds": time.perf_counter() - started, "latencies": latencies}
 
 
 def main() -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.broker import Broker, Topology  # noqa: E402
+from mintpipe.broker import Broker, Topology, delete_topology  # noqa: E402
 from mintpipe.scenes import validate_settings  # noqa: E402
 from mintpipe.v1 import broker_pb2  # noqa: E402
 
@@ -105,10 +105,7 @@ async def measure(url: str, argv: list[str], settings: dict) -> dict:
         finally:
             replica.send_signal(signal.SIGTERM)
             await asyncio.wait_for(replica.wait(), 30)
-            for queue in topo.all_queues:
-                await channel.queue_delete(queue)
-            for exchange in topo.exchanges:
-                await channel.exchange_delete(exchange)
+            await delete_topology(channel, topo)
             await broker.close()
     return {"seconds": seconds, "rest": rest, "peak": peak, "job": peak - rest, "anon": anon,
             "anon_peak": anon_peak, "ffmpeg": ffmpeg}

@@ -9,6 +9,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.broker import Broker
+from mintpipe.broker import delete_topology as drop_topology
 
 
 class QueueProbe:
@@ -61,8 +62,5 @@ async def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):
 async def delete_topology(broker: Broker) -> None:
     """Drop every queue and exchange of the broker's topology (a test's own prefix)."""
     channel = await broker.channel(1)
-    for queue in broker.topology.all_queues:
-        await channel.queue_delete(queue)
-    for exchange in broker.topology.exchanges:
-        await channel.exchange_delete(exchange)
+    await drop_topology(channel, broker.topology)
     await channel.close()

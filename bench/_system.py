@@ -1,0 +1,90 @@
+"""The whole system for a benchmark: `mintpipe up` on a queue prefix, ports and data folder of its own, stopped
+with SIGTERM and its queues and exchanges deleted afterwards, so nothing is left in the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aio_pika
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
+
+from mintpipe.broker import Topology, delete_topology  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_base() -> int:
+    """A base with the launcher's gRPC ports above it free (base+1, +2, +100.., +200..)."""
+    for _ in range(50):
+        base = random.randrange(20000, 45000)
+        ports = (base + 1, base + 2, *range(base + 100, base + 110), *range(base + 200, base + 210))
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise SystemExit("no free port range")
+
+
+def drop_prefixes(amqp_url: str, *prefixes: str) -> None:
+    async def drop() -> None:
+        connection = await aio_pika.connect(amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            for prefix in prefixes:
+                await delete_topology(channel, Topology(prefix))
+
+    asyncio.run(drop())
+
+
+@contextmanager
+def launched(amqp_url: str, renderers: int = 1, pinners: int = 1,
+             env: dict[str, str] | None = None) -> Iterator[str]:
+    """Yields the HTTP base URL. `env` may move a service to another prefix (<SERVICE>_BROKER_PREFIX): that
+    prefix is deleted afterwards too."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="mintpipe-bench-system-") as tmp:
+        data, http_port = Path(tmp), free_port()
+        full_env = {**os.environ, "MINTPIPE_AMQP_URL": amqp_url, "MINTPIPE_BROKER_PREFIX": prefix,
+                    "MINTPIPE_DATA_DIR": str(data), "MINTPIPE_HTTP_PORT": str(http_port),
+                    "MINTPIPE_PORT_BASE": str(free_port_base()), "MINTPIPE_LOG_LEVEL": "WARNING", **(env or {})}
+        log_path = data / "launcher.log"
+        with open(log_path, "wb") as log:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners)],
+                env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while b"mintpipe is up" not in log_path.read_bytes():
+                if launcher.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the system did not start:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{http_port}"
+        finally:
+            launcher.send_signal(signal.SIGTERM)
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+            moved = {v for k, v in (env or {}).items() if k.endswith("_BROKER_PREFIX")}
+            drop_prefixes(amqp_url, prefix, *moved)
