@@ -2,8 +2,8 @@
 differencing (only the changed box is written; unchanged pixels are transparent).
 
 The two per-pixel loops, mapping to the palette and LZW, are C (`_gifcodec.c`) and release the GIL: each frame
-is mapped on the caller's thread, then compressed on a small thread pool while the caller makes the next frame.
-The file's structure is written here, in order, whatever order the compressions finish in.
+is mapped and compressed on a small thread pool while the caller makes the next frame. The file's structure is
+written here, in order, whatever order the frames finish in.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ class GifWriter:
         return current
 
     def add(self, frame: np.ndarray) -> None:
-        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        # A copy: the frame is read later, on the pool, and the caller may reuse its buffer (~0.1 ms at 512²).
+        frame = np.array(frame, dtype=np.uint8, order="C", copy=True)
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {frame.shape}")
         mapped: Future[np.ndarray] = Future()
@@ -157,9 +158,9 @@ class GifWriter:
                 self._pool.shutdown()
 
     def abort(self) -> None:
-        """Drops what is pending (running tasks finish; nothing more is written)."""
-        for job in self._pending:
-            job.cancel()
+        """Writes nothing more. The few frames in flight (at most twice `threads`) are left to finish rather than
+        cancelled: a frame's task waits for the one before it, and a task a worker has already taken from the
+        queue can still be cancelled, which would leave the next one waiting forever."""
         self._pending.clear()
         if self._pool is not None:
             self._pool.shutdown()
