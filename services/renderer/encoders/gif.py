@@ -107,8 +107,11 @@ class GifWriter:
         return current
 
     def add(self, frame: np.ndarray) -> None:
-        # A copy: the frame is read later, on the pool, and the caller may reuse its buffer (~0.1 ms at 512²).
-        frame = np.array(frame, dtype=np.uint8, order="C", copy=True)
+        # On the pool the frame is read later, and the caller may reuse its buffer: a copy (~0.1 ms at 512²).
+        if self._pool is not None:
+            frame = np.array(frame, dtype=np.uint8, order="C")
+        else:
+            frame = np.ascontiguousarray(frame, dtype=np.uint8)
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {frame.shape}")
         mapped: Future[np.ndarray] = Future()
