@@ -200,11 +200,14 @@ def test_the_bytes_do_not_depend_on_how_many_threads_encode(tmp_path):
 
 
 def test_a_failed_animation_stops_its_threads(tmp_path):
+    """Fails with frames still queued (one worker, frames big enough to take a few ms each): the writer must
+    neither hang (a frame's task waits for the one before it) nor leave threads behind."""
     before = {t.ident for t in threading.enumerate()}
+    noise = np.random.default_rng(1).integers(0, 255, (512, 512)).astype(np.uint8)
     with pytest.raises(RuntimeError, match="renderer failed"), open(tmp_path / "x.gif", "wb") as fh:
-        with GifWriter(fh, 8, 8, PALETTE, [4] * 10) as gif:
-            for k in range(5):
-                gif.add(np.full((8, 8, 3), k * 40, np.uint8))
+        with GifWriter(fh, 512, 512, PALETTE, [4] * 10, threads=1) as gif:
+            for k in range(2):
+                gif.add(PALETTE[np.roll(noise, k, axis=1)])
             raise RuntimeError("renderer failed")
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("gif")]
     assert leftover == []
