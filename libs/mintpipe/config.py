@@ -19,6 +19,14 @@ SHARED_PREFIX = "MINTPIPE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+def log_level_name(value: str) -> str:
+    """`warning`, ` Warning ` and `WARNING` all name WARNING; anything else is refused."""
+    name = value.strip().upper()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}")
+    return name
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=SHARED_PREFIX, extra="ignore", validate_default=True)
 
@@ -26,13 +34,13 @@ class ServiceSettings(BaseSettings):
     broker_prefix: str = Field("mintpipe", pattern=r"^[a-zA-Z0-9_.-]{1,64}$",
                                description="prefix of every queue and exchange")
     data_dir: Path = Field(Path("data"), description="root of the artifact store, job store and local IPFS store")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal[LOG_LEVELS] = "INFO"
     grace_seconds: float = Field(20.0, gt=0, le=600, description="SIGTERM drain budget")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value  # `warning` means WARNING
+        return log_level_name(value) if isinstance(value, str) else value
 
     @field_validator("amqp_url")
     @classmethod

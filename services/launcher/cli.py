@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mintpipe.config import LOG_LEVELS
+from mintpipe.config import log_level_name
 from mintpipe.log import configure_logging, get_logger
 
 log = get_logger("launcher")
@@ -103,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "admin":
         return admin_cli.run(args)
-    level = os.environ.get("MINTPIPE_LOG_LEVEL", "INFO")
-    if level.strip().upper() not in LOG_LEVELS:
-        print(f"mintpipe: MINTPIPE_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), not {level!r}",
-              file=sys.stderr)
+    try:
+        level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
+    except ValueError as exc:
+        print(f"mintpipe: MINTPIPE_LOG_LEVEL {exc}", file=sys.stderr)
         return 2
-    configure_logging("launcher", level.strip().upper())
+    configure_logging("launcher", level)
     return asyncio.run(_run(args, demo=args.command == "demo"))
 
 

@@ -21,9 +21,9 @@ from PIL import Image
 from renderer.encoders import _gifcodec
 
 TRANSPARENT = 255  # palette slot reserved for "unchanged since the previous frame"
-# Measured on gen1 (bench/encode.py; mean PSNR of the mapped frames): a median cut on every 16th pixel refined by
-# 12 Lloyd rounds on every 8th gives 38.6 dB in 20 ms, where Pillow's own k-means (kmeans=2) on every 8th pixel
-# gave 38.3 dB in 67 ms; Pillow's k-means is the slow part, its nearest-colour mapping is fast.
+# Measured on gen1 (mean PSNR of the frames as the fit maps them, with Pillow): a median cut on every 16th pixel
+# refined by 12 Lloyd rounds on every 8th gives 38.6 dB in 20 ms, where Pillow's own k-means (kmeans=2) on every
+# 8th pixel gave 38.3 dB in 67 ms; Pillow's k-means is the slow part, its nearest-colour mapping is fast.
 SEED_STRIDE = 16
 FIT_STRIDE = 8
 FIT_ROUNDS = 12
@@ -107,19 +107,16 @@ class GifWriter:
         return current
 
     def add(self, frame: np.ndarray) -> None:
-        # On the pool the frame is read later, and the caller may reuse its buffer: a copy (~0.1 ms at 512²).
-        if self._pool is not None:
-            frame = np.array(frame, dtype=np.uint8, order="C")
-        else:
-            frame = np.ascontiguousarray(frame, dtype=np.uint8)
-        if frame.shape != (self.height, self.width, 3):
-            raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {frame.shape}")
+        if np.shape(frame) != (self.height, self.width, 3):
+            raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {np.shape(frame)}")
         mapped: Future[np.ndarray] = Future()
+        step = (self.delays[self.index], mapped, self._previous)
         if self._pool is None:
             job: Future[bytes] = Future()
-            job.set_result(self._encode(frame, self.delays[self.index], mapped, self._previous))
+            job.set_result(self._encode(np.ascontiguousarray(frame, dtype=np.uint8), *step))
         else:
-            job = self._pool.submit(self._encode, frame, self.delays[self.index], mapped, self._previous)
+            # Read later, on the pool, and the caller may reuse its buffer: a copy (~0.1 ms at 512²).
+            job = self._pool.submit(self._encode, np.array(frame, dtype=np.uint8, order="C"), *step)
         self._pending.append(job)
         self._previous = mapped
         self.index += 1
