@@ -28,7 +28,9 @@ PROTOBUF = "application/x-protobuf"
 # A message redelivered this often without an answer (a crash loop: the handler never returned) goes to
 # its dead-letter queue. Handled transient failures go through the retry tiers and count in ATTEMPT_HEADER.
 DELIVERY_LIMIT = 5
-RETRY_TIERS = (1, 5, 15, 60, 300, 900)  # seconds
+# The delayed-retry queues' waits, in seconds. The consumer's backoff schedule (mintpipe.consumer.RETRY_STEPS)
+# waits exactly these, so the real schedule is the one computed there; the 1 s tier serves short Retry-Afters.
+RETRY_TIERS = (1, 5, 15, 30, 60, 120, 240, 360, 480, 600)
 ATTEMPT_HEADER = "x-mintpipe-attempt"
 REASON_HEADER = "x-mintpipe-reason"
 
@@ -36,6 +38,9 @@ REASON_HEADER = "x-mintpipe-reason"
 @dataclass(frozen=True)
 class Topology:
     prefix: str = "mintpipe"
+    # Tests run the real retry schedule scaled down in time: every retry tier waits `retry_scale` × its seconds
+    # (the queue names keep the nominal seconds). Always 1 in a deployment.
+    retry_scale: float = 1.0
 
     @property
     def jobs_exchange(self) -> str:
@@ -125,7 +130,7 @@ async def declare_topology(channel: AbstractChannel, topo: Topology) -> None:
         for seconds in RETRY_TIERS:
             # Expired messages dead-letter through the default exchange straight back to the work queue.
             await channel.declare_queue(topo.retry_queue(queue, seconds), durable=True, arguments={
-                "x-queue-type": "quorum", "x-message-ttl": seconds * 1000,
+                "x-queue-type": "quorum", "x-message-ttl": max(1, round(seconds * 1000 * topo.retry_scale)),
                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
             })
 

@@ -22,7 +22,7 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from mintpipe.broker import ATTEMPT_HEADER, Broker, BrokerUnavailable
+from mintpipe.broker import ATTEMPT_HEADER, RETRY_TIERS, Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 
 log = get_logger(__name__)
@@ -30,9 +30,14 @@ log = get_logger(__name__)
 M = TypeVar("M", bound=ProtoMessage)
 
 
-# Ten attempts with the backoff below, rounded up to the retry tiers, wait 25-40 minutes in all: a backend
-# outage of a quarter of an hour fails nothing.
+# Ten attempts: nine waits between them (the tenth failure fails the job at once, it does not wait). The waits
+# double from 5 s to the 10-minute cap, each one either its step or, at random, the retry tier just below it
+# (the jitter: a burst of failures comes back at two moments, not one). The steps are retry tiers themselves, so
+# the broker waits exactly what is drawn: the ten attempts span 25.9 to 35.8 minutes (30.8 on average), and a
+# backend outage of a quarter of an hour (even of 25 minutes) fails nothing. tests/unit/test_retry_schedule.py
+# computes this from the code.
 MAX_ATTEMPTS = 10
+RETRY_STEPS = (5, 15, 30, 60, 120, 240, 480, 600, 600)  # seconds, after the 1st, 2nd, ... failed attempt
 
 
 class PermanentError(Exception):
@@ -69,11 +74,12 @@ def attempts_so_far(message: AbstractIncomingMessage) -> int:
         return 0
 
 
-def backoff_seconds(attempt: int, retry_after: float | None = None, base: float = 1.0, cap: float = 600.0) -> float:
-    """Exponential backoff with jitter (at least half the step), never sooner than Retry-After."""
-    step = min(cap, base * (2 ** attempt))
-    delay = random.uniform(step / 2, step)
-    return max(delay, retry_after or 0.0)
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """The wait after failed attempt `attempt` (0 = the first): its step or, at random, the retry tier just below
+    it; never sooner than the backend's Retry-After (the broker then rounds up to the next tier)."""
+    step = RETRY_STEPS[min(max(attempt, 0), len(RETRY_STEPS) - 1)]
+    below = max((tier for tier in RETRY_TIERS if tier < step), default=step)
+    return max(float(random.choice((below, step))), retry_after or 0.0)
 
 
 class QueueConsumer(Generic[M]):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mintpipe.cid import cid_of_bytes
 from pinata_emulator.state import EmulatorState, Fault, Pin
@@ -58,6 +58,7 @@ class FaultIn(BaseModel):
     retry_after: int | None = None
     wrong_cid: bool = False
     delay_after: float = 0.0
+    for_seconds: float = Field(0.0, ge=0, description="an outage: every request for this long (count ignored)")
 
 
 def create_app(state: EmulatorState) -> FastAPI:
@@ -188,8 +189,9 @@ def create_app(state: EmulatorState) -> FastAPI:
 
     @app.post("/_emulator/faults")
     async def add_fault(fault: FaultIn) -> dict[str, int]:
+        until = time.time() + fault.for_seconds if fault.for_seconds else 0.0
         state.faults.append(Fault(fault.status, fault.delay, fault.count, fault.retry_after, fault.wrong_cid,
-                                  fault.delay_after))
+                                  fault.delay_after, until))
         return {"queued": len(state.faults)}
 
     @app.get("/_emulator/stats")

@@ -42,6 +42,7 @@ class Fault:
     retry_after: int | None = None
     wrong_cid: bool = False  # answer uploads with a CID that is not the content's (an integrity failure)
     delay_after: float = 0.0
+    until: float = 0.0  # an outage: every request until this epoch time gets the fault (count is ignored)
 
 
 @dataclass
@@ -105,9 +106,14 @@ class EmulatorState:
             if not self.faults:
                 return None
             fault = self.faults[0]
-            fault.count -= 1
-            if fault.count <= 0:
-                self.faults.popleft()
+            if fault.until:
+                if time.time() >= fault.until:  # the outage is over
+                    self.faults.popleft()
+                    return None
+            else:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.faults.popleft()
             return Fault(fault.status, fault.delay, 1, fault.retry_after, fault.wrong_cid, fault.delay_after)
 
     def add_pin(self, cid: str, data: bytes, name: str, keyvalues: dict[str, Any], mime_type: str) -> tuple[Pin, bool]:
