@@ -48,6 +48,21 @@ class ArtifactStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def check_manifest(self, manifest: dict[str, Any]) -> str | None:
+        """What differs between a manifest and the files it lists (None when every file is there with the listed
+        size and sha256)."""
+        try:
+            listed = manifest["artifacts"]
+            for artifact in listed:
+                path = self.path_of(artifact["key"])
+                if not path.is_file():
+                    return f"{artifact['key']} is missing"
+                if path.stat().st_size != artifact["size"] or sha256_file(path) != artifact["sha256"]:
+                    return f"{artifact['key']} does not match its size and sha256"
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"unreadable manifest: {exc!r}"
+        return None if listed else "the manifest lists no files"
+
     # Cancellation: the store is the one place every stage shares (a volume in compose), so an operator's cancel
     # is a marker here that renderers and pinners look for before and during their work, whichever replica
     # holds the job and whenever it started.

@@ -69,6 +69,11 @@ class RenderHandler:
         manifest = self.artifacts.read_manifest(job.job_id)
         if manifest is None or manifest.get("renderer_version") != RENDERER_VERSION:
             manifest = await self._render(job, settings)
+        elif problem := await asyncio.to_thread(self.artifacts.check_manifest, manifest):
+            # A manifest is a claim about files: trust it only when they still say the same (a truncated or
+            # swapped file would otherwise be handed to the pin stage, and a replay could never mend it).
+            log.warning("rendered files differ from their manifest; rendering again", problem=problem)
+            manifest = await self._render(job, settings)
         else:
             log.info("assets already rendered; handing over again")
 

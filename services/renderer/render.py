@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,11 @@ def render_job(scene: str, settings: dict, out_dir: Path,
 
     final = {"image": out_dir / "image.gif", "animation": out_dir / "animation.mp4",
              "preview": out_dir / "preview.png"}
-    temp = {kind: path.with_name(f".{path.name}.{os.getpid()}.tmp") for kind, path in final.items()}
+    # Temp names are this attempt's own: in compose every replica is PID 1, and one process can hold two attempts
+    # of a job (a redelivery after a broker restart, a deadline retry whose thread has not stopped yet). With a
+    # shared name the second open would truncate the first writer's file.
+    attempt = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
+    temp = {kind: path.with_name(f".{path.name}.{attempt}.tmp") for kind, path in final.items()}
     preview_index = n // 3
     every = max(1, min(10, n // 20))
     mp4 = Mp4Writer(temp["animation"], size, size, fps)
@@ -91,8 +96,10 @@ def render_job(scene: str, settings: dict, out_dir: Path,
         raise
     assets = []
     for kind, content_type in (("image", "image/gif"), ("animation", "video/mp4"), ("preview", "image/png")):
+        # Size and digest of what this attempt wrote, taken before the rename: another attempt may rename its
+        # own copy over the final name at any moment.
+        size, digest = temp[kind].stat().st_size, _digest(temp[kind])
         os.replace(temp[kind], final[kind])
-        assets.append(RenderedAsset(kind, final[kind], content_type, final[kind].stat().st_size,
-                                    _digest(final[kind])))
+        assets.append(RenderedAsset(kind, final[kind], content_type, size, digest))
     report(100, "done")
     return assets

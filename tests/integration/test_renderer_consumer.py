@@ -128,3 +128,24 @@ async def test_an_operator_cancel_stops_a_render_midway_and_drops_the_job(broker
         assert await probe.ready(topo.retry_queue(topo.render_queue, seconds)) == 0
     events = events_of(await probe.drain(topo.status_queue))
     assert all(e.stage == jobs_pb2.STAGE_RENDERING for e in events)
+
+
+async def test_a_manifest_whose_files_changed_is_not_trusted_the_job_is_rendered_again(broker, probe, renderer):
+    # A first attempt left its manifest; then a file was cut short (the old shared temp name did exactly this).
+    _consumer, artifacts = renderer
+    job = render_job(seed=8, frames=12, size=128)
+    await broker.publish(broker.topology.jobs_exchange, "render", job)
+    first = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
+    gif = next(a for a in first.artifacts if a.kind == "image")
+    path = artifacts.path_of(gif.key)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+
+    await broker.publish(broker.topology.jobs_exchange, "render", job)  # a redelivery, or a replay
+    again = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
+    assert again.job_id == job.job_id
+    for ref in again.artifacts:
+        assert sha256_file(artifacts.path_of(ref.key)) == ref.sha256, f"{ref.kind} handed over not matching"
+    assert path.read_bytes() == whole, "the cut file was not rendered again"
+    events = events_of(await probe.drain(broker.topology.status_queue))
+    assert [e.stage for e in events].count(jobs_pb2.STAGE_RENDERING) >= 2, "the second delivery did not render"
