@@ -100,6 +100,31 @@ def retry_tier(delay: float) -> int:
     return next((tier for tier in RETRY_TIERS if tier >= delay), RETRY_TIERS[-1])
 
 
+DEAD_LETTERED_BY_HEADER = "x-mintpipe-dead-lettered-by"
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def broker_dead_letter_reason(headers: dict[str, Any] | None) -> str | None:
+    """Why the broker itself dead-lettered this copy of a message (`delivery_limit`, `rejected`, `maxlen`,
+    `expired`), or None when we did (Broker.dead_letter stamps DEAD_LETTERED_BY_HEADER, and a replay removes it).
+
+    What the broker writes decides, not our own headers: a message that once waited in a retry tier carries
+    REASON_HEADER (and an `expired` x-death from that tier) wherever it goes next. RabbitMQ keeps x-death
+    newest first, so its first entry is this dead-lettering; x-first-death-reason would name the retry tier's
+    `expired`, long over."""
+    headers = headers or {}
+    if DEAD_LETTERED_BY_HEADER in headers:
+        return None
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list | tuple) and deaths and isinstance(deaths[0], dict) and deaths[0].get("reason"):
+        return _text(deaths[0]["reason"])
+    first = headers.get("x-first-death-reason")
+    return _text(first) if first else None
+
+
 def _quorum_args(topo: Topology, queue: str) -> dict[str, Any]:
     return {
         "x-queue-type": "quorum",
@@ -230,7 +255,7 @@ class Broker:
         """
         headers = dict(message.headers or {})
         headers.update({REASON_HEADER: reason[:1000], "x-mintpipe-queue": queue,
-                        "x-mintpipe-dead-lettered-by": self.service})
+                        DEAD_LETTERED_BY_HEADER: self.service})
         try:
             await self.publish(self.topology.dead_letter_exchange, queue, message.body, headers=headers,
                                message_id=message.message_id, type_=message.type)

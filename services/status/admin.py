@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
 from mintpipe.artifacts import ArtifactStore
-from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable
+from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable, broker_dead_letter_reason
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
@@ -60,6 +60,15 @@ def _job_id(message: Any) -> str:
         return message_type.FromString(message.body).job_id
     except DecodeError:
         return ""
+
+
+def _reason(message: Any) -> str:
+    """Why it is a dead letter: the broker's own reason when the broker dead-lettered it (a reason header left by
+    an earlier retry is stale then), else the reason the stage that parked it wrote."""
+    why = broker_dead_letter_reason(message.headers)
+    if why is not None:
+        return f"dead-lettered by the broker ({why})"
+    return str((message.headers or {}).get(REASON_HEADER) or "dead-lettered by the broker")
 
 
 def _broker_down(exc: BaseException | str) -> ApiError:
@@ -122,7 +131,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
         try:
             return {"queue": queue, "count": len(messages), "messages": [
                 {"message_id": m.message_id, "type": m.type, "job_id": _job_id(m),
-                 "reason": (m.headers or {}).get(REASON_HEADER, "dead-lettered by the broker"),
+                 "reason": _reason(m),
                  "dead_lettered_by": (m.headers or {}).get("x-mintpipe-dead-lettered-by"),
                  "size": len(m.body)} for m in messages]}
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker
+from mintpipe.broker import DELIVERY_LIMIT, Broker, broker_dead_letter_reason
 from mintpipe.events import is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
@@ -19,9 +19,7 @@ JOB_TYPES = {broker_pb2.RenderJob.DESCRIPTOR.full_name: broker_pb2.RenderJob,
              broker_pb2.PinJob.DESCRIPTOR.full_name: broker_pb2.PinJob}
 
 
-def broker_reason(message: AbstractIncomingMessage, stage_queue: str) -> str:
-    why = (message.headers or {}).get("x-first-death-reason")
-    why = why.decode() if isinstance(why, bytes) else str(why or "dead-lettered by the broker")
+def broker_reason(why: str, stage_queue: str) -> str:
     times = f" after {DELIVERY_LIMIT + 1} deliveries" if why == "delivery_limit" else ""
     return (f"{stage_queue}: the broker gave up on it ({why}){times}: every replica that took it stopped before "
             f"finishing (crashed, killed or drained). Parked in {stage_queue}.dead; an operator can replay it.")
@@ -31,10 +29,11 @@ class DeadLetterWatch:
     """Consumes a copy of every message dead-lettered from the render and pin queues (the operator's
     `<queue>.dead` keeps the original for replay).
 
-    Our own dead letters carry a reason header: their job was failed at once (or parked on purpose) by the
-    stage that dead-lettered them, so they are only acked. A message the broker dead-lettered by itself (its
-    delivery limit reached) has no reason and nobody sent a `failed` event: its job is failed here, with a
-    reason a person can act on.
+    Our own dead letters (stamped by Broker.dead_letter): their job was failed at once (or parked on purpose) by
+    the stage that dead-lettered them, so they are only acked. A message the broker dead-lettered by itself (its
+    delivery limit reached), told apart by what the broker writes (x-death, see broker_dead_letter_reason) and
+    not by our reason header, which any earlier retry left on it: nobody sent a `failed` event, so its job is
+    failed here, with a reason a person can act on.
 
     Ack policy: acks after the failure is committed to the job store (or it is clear there is nothing to do). A
     redelivery applies the same failure again, which changes nothing (transitions never go backwards).
@@ -62,8 +61,8 @@ class DeadLetterWatch:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         job_type = JOB_TYPES.get(message.type or "")
-        headers = message.headers or {}
-        if REASON_HEADER in headers or job_type is None:
+        why = broker_dead_letter_reason(message.headers)
+        if why is None or job_type is None:
             await message.ack()  # ours (already accounted for) or not a job at all (the original stays in .dead)
             return
         try:
@@ -74,7 +73,7 @@ class DeadLetterWatch:
             await message.ack()
             return
         stage_queue = message.routing_key or "a work queue"
-        reason = broker_reason(message, stage_queue)
+        reason = broker_reason(why, stage_queue)
         try:
             await fail_job(self.store, self.bus, job_id, reason, "broker")
         except Exception as exc:  # the store is unwell: hand it back, it comes again

@@ -81,3 +81,26 @@ async def _failed(store, job_id):
 
 async def _empty(probe, queue):
     return await probe.ready(queue) == 0
+
+
+async def test_a_job_that_waited_in_a_retry_tier_then_crash_looped_is_failed_too(broker, probe, watch):
+    # The pinners' routine: a rate-limit wait (retry_later stamps our reason header, and the retry tier's expiry
+    # an `expired` x-death). Then every replica that takes it dies: the broker dead-letters it by itself.
+    store = watch
+    topo = broker.topology
+    job, _ = await store.reserve("dead-3", "e" * 64, WALLET, "gen1", json.dumps({"seed": 3}))
+    await broker.publish(topo.jobs_exchange, "pin", broker_pb2.PinJob(job_id=job.job_id, scene="gen1", wallet=WALLET))
+    channel = await broker.channel(1)
+    queue = await channel.get_queue(topo.pin_queue, ensure=False)
+    first = await queue.get(no_ack=False, timeout=5)
+    assert await broker.retry_later(topo.pin_queue, first, 1.0, 1, "pinata: shared rate limit reached") == 1
+    await channel.close()
+    back = await wait_for(lambda: probe.ready(topo.pin_queue), timeout=15)
+    assert back == 1, "the message did not come back from its retry tier"
+
+    assert await crash_every_delivery(broker, topo.pin_queue) == DELIVERY_LIMIT + 1
+    record = await wait_for(lambda: _failed(store, job.job_id), timeout=15)
+    assert "the broker gave up on it (delivery_limit)" in record.state.error, record.state.error
+    original = await probe.take(topo.dead_queue(topo.pin_queue), timeout=10)
+    assert original.headers[REASON_HEADER] == "pinata: shared rate limit reached"  # stale, and not what decided
+    assert original.headers["x-first-death-reason"] == "expired"
