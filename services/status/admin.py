@@ -146,6 +146,11 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
         log.info("reopened failed job for replay", job_id=job_id)
         return record.state.error or "failed"
 
+    async def cancelled(job_id: str) -> bool:
+        if not job_id:
+            return False
+        return await deps.store.is_cancelled(job_id) or await asyncio.to_thread(deps.artifacts.is_cancelled, job_id)
+
     async def fail_again(job_id: str, error: str) -> None:
         await fail_job(deps.store, deps.bus, job_id, error, "admin")
 
@@ -175,9 +180,18 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
         channel, messages = await browse(source)
         chosen = [m for m in messages if wanted is None or m.message_id in wanted]
         replayed: list[str] = []
+        skipped: list[dict[str, str]] = []
         failure: BaseException | None = None
         try:
             for message in chosen:
+                if await cancelled(_job_id(message)):
+                    # An operator cancelled this job: sending it back would reopen it as `queued`, erase the
+                    # cancellation, and leave it waiting forever (every stage drops a cancelled job's message).
+                    # Its dead letter is dropped, as the stages drop it, and reported.
+                    async with asyncio.timeout(BROKER_TIMEOUT):
+                        await message.ack()
+                    skipped.append({"message_id": message.message_id, "job_id": _job_id(message)})
+                    continue
                 await send_back(message, exchange, key)
                 # Back in its queue from here on, whatever happens to the ack: count it.
                 replayed.append(message.message_id)
@@ -199,10 +213,13 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             text = (f"broker: replay stopped after {len(replayed)} of {len(chosen)} dead letters "
                     f"({type(failure).__name__}); those went back to the {queue} queue, the rest are still "
                     "dead letters: retry later to replay them")
-            return JSONResponse({**error_body("unavailable", text), "queue": queue, "replayed": len(replayed),
-                                 "message_ids": replayed}, status_code=503, headers={"Retry-After": RETRY_AFTER})
-        log.warning("replayed dead letters", queue=queue, count=len(replayed))
+            body = {**error_body("unavailable", text), "queue": queue, "replayed": len(replayed),
+                    "message_ids": replayed, **({"skipped_cancelled": skipped} if skipped else {})}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER})
+        log.warning("replayed dead letters", queue=queue, count=len(replayed), skipped_cancelled=len(skipped))
         result: dict[str, Any] = {"queue": queue, "replayed": len(replayed), "message_ids": replayed}
+        if skipped:  # jobs an operator cancelled: their dead letters were dropped, not sent back
+            result["skipped_cancelled"] = skipped
         if wanted is not None:
             # Ids asked for but not among the dead letters (already replayed, or mistyped).
             result["not_found"] = sorted(wanted - {m.message_id for m in chosen})
@@ -217,6 +234,7 @@ def create_admin_router(deps: AdminDeps) -> APIRouter:
             raise ApiError(409, "conflict", f"job {job_id} is already {record.to_json()['stage']}", "job_id")
         # The marker first: it is what stops a renderer or pinner that holds the job right now.
         await asyncio.to_thread(deps.artifacts.cancel, job_id)
+        await deps.store.record_cancel(job_id)
         updated = await fail_job(deps.store, deps.bus, job_id, "cancelled by an operator", "admin")
         log.warning("job cancelled by an operator", job_id=job_id)
         return (updated or record).to_json()

@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
+CREATE TABLE IF NOT EXISTS cancellations (
+    job_id TEXT PRIMARY KEY,
+    cancelled_at REAL NOT NULL
+);
 """
 
 _COLUMNS = ("job_id, wallet, scene, settings_json, stage, progress, error, assets_json, token_uri, published, "
@@ -256,3 +260,14 @@ class JobStore:
         records = [_row_to_record(r) for r in rows[:limit]]
         next_cursor = encode_cursor(records[-1]) if len(rows) > limit else ""
         return records, next_cursor
+
+    # Operators' cancels, kept apart from the job row (whose error a replay would clear): a replay skips these
+    # jobs, and they outlive the artifact store's cancel markers, which are swept.
+    async def record_cancel(self, job_id: str) -> None:
+        async with self._lock:
+            await self.db.execute("INSERT OR IGNORE INTO cancellations (job_id, cancelled_at) VALUES (?, ?)",
+                                  (job_id, time.time()))
+
+    async def is_cancelled(self, job_id: str) -> bool:
+        async with self.db.execute("SELECT 1 FROM cancellations WHERE job_id = ?", (job_id,)) as cur:
+            return (await cur.fetchone()) is not None

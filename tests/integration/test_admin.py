@@ -335,3 +335,25 @@ async def _not(value) -> bool:
 async def _policy_applied(vhost: str, queue: str, policy: str) -> bool:
     out = await _rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "policy")
     return any(line.split() == [queue, policy] for line in out.splitlines())
+
+
+async def test_a_replay_skips_and_reports_cancelled_jobs_and_leaves_them_cancelled(admin, broker, probe):
+    client, store = admin
+    topo = broker.topology
+    # Parked for an operator (bad credentials, budget spent): dead-lettered, its job deliberately not failed.
+    job, _ = await store.reserve(f"k-{uuid.uuid4()}", "f" * 64, WALLET, "gen1", "{}")
+    parked, other = job.job_id, await failed_job(store, "renderer said no")
+    await dead_letter(broker, parked, "pinata: 401, fix the JWT then replay")
+    await dead_letter(broker, other, "renderer said no")
+    cancel = await client.post(f"/v1/admin/jobs/{parked}/cancel", headers=AUTH)
+    assert cancel.status_code == 200 and cancel.json()["error"] == "cancelled by an operator"
+
+    replayed = (await client.post("/v1/admin/dead-letters/render/replay", headers=AUTH, json={})).json()
+    assert replayed["message_ids"] == [other]
+    assert replayed["skipped_cancelled"] == [{"message_id": parked, "job_id": parked}]
+    job = (await client.get(f"/v1/jobs/{parked}")).json()
+    assert (job["stage"], job["error"]) == ("failed", "cancelled by an operator")
+    assert (await client.get(f"/v1/jobs/{other}")).json()["stage"] == "queued"
+    back = await probe.drain(topo.render_queue)
+    assert [broker_pb2.RenderJob.FromString(m.body).job_id for m in back] == [other]
+    assert await probe.ready(topo.dead_queue(topo.render_queue)) == 0
