@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,39 @@ class ArtifactStore:
 
     def is_cancelled(self, job_id: str) -> bool:
         return (self.root / CANCELLED / job_id).exists()
+
+    # Clean-up (status.artifact_sweeper decides what may go).
+    def jobs(self) -> Iterator[tuple[str, float]]:
+        """(job id, last change as epoch seconds) of every job folder in the store."""
+        for entry in os.scandir(self.root):
+            if entry.is_dir(follow_symlinks=False) and _JOB_ID.match(entry.name):
+                try:
+                    yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+
+    def remove_job(self, job_id: str) -> int:
+        """Delete a job's folder; the bytes it held (0 if it was gone already)."""
+        folder = self.job_dir(job_id)
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+        shutil.rmtree(folder, ignore_errors=True)
+        return size
+
+    def cancel_markers(self) -> Iterator[tuple[str, float]]:
+        """(job id, when) of every cancel marker."""
+        folder = self.root / CANCELLED
+        if not folder.is_dir():
+            return
+        for entry in os.scandir(folder):
+            if _JOB_ID.match(entry.name):
+                try:
+                    yield entry.name, entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+
+    def remove_cancel_marker(self, job_id: str) -> None:
+        self.job_dir(job_id)  # validates the id
+        (self.root / CANCELLED / job_id).unlink(missing_ok=True)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

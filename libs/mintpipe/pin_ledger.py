@@ -9,6 +9,7 @@ transaction, so replicas serialise on the file lock, never on each other's work.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import time
@@ -29,6 +30,8 @@ CREATE TABLE IF NOT EXISTS reservations (job_id TEXT PRIMARY KEY, pins INTEGER N
 CREATE TABLE IF NOT EXISTS request_window (backend TEXT NOT NULL, ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
 CREATE TABLE IF NOT EXISTS request_blocks (backend TEXT PRIMARY KEY, blocked_until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS job_results (job_id TEXT PRIMARY KEY, token_uri TEXT NOT NULL, assets_json TEXT NOT NULL,
+    pinned_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_claims (backend TEXT NOT NULL, cid TEXT NOT NULL, owner TEXT NOT NULL,
     expires REAL NOT NULL, PRIMARY KEY (backend, cid));
 """
@@ -83,6 +86,22 @@ class PinLedger:
             db.execute("COMMIT")
         finally:
             db.close()
+
+    def record_job_result(self, job_id: str, token_uri: str, assets: dict[str, str]) -> None:
+        """What a pinned job was announced with, so a late duplicate of its pin job (whose rendered files may be
+        gone by then, see status.artifact_sweeper) announces the same again instead of failing."""
+        db = self._tx()
+        try:
+            db.execute("INSERT OR REPLACE INTO job_results VALUES (?,?,?,?)",
+                       (job_id, token_uri, json.dumps(assets, sort_keys=True), time.time()))
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    def job_result(self, job_id: str) -> tuple[str, dict[str, str]] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT token_uri, assets_json FROM job_results WHERE job_id=?", (job_id,)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
 
     def pins_this_month(self, now: float | None = None) -> int:
         """Pins made this (UTC) month, whichever backend: the budget is the deployment's."""

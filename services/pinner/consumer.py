@@ -56,6 +56,8 @@ class PinHandler:
     async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
         if self.artifacts.is_cancelled(job.job_id):
             raise JobCancelled
+        if await self._announce_again(job):
+            return
         await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, PIN_START)
         keyvalues = {"job_id": job.job_id, "settings_hash": job.settings_hash}
         cids: dict[str, str] = {}
@@ -76,10 +78,26 @@ class PinHandler:
         meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
                                        {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()})
         await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
-        assets = jobs_pb2.JobAssets(image=cids.get("image", ""), animation=cids.get("animation", ""),
-                                    preview=cids.get("preview", ""), metadata=meta_cid)
+        announced = {"image": cids.get("image", ""), "animation": cids.get("animation", ""),
+                     "preview": cids.get("preview", ""), "metadata": meta_cid}
+        await asyncio.to_thread(self.pins.ledger.record_job_result, job.job_id, f"ipfs://{meta_cid}", announced)
+        assets = jobs_pb2.JobAssets(**announced)
         await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, assets=assets, token_uri=f"ipfs://{meta_cid}")
         log.info("pinned", token_uri=f"ipfs://{meta_cid}", **cids)
+
+    async def _announce_again(self, job: broker_pb2.PinJob) -> bool:
+        """A late duplicate of a job pinned earlier, whose rendered files were cleaned up since (the status
+        service removes them once the job is pinned): announce what it was pinned with, upload nothing."""
+        if await asyncio.to_thread(self.artifacts.job_dir(job.job_id).exists):
+            return False
+        done = await asyncio.to_thread(self.pins.ledger.job_result, job.job_id)
+        if done is None:
+            return False
+        token_uri, assets = done
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, assets=jobs_pb2.JobAssets(**assets),
+                               token_uri=token_uri)
+        log.info("already pinned and its files cleaned up; announced again", token_uri=token_uri)
+        return True
 
     def _verified_path(self, artifact: broker_pb2.ArtifactRef):
         try:

@@ -88,10 +88,9 @@ class PinService:
             raise
 
     async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str]) -> str:
+        # No copy in the local store when pinning elsewhere: it would hold every asset a second time, forever
+        # (about 10 MB a job). The local store is kept only where it is the pinning backend.
         cid = await asyncio.to_thread(cid_of_file, path)
-        if self.remote:
-            # The local store also serves /ipfs/{cid} to the front end; keeping a copy there is free of quota.
-            await asyncio.to_thread(self.local.add_file, path, content_type, name)
         if await asyncio.to_thread(self.ledger.is_pinned, cid):
             self.counts["skipped_known"] += 1
             return cid

@@ -13,6 +13,7 @@ from sse_starlette.sse import AppStatus
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
+from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
@@ -20,6 +21,7 @@ from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
+from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
@@ -71,8 +73,16 @@ async def main() -> None:
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
+    artifact_sweeper = asyncio.create_task(ArtifactSweeper(
+        store, artifacts, pinned_grace=settings.artifact_keep_pinned_seconds,
+        failed_keep=settings.artifact_keep_failed_hours * 3600,
+        interval=settings.artifact_sweep_interval_seconds).run())
+    disk = DiskGuard(settings.data_dir, settings.disk_degraded_free_percent, settings.disk_refuse_free_percent)
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
-                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), checks=checks,
+                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"),
+                      # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
+                      # should not make the launcher or an orchestrator restart a working service.
+                      checks={**checks, "disk": disk.healthy}, disk=disk,
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
@@ -88,6 +98,7 @@ async def main() -> None:
     await grpc_server.begin_shutdown()
     sweeper.cancel()
     retention.cancel()
+    artifact_sweeper.cancel()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True

@@ -20,6 +20,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mintpipe.cid import is_cid
+from mintpipe.disk import DiskGuard
 from mintpipe.events import STAGES_BY_NAME, stage_name
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
@@ -88,6 +89,8 @@ class JobPage(BaseModel):
 class HealthOut(BaseModel):
     status: str = Field(description="ok, or degraded when a check fails (503)")
     checks: dict[str, bool]
+    disk: dict[str, float] | None = Field(None, description="the data volume: total_bytes, free_bytes, "
+                                          "free_percent, and the thresholds (degraded, new jobs refused)")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 429, 503)}
@@ -123,6 +126,7 @@ class BridgeDeps:
     ip_limiter: KeyedRateLimiter | None = None
     trust_forwarded_for: bool = False
     max_body_bytes: int = 64 * 1024
+    disk: DiskGuard | None = None
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -163,6 +167,9 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
             raise ApiError(400, "invalid_argument", "Idempotency-Key: 1-255 visible ASCII characters",
                            "Idempotency-Key")
+        if deps.disk is not None and (full := deps.disk.refusal()):
+            submissions.labels("disk_full").inc()
+            raise ApiError(503, "unavailable", full, "disk", {"Retry-After": "60"})
         submit = gateway_pb2.SubmitJobRequest(
             scene=body.scene or "", settings_json=json.dumps(body.settings), wallet=body.wallet,
             idempotency_key=idempotency_key or "",
@@ -247,7 +254,10 @@ def create_app(deps: BridgeDeps) -> FastAPI:
             except Exception:  # a failing probe is a failing check
                 results[name] = False
         ok = all(results.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": results}, 200 if ok else 503)
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": results}
+        if deps.disk is not None:
+            body["disk"] = deps.disk.snapshot()
+        return JSONResponse(body, 200 if ok else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})

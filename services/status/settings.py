@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mintpipe.config import ServiceSettings
@@ -30,6 +30,22 @@ class StatusSettings(ServiceSettings):
     ip_burst: int = Field(30, ge=1)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
+    # Disk (issue 15): rendered files leave once pinned, or after a failed job's replay window; the bridge says
+    # `degraded` when the data volume is nearly full and refuses new jobs (503) before it is full.
+    artifact_keep_pinned_seconds: float = Field(600, ge=0, description="a pinned job's rendered files are "
+                                                "deleted this long after it was pinned")
+    artifact_keep_failed_hours: float = Field(72, gt=0, description="a failed job's rendered files (and cancel "
+                                              "markers) are kept this long, for a replay")
+    artifact_sweep_interval_seconds: float = Field(300, gt=0)
+    disk_degraded_free_percent: float = Field(10, ge=0, le=100, description="/healthz degraded below this free")
+    disk_refuse_free_percent: float = Field(5, ge=0, le=100, description="new jobs refused (503) below this free")
+
+    @model_validator(mode="after")
+    def _refuse_before_degraded(self) -> StatusSettings:
+        if self.disk_refuse_free_percent > self.disk_degraded_free_percent:
+            raise ValueError("STATUS_DISK_REFUSE_FREE_PERCENT must not exceed STATUS_DISK_DEGRADED_FREE_PERCENT")
+        return self
 
     @property
     def database(self) -> Path:

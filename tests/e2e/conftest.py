@@ -73,5 +73,7 @@ def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int =
 
 @pytest.fixture(scope="module")
 def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with launched(rabbit_url, tmp_path_factory.mktemp("system-data")) as running:
+    # A pinned job's rendered files leave at the next sweep (test_pipeline checks that they do).
+    env = {"STATUS_ARTIFACT_KEEP_PINNED_SECONDS": "0", "STATUS_ARTIFACT_SWEEP_INTERVAL_SECONDS": "1"}
+    with launched(rabbit_url, tmp_path_factory.mktemp("system-data"), env=env) as running:
         yield running

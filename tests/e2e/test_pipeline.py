@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -128,10 +129,28 @@ def test_reference_routes(client):
     assert gen1["schema"]["properties"]["frames"]["default"] == 100
     assert client.get("/ipfs/not-a-cid").json()["error"]["field"] == "cid"
     assert client.get("/v1/jobs", params={"stage": "nope"}).json()["error"]["field"] == "stage"
-    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True}
+    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True, "disk": True}
     assert "mintpipe_submissions_total" in client.get("/metrics").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/scenes", "/ipfs/{cid}"} <= set(paths)
     oversized = client.post("/v1/jobs", content=b"{" + b" " * 200_000 + b"}",
                             headers={"content-type": "application/json"})
     assert oversized.status_code == 413
+
+
+def test_a_pinned_jobs_rendered_files_leave_the_disk_and_its_health_shows_the_volume(client, system):
+    # The e2e system runs with STATUS_ARTIFACT_KEEP_PINNED_SECONDS=0 and a sweep every second.
+    reply = client.post("/v1/jobs", json={"settings": {"seed": 12, "frames": 20, "size": 256}, "wallet": WALLET})
+    assert reply.status_code == 202, reply.text
+    job_id = reply.json()["job_id"]
+    assert follow(client, job_id)[-1]["stage"] == "pinned"
+    folder = system.data_dir / "artifacts" / job_id
+    deadline = time.monotonic() + 30
+    while folder.exists():
+        assert time.monotonic() < deadline, f"{folder} still holds {sorted(p.name for p in folder.iterdir())}"
+        time.sleep(0.2)
+    job = client.get(f"/v1/jobs/{job_id}").json()
+    assert job["stage"] == "pinned" and client.get(f"/ipfs/{job['assets']['image'].removeprefix('ipfs://')}"
+                                                   ).status_code == 200, "the pinned content itself must stay"
+    health = client.get("/healthz").json()
+    assert health["checks"]["disk"] is True and health["disk"]["free_bytes"] > 0

@@ -20,6 +20,7 @@ import uvicorn
 from gateway.service import GatewayService
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
+from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
@@ -36,7 +37,8 @@ from tests.support.broker import delete_topology
 @contextmanager
 def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = None,
                 ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
-                trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024) -> Iterator[str]:
+                trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024,
+                disk: DiskGuard | None = None) -> Iterator[str]:
     """Yields the bridge's base URL; stops every part and removes its queues afterwards."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -64,7 +66,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
         gateway_channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
         deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                           ipfs=LocalIpfsStore(data_dir / "ipfs"),
-                          checks={"broker": lambda: broker.connected, "store": store.ping},
+                          checks={"broker": lambda: broker.connected, "store": store.ping,
+                                  **({"disk": disk.healthy} if disk else {})}, disk=disk,
                           admin=AdminDeps(broker, store, bus, admin_token, ArtifactStore(data_dir / "artifacts")),
                           ip_limiter=ip_limiter,
                           trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes)
