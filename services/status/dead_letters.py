@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
@@ -14,6 +16,18 @@ from status.consumer import fail_job
 from status.store import JobStore
 
 log = get_logger(__name__)
+
+REQUEUE_BACKOFF_FIRST = 0.5  # seconds before handing back a dead letter the store could not take
+REQUEUE_BACKOFF_CAP = 30.0
+
+
+def requeue_delay(message: AbstractIncomingMessage) -> float:
+    raw = (message.headers or {}).get("x-delivery-count", 0)
+    try:
+        deliveries = max(int(raw), 0)
+    except (TypeError, ValueError):
+        deliveries = 0
+    return min(REQUEUE_BACKOFF_CAP, REQUEUE_BACKOFF_FIRST * 2 ** min(deliveries, 16))
 
 JOB_TYPES = {broker_pb2.RenderJob.DESCRIPTOR.full_name: broker_pb2.RenderJob,
              broker_pb2.PinJob.DESCRIPTOR.full_name: broker_pb2.PinJob}
@@ -77,7 +91,13 @@ class DeadLetterWatch:
         try:
             await fail_job(self.store, self.bus, job_id, reason, "broker")
         except Exception as exc:  # the store is unwell: hand it back, it comes again
-            log.error("could not record a dead-lettered job; handed back", job_id=job_id, error=repr(exc))
+            # ...but not at once: the watch queue has no delivery limit (nothing may drop a job's failure), so an
+            # immediate requeue would spin as fast as the broker redelivers while the store is down. Waiting
+            # doubles with each delivery (the quorum queue counts them), up to REQUEUE_BACKOFF_CAP.
+            delay = requeue_delay(message)
+            log.error("could not record a dead-lettered job; handing it back", job_id=job_id, error=repr(exc),
+                      retry_in=delay)
+            await asyncio.sleep(delay)
             await message.nack(requeue=True)
             return
         log.error("job failed: the broker dead-lettered it", job_id=job_id, reason=reason)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 
 import pytest
 
@@ -104,3 +105,43 @@ async def test_a_job_that_waited_in_a_retry_tier_then_crash_looped_is_failed_too
     original = await probe.take(topo.dead_queue(topo.pin_queue), timeout=10)
     assert original.headers[REASON_HEADER] == "pinata: shared rate limit reached"  # stale, and not what decided
     assert original.headers["x-first-death-reason"] == "expired"
+
+
+class UnwellStore:
+    """The real store, but its writes fail (a full disk, a locked file) until healed; counts the attempts."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.failing = True
+        self.attempts = 0
+
+    async def apply(self, event):
+        self.attempts += 1
+        if self.failing:
+            raise sqlite3.OperationalError("disk I/O error")
+        return await self.store.apply(event)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+async def test_while_the_store_fails_the_watch_backs_off_instead_of_spinning_and_loses_nothing(
+        broker, probe, status_side):
+    store, _consumer = status_side
+    unwell = UnwellStore(store)
+    watcher = DeadLetterWatch(broker, unwell, JobBus())
+    await watcher.start()
+    try:
+        job, _ = await store.reserve("dead-4", "f" * 64, WALLET, "gen1", json.dumps({"seed": 4}))
+        await broker.publish(broker.topology.jobs_exchange, "render", broker_pb2.RenderJob(
+            job_id=job.job_id, scene="gen1", settings_json=json.dumps({"seed": 4}), wallet=WALLET))
+        await crash_every_delivery(broker, broker.topology.render_queue)
+        await wait_for(lambda: unwell.attempts >= 1, timeout=10)
+        await asyncio.sleep(4)
+        # Handed straight back, it came again thousands of times in these seconds; now 0.5, 1, 2 s apart.
+        assert unwell.attempts <= 5, f"{unwell.attempts} attempts in 4 s: a tight requeue loop"
+        unwell.failing = False
+        record = await wait_for(lambda: _failed(store, job.job_id), timeout=30)
+        assert "delivery_limit" in record.state.error
+    finally:
+        await watcher.stop()

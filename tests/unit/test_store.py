@@ -123,3 +123,12 @@ async def test_a_key_kept_longer_than_its_job_still_names_the_same_job(store):
     assert created and again.job_id == first.job_id
     with pytest.raises(IdempotencyConflict):
         await store.reserve("k1", H2, WALLET, "gen1", '{"seed":2}')
+
+
+async def test_a_commit_is_durable_past_a_host_crash_not_only_a_killed_process(store):
+    # Events are acked once committed: in WAL mode only synchronous=FULL (2) syncs the log on every commit;
+    # NORMAL (1) may lose the last commits, acked already, to a power cut or a host crash.
+    async with store.db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 2
+    async with store.db.execute("PRAGMA journal_mode") as cur:
+        assert (await cur.fetchone())[0] == "wal"
