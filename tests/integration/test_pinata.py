@@ -109,7 +109,7 @@ async def test_the_same_content_is_never_uploaded_twice_even_when_the_ledger_for
     assert await forgetful.pin(asset, "image/gif", asset.name, "j1", {}) == cid
     assert forgetful.counts["uploads"] == 0 and forgetful.counts["skipped_listed"] == 1
     assert emulator.stats()["uploads_per_cid"][cid] == 1
-    assert LocalIpfsStore(tmp_path / "ipfs").has(cid), "the bridge serves pinned content from the local store"
+    assert not LocalIpfsStore(tmp_path / "ipfs").has(cid), "pinning to Pinata keeps no second copy on local disk"
 
 
 async def test_a_cid_mismatch_fails_loudly(emulator, asset, tmp_path):
