@@ -41,7 +41,8 @@ class PinHandler:
     redelivery uploads nothing twice: content ids are computed locally and looked up (pin ledger, then the
     backend's own list) before any upload, so replaying a job only re-announces the same CIDs.
 
-    An operator's cancel (a marker in the artifact store) is honoured before each upload: acked, dropped.
+    An operator's cancel (a marker in the artifact store) is honoured before each asset and again right before
+    each upload request (after the lookups and rate-limit waits before it): acked, dropped, nothing more uploaded.
     """
 
     def __init__(self, broker: Broker, artifacts: ArtifactStore, pins: PinService) -> None:
@@ -60,6 +61,10 @@ class PinHandler:
             return
         await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, PIN_START)
         keyvalues = {"job_id": job.job_id, "settings_hash": job.settings_hash}
+
+        def cancelled() -> bool:
+            return self.artifacts.is_cancelled(job.job_id)
+
         cids: dict[str, str] = {}
         steps = len(job.artifacts) + 1
         for done, artifact in enumerate(job.artifacts, start=1):
@@ -67,7 +72,7 @@ class PinHandler:
                 raise JobCancelled
             path = await asyncio.to_thread(self._verified_path, artifact)
             cids[artifact.kind] = await self.pins.pin(path, artifact.content_type, path.name, job.job_id,
-                                                      {**keyvalues, "sha256": artifact.sha256})
+                                                      {**keyvalues, "sha256": artifact.sha256}, cancelled)
             await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, band(PIN_START, PIN_END, 100 * done / steps))
 
         _cid, body = cid_of_json(build_metadata(job, cids))
@@ -76,7 +81,7 @@ class PinHandler:
         if self.artifacts.is_cancelled(job.job_id):
             raise JobCancelled
         meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
-                                       {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()})
+                                       {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()}, cancelled)
         await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
         announced = {"image": cids.get("image", ""), "animation": cids.get("animation", ""),
                      "preview": cids.get("preview", ""), "metadata": meta_cid}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mintpipe.cid import cid_of_file
-from mintpipe.consumer import ParkError, PermanentError, TransientError
+from mintpipe.consumer import JobCancelled, ParkError, PermanentError, TransientError
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
@@ -73,10 +73,14 @@ class PinService:
             self.counts[f"{kind}_wait_seconds"] += wait
             await asyncio.sleep(wait)
 
-    async def _call_backend(self, request: Callable[[], Awaitable[T]]) -> T:
+    async def _call_backend(self, request: Callable[[], Awaitable[T]],
+                            cancelled: Callable[[], bool] | None = None) -> T:
         """One backend request within the shared limits. A 429's Retry-After is recorded in the shared ledger
         before the job sees the error, so no replica (this one's other jobs included) calls until it has passed."""
         await self._request_slot()
+        # The slot may have been waited for: an operator's cancel meanwhile sends nothing more.
+        if cancelled is not None and await asyncio.to_thread(cancelled):
+            raise JobCancelled
         try:
             return await request()
         except BackendRateLimited as exc:
@@ -87,7 +91,10 @@ class PinService:
                             retry_after=exc.retry_after, blocked_for=round(until - time.time(), 1))
             raise
 
-    async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str]) -> str:
+    async def pin(self, path: Path, content_type: str, name: str, job_id: str, keyvalues: dict[str, str],
+                  cancelled: Callable[[], bool] | None = None) -> str:
+        """Pin one file; its CID. `cancelled` is asked right before the upload itself (after the lookups, which
+        may wait on the rate limit or a slow backend): an operator's cancel meanwhile uploads nothing more."""
         # No copy in the local store when pinning elsewhere: it would hold every asset a second time, forever
         # (about 10 MB a job). The local store is kept only where it is the pinning backend.
         cid = await asyncio.to_thread(cid_of_file, path)
@@ -99,7 +106,7 @@ class PinService:
             if await asyncio.to_thread(self.ledger.is_pinned, cid):
                 self.counts["skipped_known"] += 1
                 return cid
-            await self._pin_claimed(path, content_type, name, job_id, keyvalues, cid)
+            await self._pin_claimed(path, content_type, name, job_id, keyvalues, cid, cancelled)
         return cid
 
     @contextlib.asynccontextmanager
@@ -127,7 +134,7 @@ class PinService:
             await asyncio.to_thread(self.ledger.claim_upload, cid, owner, UPLOAD_CLAIM_TTL)
 
     async def _pin_claimed(self, path: Path, content_type: str, name: str, job_id: str,
-                           keyvalues: dict[str, str], cid: str) -> None:
+                           keyvalues: dict[str, str], cid: str, cancelled: Callable[[], bool] | None) -> None:
         # The ledger can miss a pin (a crash between upload and ledger write): ask the backend's own list.
         if await self._call_backend(lambda: self.backend.has(cid)):
             self.counts["skipped_listed"] += 1
@@ -138,7 +145,8 @@ class PinService:
             if used >= self.monthly_pins:
                 raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
                                      "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
-        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues))
+        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues),
+                                       cancelled)
         self.counts["uploads"] += 1
         if got != cid:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")

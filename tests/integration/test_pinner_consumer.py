@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -99,3 +101,44 @@ async def test_a_job_cancelled_by_an_operator_uploads_nothing_and_is_dropped(bro
         assert await probe.ready(topo.retry_queue(topo.pin_queue, seconds)) == 0
     others = [broker_pb2.JobEvent.FromString(m.body) for m in await probe.drain(topo.status_queue)]
     assert all(e.job_id != cancelled.job_id for e in others)
+
+
+async def test_a_pinner_cancelled_mid_job_uploads_nothing_more(broker, probe, tmp_path):
+    """The cancel lands while the pinner waits on the backend (a slow lookup of the first asset): from then on
+    no upload request reaches the backend, the job is dropped, and nothing says it was pinned."""
+    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.pin_ledger import PinLedger
+    from pinner.backends import PinataBackend
+    from pinner.consumer import pin_consumer
+    from pinner.pinning import PinService
+    from tests.support.broker import wait_for
+    from tests.support.emulator import running_emulator
+
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    job = rendered_pin_job(artifacts, seed=41)
+    with running_emulator() as emu:
+        backend = PinataBackend(emu.jwt, emu.url, emu.url, timeout=30)
+        pins = PinService(backend, PinLedger(tmp_path / "pins.sqlite3", backend.name),
+                          LocalIpfsStore(tmp_path / "ipfs"), rate_limit=1000, rate_window=60, monthly_pins=None)
+        consumer = pin_consumer(broker, artifacts, pins)
+        await consumer.start()
+        try:
+            emu.fault(delay=2.0)  # the first request (the lookup of the first asset) answers late
+            await broker.publish(broker.topology.jobs_exchange, "pin", job)
+            await wait_for(lambda: len(emu.requests()) >= 1, timeout=30)
+            artifacts.cancel(job.job_id)
+            cancelled_at = time.time()
+            await wait_for(lambda: consumer.inflight == 0, timeout=30)
+            await asyncio.sleep(0.5)
+        finally:
+            await consumer.stop(2)
+            await backend.aclose()
+        after = [r for r in emu.requests() if r["at"] > cancelled_at]
+        uploads = [r for r in emu.requests() if r["method"] == "POST"]
+        assert uploads == [], f"uploaded after the cancel: {uploads}"
+        assert all(r["method"] == "GET" for r in after), after
+        assert emu.stats()["uploads_per_cid"] == {}
+    topo = broker.topology
+    events = [broker_pb2.JobEvent.FromString(m.body) for m in await probe.drain(topo.status_queue)]
+    assert jobs_pb2.STAGE_PINNED not in [e.stage for e in events]
+    assert await probe.ready(topo.pin_queue) == 0 and await probe.ready(topo.dead_queue(topo.pin_queue)) == 0
