@@ -219,7 +219,7 @@ class Chain:
                    "fresh voucher and send that"
         if name == "JobAlreadyMinted":
             token = int.from_bytes(bytes(data[36:68]), "big")
-            return f"tx_hash: this job is already minted (token id {token})"
+            return f"tx_hash: the voucher's job is already minted (token id {token})"
         if name == "InvalidVoucherSignature":
             return "tx_hash: the contract refused the voucher's signature: it was not signed by this service for " \
                    "this network and contract (wrong network?)"
