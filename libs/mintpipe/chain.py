@@ -143,11 +143,12 @@ class Anvil:
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, chain_id: int = 31337, accounts: int = 10,
-                 block_time: float | None = None, log_path: Path | None = None,
+                 block_time: float | None = None, log_path: Path | None = None, state_path: Path | None = None,
                  startup_timeout: float = 30) -> None:
         self.host, self.port, self.chain_id = host, port, chain_id
         self.accounts, self.block_time = accounts, block_time
         self.startup_timeout = startup_timeout
+        self.state_path = state_path  # loaded at start if it exists, written at exit (anvil --state)
         self._workdir = Path(tempfile.mkdtemp(prefix="mintpipe-anvil-"))
         self.log_path = log_path or self._workdir / "anvil.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -163,9 +164,14 @@ class Anvil:
                 "--hardfork", HARDFORK, "--accounts", str(self.accounts), "--config-out", str(config)]
         if self.block_time:
             args += ["--block-time", str(self.block_time)]
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--state", str(self.state_path)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # Its own session: a Ctrl-C meant for the launcher must not stop the chain before the services drain.
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
         deadline = time.monotonic() + self.startup_timeout
         marker = f"Listening on {self.host}:"
         while time.monotonic() < deadline:
@@ -189,7 +195,7 @@ class Anvil:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(5)
+                self.process.wait(15)  # it writes its state file on the way out
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
