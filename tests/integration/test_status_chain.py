@@ -28,7 +28,7 @@ from status.chain_runtime import ChainRuntime, start_chain
 from status.http_api import BridgeDeps, create_app
 from status.settings import StatusSettings
 from status.store import JobStore
-from tests.support.chain import TestChain
+from tests.support.chain import TestChain, running_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
 
@@ -323,3 +323,24 @@ def test_signer_key_is_never_in_a_response(chain) -> None:
     for key in (chain.signer_key, chain.relayer_key):
         assert not any(key.removeprefix("0x").lower() in t.lower() for t in texts)
     assert json.loads(texts[1])["contract"] == chain.address
+
+
+async def test_node_down_backs_off_shows_in_health_and_crashes_nothing(tmp_path) -> None:
+    with running_chain(tmp_path / "own-chain") as own:
+        async with running_status(own, tmp_path) as status:
+            job_id = await status.pinned_job(own.address_of(own.collector_keys[0]))
+            await asyncio.sleep(0.5)
+            assert (await status.client.get("/healthz")).json()["checks"]["chain"] is True
+            own.anvil.stop()  # the node goes away
+            deadline = time.monotonic() + 20
+            while (await status.client.get("/healthz")).status_code != 503:
+                assert time.monotonic() < deadline, "health never showed the node down"
+                await asyncio.sleep(0.2)
+            health = (await status.client.get("/healthz")).json()
+            assert health["checks"]["chain"] is False and health["status"] == "degraded"
+            assert status.runtime.watcher.last_error
+            job = await status.job(job_id)  # reads still work: the voucher is signed offline
+            assert job["stage"] == "pinned" and job["mint"]["signature"].startswith("0x")
+            reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": "0x" + "cd" * 32})
+            assert reply.status_code == 503 and reply.headers["Retry-After"] == "30"
+            assert not any(t.done() for t in status.runtime.tasks)  # the watcher and relayer loops live on
