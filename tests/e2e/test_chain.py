@@ -80,12 +80,12 @@ def wait_stage(client: httpx.Client, job_id: str, stage: str, timeout: float = 6
 def test_submit_pin_mint_report_minted_and_a_restart_in_between(chain: TestChain, rabbit_url, tmp_path) -> None:
     collector = chain.collector_keys[0]
     wallet = chain.address_of(collector)
-    env = chain.env(confirmations=1)
+    env = {**chain.env(confirmations=1), "MINTPIPE_LOG_LEVEL": "DEBUG"}  # the chattiest logs, for the key grep
     with launched(rabbit_url, tmp_path, renderers=1, env=env) as system, \
             httpx.Client(base_url=system.base_url, timeout=30) as client:
         ids = [client.post("/v1/jobs", json={"settings": {"seed": s, "frames": 12}, "wallet": wallet}).json()["job_id"]
-               for s in (31, 32)]
-        first, second = ids
+               for s in (31, 32, 33)]
+        first, second, third = ids
         seen = follow(client, first, "pinned")
         assert seen[-1]["stage"] == "pinned" and seen[-1]["mint"]["voucher"]["to"] == wallet
         job = seen[-1]
@@ -116,8 +116,18 @@ def test_submit_pin_mint_report_minted_and_a_restart_in_between(chain: TestChain
         job = wait_stage(client, second, "minted", 90)
         assert job["tx_hash"] == second_hash
         minted = client.get("/v1/jobs", params={"stage": "minted"}).json()["jobs"]
-        assert sorted(j["job_id"] for j in minted) == sorted(ids)
+        assert sorted(j["job_id"] for j in minted) == sorted([first, second])
         assert len({j["token_id"] for j in minted}) == 2
+
+        # The third is relayed: the service sends it and pays; the token goes to the job's wallet.
+        wait_stage(client, third, "pinned", 120)
+        reply = client.post(f"/v1/jobs/{third}/mint", json={"relay": True})
+        assert reply.status_code in (200, 202) and reply.json()["relayed"], reply.text
+        chain.mine(1)
+        job = wait_stage(client, third, "minted", 60)
+        assert chain.contract.functions.ownerOf(job["token_id"]).call() == wallet
+        sender = chain.w3.eth.get_transaction(job["tx_hash"])["from"]
+        assert sender == chain.address_of(chain.relayer_key)
     logs = system.log_path.read_text() + "".join(p.read_text() for p in system.data_dir.glob("**/*.log"))
     for key in (chain.signer_key, chain.relayer_key):
         assert key.removeprefix("0x") not in logs
