@@ -344,3 +344,31 @@ async def test_node_down_backs_off_shows_in_health_and_crashes_nothing(tmp_path)
             reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": "0x" + "cd" * 32})
             assert reply.status_code == 503 and reply.headers["Retry-After"] == "30"
             assert not any(t.done() for t in status.runtime.tasks)  # the watcher and relayer loops live on
+
+
+async def test_a_stuck_relay_is_replaced_with_a_higher_fee_and_lands_once(chain, tmp_path) -> None:
+    wallet = Account.create().address
+    async with running_status(chain, tmp_path, relay_stuck_seconds=1.0) as status:
+        job_id = await status.pinned_job(wallet)
+        chain.rpc("evm_setAutomine", False)
+        try:
+            reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+            assert reply.status_code == 202 and reply.json()["state"] == "pending"
+            first = await status.runtime.deps.chain_store.relay(job_id)
+            deadline = time.monotonic() + 20
+            while (current := await status.runtime.deps.chain_store.relay(job_id)).tx_hash == first.tx_hash:
+                assert time.monotonic() < deadline, "the stuck relay was never replaced"
+                await asyncio.sleep(0.2)
+            assert current.nonce == first.nonce and current.max_fee > first.max_fee
+            replacement = chain.w3.eth.get_transaction(current.tx_hash)
+            assert replacement["nonce"] == first.nonce
+            # Asking again answers the (current) transaction; nothing new is sent.
+            again = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+            assert again.json()["tx_hash"] == current.tx_hash
+        finally:
+            chain.rpc("evm_setAutomine", True)
+        chain.mine(1)
+        job = await status.wait_stage(job_id, "minted")
+        assert job["tx_hash"] == (await status.runtime.deps.chain_store.relay(job_id)).tx_hash
+        assert chain.contract.functions.ownerOf(job["token_id"]).call() == wallet
+        assert chain.contract.functions.balanceOf(wallet).call() == 1
