@@ -23,6 +23,8 @@ from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
+from status.chain_api import JobView
+from status.chain_runtime import start_chain
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
@@ -56,7 +58,9 @@ async def main() -> None:
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
                              [status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name])
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), grpc_server.server)
+    chain = await start_chain(settings, store, bus)
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain.deps)),
+                                                        grpc_server.server)
     checks = {"broker": lambda: broker.connected, "store": store.ping}
     await grpc_server.start(checks)
 
@@ -82,11 +86,11 @@ async def main() -> None:
                       ipfs=LocalIpfsStore(settings.data_dir / "ipfs"),
                       # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
                       # should not make the launcher or an orchestrator restart a working service.
-                      checks={**checks, "disk": disk.healthy}, disk=disk,
+                      checks={**checks, **chain.checks, "disk": disk.healthy}, disk=disk,
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
-                      max_body_bytes=settings.max_body_bytes)
+                      max_body_bytes=settings.max_body_bytes, chain=chain.deps)
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))
@@ -99,6 +103,7 @@ async def main() -> None:
     sweeper.cancel()
     retention.cancel()
     artifact_sweeper.cancel()
+    chain.stop()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True
