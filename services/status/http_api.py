@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path as PathLike
 from typing import Annotated, Any
 
 import grpc
@@ -24,7 +25,7 @@ from mintpipe.events import STAGES_BY_NAME, stage_name
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import describe_scenes
-from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
+from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
 from status.admin import AdminDeps, create_admin_router
 from status.bus import JobBus
@@ -37,6 +38,8 @@ from status.http_errors import (
     http_exception_handler,
     validation_error_handler,
 )
+from status.pages import create_page_router
+from status.preview import create_preview_router
 from status.records import JobRecord
 from status.store import BadCursor, JobStore
 
@@ -123,6 +126,9 @@ class BridgeDeps:
     ip_limiter: KeyedRateLimiter | None = None
     trust_forwarded_for: bool = False
     max_body_bytes: int = 64 * 1024
+    renderer: renderer_pb2_grpc.RendererServiceStub | None = None  # previews (status.preview)
+    preview_limiter: KeyedRateLimiter | None = None
+    web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -256,6 +262,10 @@ def create_app(deps: BridgeDeps) -> FastAPI:
 
     if deps.admin is not None:
         app.include_router(create_admin_router(deps.admin))
+    if deps.renderer is not None:
+        app.include_router(create_preview_router(
+            deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))
+    app.include_router(create_page_router(deps.web_dir))
     drop_unused_validation_responses(app)
     return app
 
