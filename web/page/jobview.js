@@ -55,6 +55,7 @@ export function showJob(job) {
   const assets = job.assets || {};
   const ready = Boolean(assets.image && assets.animation);
   $("media").hidden = !ready;
+  $("job").classList.toggle("has-media", ready);
   if (ready) {
     const gif = ipfsPath(assets.image);
     if ($("gif").getAttribute("src") !== gif) $("gif").src = gif;

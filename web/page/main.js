@@ -310,6 +310,19 @@ async function start() {
     if (e.key === "Escape" && !$("wallet-panel").hidden) $("wallet-panel-close").click();
   });
   $("job-title").setAttribute("tabindex", "-1");
+  $("copy-link").addEventListener("click", async () => {
+    const url = new URL($("job-link").getAttribute("href"), location.href).href;
+    const button = $("copy-link");
+    try {
+      await navigator.clipboard.writeText(url);
+      button.textContent = "Copied";
+    } catch {
+      // No clipboard (an insecure origin, or refused): select the link's text for a manual copy.
+      getSelection().selectAllChildren($("job-link"));
+      button.textContent = "Selected: copy it";
+    }
+    setTimeout(() => (button.textContent = "Copy link"), 2500);
+  });
   window.addEventListener("popstate", openJobFromPath);
   // Links to other jobs ("My mints") stay on this page.
   document.addEventListener("click", (e) => {
