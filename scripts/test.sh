@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 scripts/gen_protos.sh --check
 node web/build.mjs --check
+node contracts/build.mjs --check
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.chain import TestChain, running_chain
+
 ROOT = Path(__file__).resolve().parents[1]
 RABBIT_HOST = os.environ.get("MINTPIPE_TEST_RABBIT_HOST", "127.0.0.1:5672")
 
@@ -79,3 +81,10 @@ def free_port_base(span: int = 300) -> int:
         if ok:
             return base
     raise RuntimeError("no free port range")
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestChain]:
+    """anvil on a free port with the collection deployed (tests/support/chain.py), one per test module."""
+    with running_chain(tmp_path_factory.mktemp("anvil")) as running:
+        yield running

@@ -25,6 +25,8 @@ STAGES_BY_NAME = {name: value for value, name in STAGE_NAMES.items()}
 
 # Where the stream of changes ends for a watcher: nothing more will happen without a person acting.
 TERMINAL_STAGES = frozenset({jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED, jobs_pb2.STAGE_FAILED})
+# For a watcher that follows a job on to the chain (the mint page): pinned is not the end there.
+UNTIL_MINTED = frozenset({jobs_pb2.STAGE_MINTED, jobs_pb2.STAGE_FAILED})
 
 # Overall progress bands: render takes most of the time, pinning the rest.
 RENDER_START, RENDER_END = 1, 70

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from mintpipe.config import log_level_name
 from mintpipe.log import configure_logging, get_logger
@@ -43,7 +44,29 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     layout = Layout(args.data_dir, args.http_port, args.port_base, args.renderers, args.pinners)
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = layout.data_dir / "logs" if demo else None
-    supervisor = Supervisor(build_specs(layout), log_dir)
+    from launcher.chain import ChainRefused, start_chain
+
+    try:
+        chain = await asyncio.to_thread(start_chain, layout.data_dir)
+    except ChainRefused as exc:
+        print(f"mintpipe: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError, RuntimeError) as exc:
+        print(f"mintpipe: cannot start the local chain: {exc}", file=sys.stderr)
+        return 1
+    specs = build_specs(layout)
+    for spec in specs:
+        if spec.module == "status":
+            spec.env.update(chain.env)
+    supervisor = Supervisor(specs, log_dir)
+    try:
+        return await _supervise(args, demo, layout, supervisor, chain, log_dir)
+    finally:
+        await asyncio.to_thread(chain.stop)
+
+
+async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervisor: Any, chain: Any,
+                     log_dir: Path | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,9 +84,14 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
         from launcher.demo import run_example
 
         settings = json.loads(args.settings.read_text()) if args.settings else DEFAULT_SETTINGS
-        work = asyncio.ensure_future(asyncio.to_thread(run_example, layout.http_url, layout.data_dir, settings))
+        work = asyncio.ensure_future(asyncio.to_thread(run_example, layout.http_url, layout.data_dir, settings,
+                                                       chain.dev_keys[0] if chain.dev_keys else None))
         await asyncio.wait([work, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
-        code = work.result() if work.done() else 130
+        try:
+            code = work.result() if work.done() else 130
+        except Exception as exc:  # the example failed; the system must still stop cleanly
+            print(f"demo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            code = 1
         if log_dir:
             print(f"service logs: {log_dir.resolve()}")
     else:

@@ -21,6 +21,8 @@ from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.bus import JobBus
+from status.chain_api import JobView
+from status.chain_runtime import start_chain
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
@@ -55,7 +57,9 @@ async def main() -> None:
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
                              [status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name])
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), grpc_server.server)
+    chain = await start_chain(settings, store, bus)
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain.deps)),
+                                                        grpc_server.server)
     checks = {"broker": lambda: broker.connected, "store": store.ping}
     await grpc_server.start(checks)
 
@@ -74,11 +78,11 @@ async def main() -> None:
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
-                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), checks=checks,
+                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), checks={**checks, **chain.checks},
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
-                      max_body_bytes=settings.max_body_bytes,
+                      max_body_bytes=settings.max_body_bytes, chain=chain.deps,
                       renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan),
                       preview_limiter=KeyedRateLimiter(settings.preview_ip_rate_per_minute, 60,
                                                        settings.preview_ip_burst),
@@ -94,6 +98,7 @@ async def main() -> None:
     await grpc_server.begin_shutdown()
     sweeper.cancel()
     retention.cancel()
+    chain.stop()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True

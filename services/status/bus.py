@@ -22,8 +22,8 @@ class JobBus:
         for queue in list(self._subscribers.get(record.job_id, ())):
             queue.put_nowait(record)
 
-    async def watch(self, job_id: str,
-                    load: Callable[[str], Awaitable[JobRecord | None]]) -> AsyncIterator[JobRecord]:
+    async def watch(self, job_id: str, load: Callable[[str], Awaitable[JobRecord | None]],
+                    terminal: frozenset[int] = TERMINAL_STAGES) -> AsyncIterator[JobRecord]:
         """The job now, then each change, ending after a terminal stage. Nothing if the job is unknown."""
         queue: asyncio.Queue[JobRecord] = asyncio.Queue()
         self._subscribers[job_id].add(queue)  # subscribe before reading, so no change slips between
@@ -32,7 +32,7 @@ class JobBus:
             if current is None:
                 return
             yield current
-            while current.stage not in TERMINAL_STAGES:
+            while current.stage not in terminal:
                 try:
                     candidate = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
                 except TimeoutError:

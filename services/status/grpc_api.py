@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from mintpipe.events import STAGE_NAMES, is_job_id
+from mintpipe.events import STAGE_NAMES, TERMINAL_STAGES, UNTIL_MINTED, is_job_id
 from mintpipe.scenes import SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from mintpipe.wallets import normalize_wallet
 from status.bus import JobBus
+from status.chain_api import JobView
 from status.store import BadCursor, IdempotencyConflict, JobStore
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -21,9 +22,10 @@ MAX_SETTINGS_JSON = 16 * 1024
 
 
 class StatusService(status_pb2_grpc.StatusServiceServicer):
-    def __init__(self, store: JobStore, bus: JobBus) -> None:
+    def __init__(self, store: JobStore, bus: JobBus, view: JobView | None = None) -> None:
         self.store = store
         self.bus = bus
+        self.view = view or JobView(None)
 
     async def _job_id(self, job_id: str, context: grpc.aio.ServicerContext) -> str:
         if not is_job_id(job_id):
@@ -34,7 +36,7 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
         record = await self.store.get(await self._job_id(request.job_id, context))
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {request.job_id}")
-        return record.to_proto()
+        return await self.view.proto(record)
 
     async def ListJobs(self, request: status_pb2.ListJobsRequest,
                        context: grpc.aio.ServicerContext) -> status_pb2.ListJobsResponse:
@@ -53,15 +55,16 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
                                                     limit=request.limit or 20, cursor=request.cursor)
         except BadCursor as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cursor: {exc}")
-        return status_pb2.ListJobsResponse(jobs=[r.to_proto() for r in records], next_cursor=cursor)
+        return status_pb2.ListJobsResponse(jobs=[await self.view.proto(r) for r in records], next_cursor=cursor)
 
     async def WatchJob(self, request: status_pb2.WatchJobRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[jobs_pb2.Job]:
         job_id = await self._job_id(request.job_id, context)
         seen = False
-        async for record in self.bus.watch(job_id, self.store.get):
+        terminal = UNTIL_MINTED if request.until_minted else TERMINAL_STAGES
+        async for record in self.bus.watch(job_id, self.store.get, terminal):
             seen = True
-            yield record.to_proto()
+            yield await self.view.proto(record)
         if not seen:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id}")
 

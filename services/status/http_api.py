@@ -21,7 +21,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mintpipe.cid import is_cid
-from mintpipe.events import STAGES_BY_NAME, stage_name
+from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED, stage_name
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import describe_scenes
@@ -29,6 +29,7 @@ from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
 from status.admin import AdminDeps, create_admin_router
 from status.bus import JobBus
+from status.chain_api import ChainDeps, JobView, MintOut, create_chain_router, register_chain_metrics
 from status.http_errors import (
     ApiError,
     BodySizeLimit,
@@ -81,6 +82,11 @@ class JobOut(BaseModel):
     token_uri: str | None
     created_at: str
     updated_at: str
+    mint: MintOut | None = Field(None, description="what a wallet needs to mint (pinned jobs, with a chain)")
+    token_id: int | None = None
+    tx_hash: str | None = None
+    block: int | None = None
+    minted_at: str | None = None
 
 
 class JobPage(BaseModel):
@@ -106,7 +112,9 @@ def drop_unused_validation_responses(app: FastAPI) -> None:
             document = generate()
             for path in document.get("paths", {}).values():
                 for operation in path.values():
-                    operation.get("responses", {}).pop("422", None)
+                    responses = operation.get("responses", {})
+                    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                        responses.pop("422")
             for unused in ("HTTPValidationError", "ValidationError"):
                 document.get("components", {}).get("schemas", {}).pop(unused, None)
             app.openapi_schema = document
@@ -129,6 +137,7 @@ class BridgeDeps:
     renderer: renderer_pb2_grpc.RendererServiceStub | None = None  # previews (status.preview)
     preview_limiter: KeyedRateLimiter | None = None
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
+    chain: ChainDeps | None = None
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -148,10 +157,12 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     app = FastAPI(title="mintpipe", version="1", description="Generative-art settings in, pinned NFTs out.")
     registry = CollectorRegistry()
     submissions = Counter("mintpipe_submissions_total", "POST /v1/jobs outcomes", ["outcome"], registry=registry)
+    register_chain_metrics(registry, deps.chain)
     app.add_middleware(BodySizeLimit, limit=deps.max_body_bytes)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    view = JobView(deps.chain)
 
     @app.post("/v1/jobs", status_code=202, response_model=SubmitJobAccepted, responses=ERRORS)
     async def submit_job(
@@ -194,15 +205,20 @@ def create_app(deps: BridgeDeps) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
     async def get_job(job_id: str) -> dict[str, Any]:
-        return (await known_job(job_id)).to_json()
+        return await view.doc(await known_job(job_id))
 
     @app.get("/v1/jobs/{job_id}/events", responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
-    async def job_events(job_id: str) -> EventSourceResponse:
+    async def job_events(
+        job_id: str,
+        until: Annotated[str, Query(pattern="^(pinned|minted)$",
+                                    description="end the stream at pinned (default) or go on until minted")] = "pinned",
+    ) -> EventSourceResponse:
         await known_job(job_id)
+        terminal = TERMINAL_STAGES if until == "pinned" else UNTIL_MINTED
 
         async def stream() -> Any:
-            async for record in deps.bus.watch(job_id, deps.store.get):
-                yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(record.to_json())}
+            async for record in deps.bus.watch(job_id, deps.store.get, terminal):
+                yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(await view.doc(record))}
 
         return EventSourceResponse(stream(), ping=15)
 
@@ -226,7 +242,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
                 wallet=wallet_filter, stage=STAGES_BY_NAME.get(stage or "", 0), limit=limit, cursor=cursor or "")
         except BadCursor as exc:
             raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
-        return {"jobs": [r.to_json() for r in records], "next_cursor": next_cursor or None}
+        return {"jobs": [await view.doc(r) for r in records], "next_cursor": next_cursor or None}
 
     @app.get("/v1/scenes")
     async def scenes() -> dict[str, Any]:
@@ -266,6 +282,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         app.include_router(create_preview_router(
             deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))
     app.include_router(create_page_router(deps.web_dir))
+    app.include_router(create_chain_router(deps.chain, known_job))
     drop_unused_validation_responses(app)
     return app
 

@@ -25,17 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mintpipe/v1/jobs.proto\x12\x0bmintpipe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\tJobAssets\x12\r\n\x05image\x18\x01 \x01(\t\x12\x11\n\tanimation\x18\x02 \x01(\t\x12\x0f\n\x07preview\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\"\xaa\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\x10\n\x08progress\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06wallet\x18\x05 \x01(\t\x12\r\n\x05scene\x18\x06 \x01(\t\x12\x15\n\rsettings_json\x18\x07 \x01(\t\x12&\n\x06\x61ssets\x18\x08 \x01(\x0b\x32\x16.mintpipe.v1.JobAssets\x12\x11\n\ttoken_uri\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa2\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_QUEUED\x10\x01\x12\x13\n\x0fSTAGE_RENDERING\x10\x02\x12\x12\n\x0eSTAGE_RENDERED\x10\x03\x12\x11\n\rSTAGE_PINNING\x10\x04\x12\x10\n\x0cSTAGE_PINNED\x10\x05\x12\x10\n\x0cSTAGE_MINTED\x10\x06\x12\x10\n\x0cSTAGE_FAILED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mintpipe/v1/jobs.proto\x12\x0bmintpipe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n\tJobAssets\x12\r\n\x05image\x18\x01 \x01(\t\x12\x11\n\tanimation\x18\x02 \x01(\t\x12\x0f\n\x07preview\x18\x03 \x01(\t\x12\x10\n\x08metadata\x18\x04 \x01(\t\"\xb1\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\x10\n\x08progress\x18\x03 \x01(\r\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06wallet\x18\x05 \x01(\t\x12\r\n\x05scene\x18\x06 \x01(\t\x12\x15\n\rsettings_json\x18\x07 \x01(\t\x12&\n\x06\x61ssets\x18\x08 \x01(\x0b\x32\x16.mintpipe.v1.JobAssets\x12\x11\n\ttoken_uri\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04mint\x18\x0c \x01(\x0b\x32\x16.mintpipe.v1.MintReady\x12\x10\n\x08token_id\x18\r \x01(\t\x12\x0f\n\x07tx_hash\x18\x0e \x01(\t\x12\r\n\x05\x62lock\x18\x0f \x01(\x04\x12-\n\tminted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x0bMintVoucher\x12\n\n\x02to\x18\x01 \x01(\t\x12\x11\n\ttoken_uri\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x04 \x01(\x04\"1\n\x06MintTx\x12\n\n\x02to\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\"\x8e\x01\n\tMintReady\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x10\n\x08\x63ontract\x18\x02 \x01(\t\x12)\n\x07voucher\x18\x03 \x01(\x0b\x32\x18.mintpipe.v1.MintVoucher\x12\x11\n\tsignature\x18\x04 \x01(\t\x12\x1f\n\x02tx\x18\x05 \x01(\x0b\x32\x13.mintpipe.v1.MintTx*\xa2\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_QUEUED\x10\x01\x12\x13\n\x0fSTAGE_RENDERING\x10\x02\x12\x12\n\x0eSTAGE_RENDERED\x10\x03\x12\x11\n\rSTAGE_PINNING\x10\x04\x12\x10\n\x0cSTAGE_PINNED\x10\x05\x12\x10\n\x0cSTAGE_MINTED\x10\x06\x12\x10\n\x0cSTAGE_FAILED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mintpipe.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=456
-  _globals['_STAGE']._serialized_end=618
+  _globals['_STAGE']._serialized_start=867
+  _globals['_STAGE']._serialized_end=1029
   _globals['_JOBASSETS']._serialized_start=72
   _globals['_JOBASSETS']._serialized_end=152
   _globals['_JOB']._serialized_start=155
-  _globals['_JOB']._serialized_end=453
+  _globals['_JOB']._serialized_end=588
+  _globals['_MINTVOUCHER']._serialized_start=590
+  _globals['_MINTVOUCHER']._serialized_end=668
+  _globals['_MINTTX']._serialized_start=670
+  _globals['_MINTTX']._serialized_end=719
+  _globals['_MINTREADY']._serialized_start=722
+  _globals['_MINTREADY']._serialized_end=864
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mintpipe.v1 import jobs_pb2 as mintpipe_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mintpipe/v1/status.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"c\n\x0fListJobsRequest\x12\x0e\n\x06wallet\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"G\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.mintpipe.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"x\n\x11ReserveJobRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\r\n\x05scene\x18\x04 \x01(\t\x12\x15\n\rsettings_json\x18\x05 \x01(\t\"W\n\x12ReserveJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.mintpipe.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tpublished\x18\x03 \x01(\x08\"&\n\x14MarkPublishedRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x17\n\x15MarkPublishedResponse\"#\n\x11\x44iscardJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12\x44iscardJobResponse2\xc4\x03\n\rStatusService\x12\x36\n\x06GetJob\x12\x1a.mintpipe.v1.GetJobRequest\x1a\x10.mintpipe.v1.Job\x12G\n\x08ListJobs\x12\x1c.mintpipe.v1.ListJobsRequest\x1a\x1d.mintpipe.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1c.mintpipe.v1.WatchJobRequest\x1a\x10.mintpipe.v1.Job0\x01\x12M\n\nReserveJob\x12\x1e.mintpipe.v1.ReserveJobRequest\x1a\x1f.mintpipe.v1.ReserveJobResponse\x12V\n\rMarkPublished\x12!.mintpipe.v1.MarkPublishedRequest\x1a\".mintpipe.v1.MarkPublishedResponse\x12M\n\nDiscardJob\x12\x1e.mintpipe.v1.DiscardJobRequest\x1a\x1f.mintpipe.v1.DiscardJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mintpipe/v1/status.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"c\n\x0fListJobsRequest\x12\x0e\n\x06wallet\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"G\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.mintpipe.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"7\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cuntil_minted\x18\x02 \x01(\x08\"x\n\x11ReserveJobRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\r\n\x05scene\x18\x04 \x01(\t\x12\x15\n\rsettings_json\x18\x05 \x01(\t\"W\n\x12ReserveJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.mintpipe.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tpublished\x18\x03 \x01(\x08\"&\n\x14MarkPublishedRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x17\n\x15MarkPublishedResponse\"#\n\x11\x44iscardJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12\x44iscardJobResponse2\xc4\x03\n\rStatusService\x12\x36\n\x06GetJob\x12\x1a.mintpipe.v1.GetJobRequest\x1a\x10.mintpipe.v1.Job\x12G\n\x08ListJobs\x12\x1c.mintpipe.v1.ListJobsRequest\x1a\x1d.mintpipe.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1c.mintpipe.v1.WatchJobRequest\x1a\x10.mintpipe.v1.Job0\x01\x12M\n\nReserveJob\x12\x1e.mintpipe.v1.ReserveJobRequest\x1a\x1f.mintpipe.v1.ReserveJobResponse\x12V\n\rMarkPublished\x12!.mintpipe.v1.MarkPublishedRequest\x1a\".mintpipe.v1.MarkPublishedResponse\x12M\n\nDiscardJob\x12\x1e.mintpipe.v1.DiscardJobRequest\x1a\x1f.mintpipe.v1.DiscardJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,19 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSRESPONSE']._serialized_start=199
   _globals['_LISTJOBSRESPONSE']._serialized_end=270
   _globals['_WATCHJOBREQUEST']._serialized_start=272
-  _globals['_WATCHJOBREQUEST']._serialized_end=305
-  _globals['_RESERVEJOBREQUEST']._serialized_start=307
-  _globals['_RESERVEJOBREQUEST']._serialized_end=427
-  _globals['_RESERVEJOBRESPONSE']._serialized_start=429
-  _globals['_RESERVEJOBRESPONSE']._serialized_end=516
-  _globals['_MARKPUBLISHEDREQUEST']._serialized_start=518
-  _globals['_MARKPUBLISHEDREQUEST']._serialized_end=556
-  _globals['_MARKPUBLISHEDRESPONSE']._serialized_start=558
-  _globals['_MARKPUBLISHEDRESPONSE']._serialized_end=581
-  _globals['_DISCARDJOBREQUEST']._serialized_start=583
-  _globals['_DISCARDJOBREQUEST']._serialized_end=618
-  _globals['_DISCARDJOBRESPONSE']._serialized_start=620
-  _globals['_DISCARDJOBRESPONSE']._serialized_end=640
-  _globals['_STATUSSERVICE']._serialized_start=643
-  _globals['_STATUSSERVICE']._serialized_end=1095
+  _globals['_WATCHJOBREQUEST']._serialized_end=327
+  _globals['_RESERVEJOBREQUEST']._serialized_start=329
+  _globals['_RESERVEJOBREQUEST']._serialized_end=449
+  _globals['_RESERVEJOBRESPONSE']._serialized_start=451
+  _globals['_RESERVEJOBRESPONSE']._serialized_end=538
+  _globals['_MARKPUBLISHEDREQUEST']._serialized_start=540
+  _globals['_MARKPUBLISHEDREQUEST']._serialized_end=578
+  _globals['_MARKPUBLISHEDRESPONSE']._serialized_start=580
+  _globals['_MARKPUBLISHEDRESPONSE']._serialized_end=603
+  _globals['_DISCARDJOBREQUEST']._serialized_start=605
+  _globals['_DISCARDJOBREQUEST']._serialized_end=640
+  _globals['_DISCARDJOBRESPONSE']._serialized_start=642
+  _globals['_DISCARDJOBRESPONSE']._serialized_end=662
+  _globals['_STATUSSERVICE']._serialized_start=665
+  _globals['_STATUSSERVICE']._serialized_end=1117
 # @@protoc_insertion_point(module_scope)

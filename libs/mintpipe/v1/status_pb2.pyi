@@ -34,10 +34,12 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[_jobs_pb2.Job, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
 
 class WatchJobRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "until_minted")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_MINTED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    until_minted: bool
+    def __init__(self, job_id: _Optional[str] = ..., until_minted: _Optional[bool] = ...) -> None: ...
 
 class ReserveJobRequest(_message.Message):
     __slots__ = ("idempotency_key", "request_hash", "wallet", "scene", "settings_json")
