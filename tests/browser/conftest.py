@@ -86,3 +86,31 @@ def axe_violations(page) -> list[dict]:
     return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
              "nodes": [n["target"] for n in v["nodes"]][:5]}
             for v in result if v["impact"] in ("serious", "critical")]
+
+
+def injected_wallet(rpc_url: str, chain_id: int, account: str, *, start_chain_id: int | None = None,
+                    reject_switch: int = 0, reject_send: int = 0) -> str:
+    """An init script injecting tests/browser/injected_wallet.js, configured."""
+    import json
+
+    config = {"rpcUrl": rpc_url, "anvilChainId": chain_id, "account": account, "startChainId": start_chain_id,
+              "rejectSwitch": reject_switch, "rejectSend": reject_send}
+    source = (Path(__file__).parent / "injected_wallet.js").read_text()
+    return f"window.__testWalletConfig = {json.dumps(config)};\n{source}"
+
+
+def quick_pinned_job(page, shots, wallet: str | None = None) -> str:
+    """From `/`: a small job (24 frames of 256 px) to `wallet` (or the connected one), followed to pinned."""
+    page.goto("/")
+    page.wait_for_selector("#f-count")
+    if wallet is not None:
+        page.fill("#wallet", wallet)
+    else:  # the wallet connected before the page was (re)loaded is restored without a prompt and fills it
+        page.wait_for_function("() => document.getElementById('wallet').value.length === 42")
+    page.fill("#f-frames", "24")
+    page.fill("#f-size", "256")
+    page.click("#submit")
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=20_000)
+    page.wait_for_selector("#media:not([hidden])", timeout=120_000)
+    shots(page, "pinned")
+    return page.url.rsplit("/", 1)[1]

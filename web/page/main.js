@@ -17,7 +17,8 @@ const SUBMIT_RETRIES = 3;
 const state = { scene: null, watcher: null, jobId: null, chain: null };
 const form = new SettingsForm($("fields"), () => schedulePreview());
 const wallets = new Wallets(() => walletChanged());
-const mint = new MintPanel(wallets, { onJob: (job) => follow(job, true), openWallets: () => openWalletPanel() });
+const mint = new MintPanel(wallets, { onJob: (job, untilMinted) => follow(job, untilMinted),
+  openWallets: () => openWalletPanel() });
 
 // ---- preview ---------------------------------------------------------------------------------------------
 const stills = new Map(); // settings JSON -> object URL (this visit only)
@@ -168,12 +169,12 @@ async function submit(event) {
 }
 
 // ---- a job ------------------------------------------------------------------------------------------------
-function follow(job, watchAgain = false) {
-  if (state.jobId !== job.job_id || watchAgain) {
+function follow(job, untilMinted = false) {
+  if (state.jobId !== job.job_id || untilMinted) {
     state.watcher?.stop();
     state.jobId = job.job_id;
-    // After a mint is reported the job stays pinned until the chain confirms: keep watching until minted.
-    const until = job.stage === "pinned" && watchAgain ? new Set(["minted", "failed"]) : TERMINAL;
+    // After a mint is sent the job stays pinned until the chain confirms it: watch on until minted.
+    const until = untilMinted ? new Set(["minted", "failed"]) : TERMINAL;
     state.watcher = watchJob(job.job_id, onJob, { until });
   }
   onJob(job);

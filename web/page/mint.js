@@ -11,6 +11,22 @@ const $ = (id) => document.getElementById(id);
 const short = (a) => (a ? `${a.slice(0, 6)}…${a.slice(-4)}` : "");
 const EXPIRY_MARGIN_S = 60; // a voucher this close to its deadline is refreshed before it is sent
 const REPORT_TRIES = 10; // the node may take a moment to know a just-sent transaction (404)
+// The collection's custom errors by selector (the first 4 bytes of keccak256 of the signature; checked against
+// the contract's ABI by tests/unit/test_page_reverts.py): a simulated mint that reverts says why.
+const REVERTS = {
+  "0x3bd4ab41": "expired", // VoucherExpired(uint256,uint256)
+  "0xe495084f": "already", // JobAlreadyMinted(bytes32,uint256)
+  "0x525f7ecc": "signature", // InvalidVoucherSignature(address)
+};
+
+function revertKind(error) {
+  const texts = [error?.data, error?.data?.data, error?.error?.data, error?.data?.originalError?.data, error?.message]
+    .filter((t) => typeof t === "string");
+  for (const text of texts) {
+    for (const [selector, kind] of Object.entries(REVERTS)) if (text.toLowerCase().includes(selector)) return kind;
+  }
+  return null;
+}
 
 let chainInfo = null;
 async function chain() {
@@ -21,7 +37,7 @@ async function chain() {
 export class MintPanel {
   constructor(wallets, { onJob, openWallets }) {
     this.wallets = wallets;
-    this.onJob = onJob; // (job) => void: the page shows it and watches it again
+    this.onJob = onJob; // (job, untilMinted) => void: the page shows it (and watches it until minted)
     this.openWallets = openWallets;
     this.job = null;
     this.busy = false;
@@ -135,17 +151,23 @@ export class MintPanel {
       }
       const problem = await this.wallets.simulate(job.mint.tx);
       if (problem) {
+        const kind = revertKind(problem);
         job = await this.fresh();
         if (job.stage === "minted") return this.alreadyMinted(job);
-        if (Number(job.mint?.voucher?.deadline) !== deadline) {
+        if (kind === "expired" || Number(job.mint?.voucher?.deadline) !== deadline) {
+          this.show(job);
           throw new WalletError("expired", "Your mint voucher had expired, so we fetched a fresh one. Press Mint " +
             "again to send it.");
         }
-        const words = String(problem.message || problem.data?.message || "");
-        if (/already|minted|used/i.test(words)) {
-          throw new WalletError("already", "This artwork has already been minted. Reload this page in a moment to " +
-            "see its token.");
+        if (kind === "already") {
+          throw new WalletError("already", "This artwork has already been minted; its token will show here as soon " +
+            "as the chain confirms it. Nothing was sent and nothing was charged.");
         }
+        if (kind === "signature") {
+          throw new WalletError("signature", "The collection does not accept this mint voucher (it was signed for " +
+            "another network or by a retired key). Reload the page for a fresh one; nothing was charged.");
+        }
+        const words = String(problem.message || problem.data?.message || "");
         throw new WalletError("revert", `The mint would fail on chain, so it was not sent (nothing was charged)` +
           `${words ? `: ${words}` : "."} Reload the page and try again.`);
       }
@@ -179,17 +201,25 @@ export class MintPanel {
     this.status(waiting);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const answer = await reportMint(this.job.job_id, body);
-        const job = answer.data?.job_id ? answer.data : await this.fresh();
-        this.status(job.stage === "minted" ? "" : waiting);
-        this.onJob(job);
+        const { data } = await reportMint(this.job.job_id, body);
+        const job = await this.fresh();
+        if (data.state === "minted" || job.stage === "minted") {
+          this.status("");
+          this.onJob(job);
+        } else {
+          // Sent and known to the chain: the job turns minted once the confirmations are in (the page watches).
+          this.status(data.state === "confirming"
+            ? `Mined in block ${data.block}; waiting for ${data.required_confirmations} confirmations…`
+            : `Sent (transaction ${short(data.tx_hash)}); waiting for it to be mined…`);
+          this.onJob(job, true);
+        }
         return;
       } catch (e) {
         if (e.status === 404 && body.tx_hash && attempt < REPORT_TRIES) {
           await new Promise((r) => setTimeout(r, 1000));
           continue;
         }
-        if (e.status === 409 || e.code === "already_minted") {
+        if (e.code === "already_minted") {
           const job = await this.fresh();
           if (job.stage === "minted") return this.alreadyMinted(job);
         }

@@ -58,7 +58,7 @@ export class Wallets {
       const { info, provider } = event.detail || {};
       if (!info?.uuid || !provider?.request) return;
       this.found.set(info.uuid, { info, provider });
-      this.onChange();
+      queueMicrotask(() => this.onChange()); // a wallet may announce while the page is still being set up
     });
     window.dispatchEvent(new Event("eip6963:requestProvider"));
     // Wallets that do not speak EIP-6963 still inject window.ethereum; give the others a moment to announce.

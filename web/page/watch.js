@@ -41,7 +41,8 @@ export function watchJob(id, onJob, { onMode, until = TERMINAL } = {}) {
 
   const stream = () => {
     onMode?.("live");
-    source = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
+    const untilMinted = until.has("minted") && !until.has("pinned");
+    source = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events${untilMinted ? "?until=minted" : ""}`);
     source.addEventListener("job", (event) => {
       failures = 0;
       try {
