@@ -27,10 +27,11 @@ def minted_token(page) -> int:
     return int(page.locator("#minted h3").inner_text().rsplit("#", 1)[1])
 
 
-def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_page, system, chain):
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_page, system, chain, size):
     info, w3, contract = chain
-    account = w3.eth.accounts[6]
-    page, shots = open_page("phone", init_script=injected_wallet(info["rpc_url"], info["chain_id"], account))
+    account = w3.eth.accounts[6 if size == "phone" else 8]
+    page, shots = open_page(size, init_script=injected_wallet(info["rpc_url"], info["chain_id"], account))
     page.goto("/")
     page.click("#connect")
     page.click("#wallet-list button:has-text('Test Wallet')")
@@ -56,10 +57,11 @@ def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_
     assert page.errors == []
 
 
-def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(open_page, system, chain):
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(open_page, system, chain, size):
     info, w3, contract = chain
     owner = Account.create().address  # an address with no wallet here at all
-    page, shots = open_page("phone")
+    page, shots = open_page(size)
     page.goto("/")
     page.click("#connect")
     page.wait_for_selector("#no-wallet:not([hidden])")

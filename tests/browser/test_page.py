@@ -56,9 +56,8 @@ def make_and_mint_ready(page, shots, *, keyboard: bool = False) -> str:
         after = wait_preview(page, lambda: page.keyboard.press("ArrowRight"))  # radio group: next palette
         assert page.locator("#f-palette-ember").is_checked()
     else:
-        after = wait_preview(page, lambda: page.locator("label[for=f-palette-ember]").tap()
-                             if page.context.pages and page.viewport_size["width"] < 500
-                             else page.click("label[for=f-palette-ember]"))
+        label = page.locator("label[for=f-palette-ember]")
+        after = wait_preview(page, lambda: label.tap() if page.viewport_size["width"] < 500 else label.click())
     assert after != before, "the preview did not change with the palette"
     assert page.locator("#preview").get_attribute("src") != first
     surprised = wait_preview(page, lambda: page.click("#surprise"))
@@ -89,8 +88,9 @@ def make_and_mint_ready(page, shots, *, keyboard: bool = False) -> str:
     return job_id
 
 
-def test_1_phone_fill_preview_submit_progress_gif(open_page, system):
-    page, shots = open_page("phone")
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_1_fill_preview_submit_progress_gif(open_page, system, size):
+    page, shots = open_page(size)
     job_id = make_and_mint_ready(page, shots)
     job = httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()
     assert job["stage"] == "pinned" and job["wallet"] == WALLET

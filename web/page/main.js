@@ -219,10 +219,14 @@ async function openJobFromPath() {
 function openWalletPanel() {
   const panel = $("wallet-panel");
   const list = wallets.list();
-  $("wallet-list").replaceChildren(...list.map((w) => {
+  const current = wallets.current;
+  $("wallet-connected").hidden = !current;
+  $("wallet-panel-title").textContent = current ? "Your wallet" : "Choose a wallet";
+  if (current) $("wallet-connected-text").textContent = `${current.info.name}: ${current.account}`;
+  $("wallet-list").replaceChildren(...list.filter((w) => w.provider !== current?.provider).map((w) => {
     const b = el("button", { type: "button", class: "wallet-choice" });
     if (w.info.icon) b.append(el("img", { src: w.info.icon, alt: "", width: 28, height: 28 }));
-    b.append(el("span", { text: w.info.name }));
+    b.append(el("span", { text: current ? `Switch to ${w.info.name}` : w.info.name }));
     b.addEventListener("click", async () => {
       panel.querySelector(".field-error")?.remove();
       try {
@@ -236,10 +240,11 @@ function openWalletPanel() {
     return el("li", {}, b);
   }));
   $("no-wallet").hidden = list.length > 0;
+  $("disconnect").hidden = !current;
   $("deep-links").replaceChildren(...deepLinks(location.href).map((l) =>
     el("li", {}, el("a", { href: l.href, rel: "noopener" }, `Open in ${l.name}`))));
   panel.hidden = false;
-  (panel.querySelector(".wallet-choice") || $("wallet-panel-close")).focus();
+  (panel.querySelector(".wallet-choice, #disconnect:not([hidden])") || $("wallet-panel-close")).focus();
 }
 
 function walletChanged() {
@@ -247,8 +252,8 @@ function walletChanged() {
   const button = $("connect");
   const network = $("network");
   if (current) {
-    button.textContent = `${current.account.slice(0, 6)}…${current.account.slice(-4)} · Disconnect`;
-    button.setAttribute("aria-label", `Connected with ${current.info.name} as ${current.account}. Disconnect`);
+    button.textContent = `${current.account.slice(0, 6)}…${current.account.slice(-4)}`;
+    button.setAttribute("aria-label", `Wallet: ${current.info.name}, ${current.account}. Open the wallet menu`);
     network.hidden = false;
     const wrong = state.chain && Number(state.chain.chain_id) !== current.chainId;
     network.textContent = wrong ? `Wrong network: ${chainName(current.chainId)}` : chainName(current.chainId);
@@ -302,7 +307,13 @@ async function start() {
     schedulePreview();
   });
   $("wallet").addEventListener("input", () => walletError(""));
-  $("connect").addEventListener("click", () => (wallets.current ? wallets.disconnect() : openWalletPanel()));
+  $("connect").addEventListener("click", () => ($("wallet-panel").hidden ? openWalletPanel()
+    : $("wallet-panel-close").click()));
+  $("disconnect").addEventListener("click", () => {
+    wallets.disconnect();
+    $("wallet-panel").hidden = true;
+    $("connect").focus();
+  });
   $("wallet-panel-close").addEventListener("click", () => {
     $("wallet-panel").hidden = true;
     $("connect").focus();

@@ -91,7 +91,7 @@ export class MintPanel {
     const items = [];
     if (current) {
       const b = el("button", { type: "button", class: "primary", id: "mint-wallet" },
-        `Mint with ${current.info.name} (${short(current.account)})`);
+        `Mint with ${current.info.name}`);
       b.addEventListener("click", () => this.mintWithWallet());
       items.push(b);
       const to = (this.job.mint.voucher?.to || this.job.wallet || "").toLowerCase();
