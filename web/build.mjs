@@ -22,7 +22,8 @@ async function buildInto(out) {
       bundle: true,
       minify: true,
       format: "esm",
-      target: ["es2020", "safari14"],
+      // Safari 14.0 mishandles some destructuring (esbuild refuses to emit it); 14.1 / iOS 14.5 are fine.
+      target: ["es2020", "safari14.1", "ios14.5"],
       outdir: join(out, app),
       entryNames: "[name]",
       legalComments: "none",

@@ -6,8 +6,10 @@ period (or hand them back), stop the health server, close the broker connection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
+
+import grpc
 
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import ServiceSettings
@@ -28,8 +30,11 @@ async def run_worker(
     settings: ServiceSettings,
     build_consumer: Callable[[Broker, int], QueueConsumer],
     health_checks: dict[str, Check],
+    grpc_services: Sequence[tuple[str, Callable[[grpc.aio.Server], None]]] = (),
 ) -> None:
-    """`build_consumer(broker, prefetch)` makes the service's consumer (the same factory the tests use)."""
+    """`build_consumer(broker, prefetch)` makes the service's consumer (the same factory the tests use).
+    `grpc_services` are (full service name, add-to-server function) pairs the worker serves beside its health
+    (the renderer's previews)."""
     configure_logging(service, settings.log_level)
     log = get_logger(service)
     stop = shutdown_event()
@@ -38,7 +43,9 @@ async def run_worker(
     await broker.connect()
 
     worker: WorkerSettings = settings  # type: ignore[assignment]
-    health = GrpcServer(worker.health_host, worker.health_port, [])
+    health = GrpcServer(worker.health_host, worker.health_port, [name for name, _ in grpc_services])
+    for _name, add_to_server in grpc_services:
+        add_to_server(health.server)
     await health.start({"broker": lambda: broker.connected, **health_checks})
     consumer = build_consumer(broker, worker.prefetch)
     await consumer.start()

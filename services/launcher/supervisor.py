@@ -65,11 +65,13 @@ def build_specs(layout: Layout) -> list[ServiceSpec]:
     data = str(layout.data_dir.resolve())
     gateway = f"127.0.0.1:{layout.gateway_port}"
     status = f"127.0.0.1:{layout.status_port}"
+    # One target naming every renderer replica: the bridge balances previews over them (round_robin).
+    renderers = "ipv4:" + ",".join(f"127.0.0.1:{layout.renderer_port(i)}" for i in range(layout.renderers))
     base = {"MINTPIPE_DATA_DIR": data, "PYTHONUNBUFFERED": "1"}
     specs = [
         ServiceSpec("status", "status", {**base, "STATUS_GRPC_PORT": str(layout.status_port),
                                          "STATUS_HTTP_PORT": str(layout.http_port),
-                                         "STATUS_GATEWAY_TARGET": gateway},
+                                         "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers},
                     layout.status_port, group=2, http_health=f"{layout.http_url}/healthz"),
         ServiceSpec("gateway", "gateway", {**base, "GATEWAY_GRPC_PORT": str(layout.gateway_port),
                                            "GATEWAY_STATUS_TARGET": status}, layout.gateway_port, group=0),

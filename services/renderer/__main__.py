@@ -6,8 +6,10 @@ import asyncio
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.config import load_settings
+from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from mintpipe.worker import run_worker
 from renderer.consumer import render_consumer
+from renderer.preview import PreviewService
 from renderer.settings import RendererSettings
 
 
@@ -18,7 +20,14 @@ async def main() -> None:
     def build(broker, prefetch):
         return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds)
 
-    await run_worker("renderer", settings, build, {"artifacts": artifacts.root.is_dir})
+    # The preview service shares the replica's gRPC server (its health port): one port a replica.
+    previews = PreviewService(settings.preview_rate, settings.preview_burst, settings.preview_cache_mb << 20)
+
+    def add_previews(server) -> None:
+        renderer_pb2_grpc.add_RendererServiceServicer_to_server(previews, server)
+
+    service = renderer_pb2.DESCRIPTOR.services_by_name["RendererService"].full_name
+    await run_worker("renderer", settings, build, {"artifacts": artifacts.root.is_dir}, [(service, add_previews)])
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
-from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
+from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
@@ -29,6 +29,7 @@ from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
+from status.preview import renderer_channel
 from status.settings import StatusSettings
 from status.store import JobStore
 from status.sweeper import OrphanSweeper, RetentionSweeper
@@ -75,6 +76,7 @@ async def main() -> None:
         settings.retention_interval_seconds).run())
 
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
+    renderer_chan = renderer_channel(settings.renderer_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
     artifact_sweeper = asyncio.create_task(ArtifactSweeper(
@@ -90,7 +92,11 @@ async def main() -> None:
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
-                      max_body_bytes=settings.max_body_bytes, chain=chain.deps)
+                      max_body_bytes=settings.max_body_bytes, chain=chain.deps,
+                      renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan),
+                      preview_limiter=KeyedRateLimiter(settings.preview_ip_rate_per_minute, 60,
+                                                       settings.preview_ip_burst),
+                      web_dir=settings.web_dir)
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))
@@ -111,6 +117,7 @@ async def main() -> None:
     await asyncio.wait_for(http_task, settings.grace_seconds + 5)
     await grpc_server.stop(grace=min(5.0, settings.grace_seconds))
     await gateway_channel.close()
+    await renderer_chan.close()
     await broker.close()
     await store.close()
     log.info("stopped")

@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path as PathLike
 from typing import Annotated, Any
 
 import grpc
@@ -25,7 +26,7 @@ from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED, stage
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import describe_scenes
-from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
+from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
 from status.admin import AdminDeps, create_admin_router
 from status.bus import JobBus
@@ -39,6 +40,8 @@ from status.http_errors import (
     http_exception_handler,
     validation_error_handler,
 )
+from status.pages import create_page_router
+from status.preview import create_preview_router
 from status.records import JobRecord
 from status.store import BadCursor, JobStore
 
@@ -135,6 +138,9 @@ class BridgeDeps:
     trust_forwarded_for: bool = False
     max_body_bytes: int = 64 * 1024
     disk: DiskGuard | None = None
+    renderer: renderer_pb2_grpc.RendererServiceStub | None = None  # previews (status.preview)
+    preview_limiter: KeyedRateLimiter | None = None
+    web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
 
 
@@ -282,6 +288,10 @@ def create_app(deps: BridgeDeps) -> FastAPI:
 
     if deps.admin is not None:
         app.include_router(create_admin_router(deps.admin))
+    if deps.renderer is not None:
+        app.include_router(create_preview_router(
+            deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))
+    app.include_router(create_page_router(deps.web_dir))
     app.include_router(create_chain_router(deps.chain, known_job))
     drop_unused_validation_responses(app)
     return app

@@ -31,6 +31,12 @@ class StatusSettings(ServiceSettings):
     ip_burst: int = Field(30, ge=1)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    # Previews: a name resolving to every renderer replica, balanced round robin (status.preview).
+    renderer_target: str = Field("127.0.0.1:50061", min_length=1,
+                                 description="gRPC target of the renderers' RenderPreview, e.g. dns:///renderer:50061")
+    preview_ip_rate_per_minute: float = Field(600, gt=0, description="previews one client IP may ask for a minute")
+    preview_ip_burst: int = Field(60, ge=1)
+    web_dir: Path | None = Field(None, description="built web apps (web/dist); default: beside the services")
     # The chain (status/chain.py). Each may also be given as MINTPIPE_CHAIN_...; without an RPC URL there is no
     # chain: no mint object, and the mint routes answer 503.
     chain_rpc_url: str | None = Field(None, description="Ethereum JSON-RPC URL the service reads and sends through")

@@ -24,11 +24,12 @@ from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
-from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
+from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2_grpc
 from status.admin import AdminDeps
 from status.bus import JobBus
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
+from status.preview import renderer_channel
 from status.store import JobStore
 from tests.conftest import free_port
 from tests.support.broker import delete_topology
@@ -38,8 +39,10 @@ from tests.support.broker import delete_topology
 def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = None,
                 ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
                 trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024,
-                disk: DiskGuard | None = None) -> Iterator[str]:
-    """Yields the bridge's base URL; stops every part and removes its queues afterwards."""
+                disk: DiskGuard | None = None, renderer_target: str | None = None,
+                preview_limiter: KeyedRateLimiter | None = None, web_dir: Path | None = None) -> Iterator[str]:
+    """Yields the bridge's base URL; stops every part and removes its queues afterwards. With `renderer_target`
+    (renderer gRPC servers, e.g. tests.support.renderers) the bridge serves previews from them."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None
@@ -64,13 +67,16 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
             gateway_server.server)
         await gateway_server.start({"broker": lambda: broker.connected})
         gateway_channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
+        renderer_chan = renderer_channel(renderer_target) if renderer_target else None
         deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                           ipfs=LocalIpfsStore(data_dir / "ipfs"),
                           checks={"broker": lambda: broker.connected, "store": store.ping,
                                   **({"disk": disk.healthy} if disk else {})}, disk=disk,
                           admin=AdminDeps(broker, store, bus, admin_token, ArtifactStore(data_dir / "artifacts")),
                           ip_limiter=ip_limiter,
-                          trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes)
+                          trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes,
+                          renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan) if renderer_chan else None,
+                          preview_limiter=preview_limiter, web_dir=web_dir)
         server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                                access_log=False, lifespan="off"))
         http = asyncio.create_task(server.serve())
@@ -85,6 +91,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
             server.should_exit = True
             await http
             await gateway_channel.close()
+            if renderer_chan is not None:
+                await renderer_chan.close()
             await status_channel.close()
             for grpc_server in (gateway_server, status_server):
                 await grpc_server.begin_shutdown()

@@ -1,0 +1,112 @@
+"""Minting from the page on a real chain: the launcher's anvil with the collection deployed, the status service
+verifying mints. The wallet is a provider injected into the page (EIP-6963) that forwards to anvil with one of
+its dev accounts; without it, the page's relayed mint."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from mintpipe.chain import collection
+from tests.browser.conftest import injected_wallet, quick_pinned_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def chain(system):
+    info = httpx.get(f"{system.base_url}/v1/chain").json()
+    w3 = Web3(Web3.HTTPProvider(info["rpc_url"], request_kwargs={"timeout": 30}))
+    return info, w3, collection(w3, info["contract"])
+
+
+def minted_token(page) -> int:
+    page.wait_for_selector("#minted:not([hidden]) h3:has-text('Minted: token #')", timeout=60_000)
+    return int(page.locator("#minted h3").inner_text().rsplit("#", 1)[1])
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_page, system, chain, size):
+    info, w3, contract = chain
+    account = w3.eth.accounts[6 if size == "phone" else 8]
+    page, shots = open_page(size, init_script=injected_wallet(info["rpc_url"], info["chain_id"], account))
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    page.wait_for_selector("#network:has-text('Local test chain')")
+    assert page.locator("#wallet").input_value() == account  # the address field is filled from the wallet
+    shots(page, "connected", full_page=False)
+    job_id = quick_pinned_job(page, shots)
+    page.wait_for_selector("#mint-facts:has-text('NFT goes to')")
+    assert account in page.locator("#mint-facts").inner_text()
+    shots(page, "ready-to-mint")
+    page.click("#mint-wallet")
+    token = minted_token(page)
+    shots(page, "minted")
+
+    job = httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()
+    assert job["stage"] == "minted" and job["token_id"] == token
+    assert contract.functions.tokenURI(token).call() == job["token_uri"]
+    assert contract.functions.ownerOf(token).call() == account
+    assert "eth_sendTransaction" in page.evaluate("window.__testWalletLog")
+    # My mints: this wallet's jobs, newest first, this one minted.
+    page.wait_for_selector(f"#mints-list a[href='/jobs/{job_id}']:has-text('Minted, token #{token}')")
+    shots(page, "my-mints")
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("size", ["phone", "desktop"])
+def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(open_page, system, chain, size):
+    info, w3, contract = chain
+    owner = Account.create().address  # an address with no wallet here at all
+    page, shots = open_page(size)
+    page.goto("/")
+    page.click("#connect")
+    page.wait_for_selector("#no-wallet:not([hidden])")
+    assert page.locator("#deep-links a").count() == 3  # open the page in a wallet app's browser
+    shots(page, "no-wallet", full_page=False)
+    page.click("#wallet-panel-close")
+    job_id = quick_pinned_job(page, shots, wallet=owner)
+    assert page.locator("#mint-relay").is_enabled()
+    assert page.locator("#mint-actions .deep-links a").count() == 3
+    shots(page, "ready-to-relay")
+    page.click("#mint-relay")
+    token = minted_token(page)
+    shots(page, "minted")
+    assert contract.functions.ownerOf(token).call() == owner
+    job = httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()
+    assert job["stage"] == "minted" and job["token_id"] == token
+    assert contract.functions.tokenURI(token).call() == job["token_uri"]
+    assert page.errors == []
+
+
+def test_4b_wrong_network_and_a_rejected_signature_each_say_what_to_do(open_page, system, chain):
+    info, w3, contract = chain
+    account = w3.eth.accounts[7]
+    script = injected_wallet(info["rpc_url"], info["chain_id"], account, start_chain_id=1, reject_switch=1,
+                             reject_send=1)
+    page, shots = open_page("desktop", init_script=script)
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    page.wait_for_selector("#network:has-text('Wrong network: Ethereum')")
+    job_id = quick_pinned_job(page, shots)
+
+    page.click("#mint-wallet")  # the switch is rejected
+    page.wait_for_selector("#mint-error:has-text('Your wallet is on Ethereum, and this collection lives on')")
+    shots(page, "wrong-network")
+    page.click("#mint-wallet")  # the switch is accepted (the chain is added first); the signature is rejected
+    page.wait_for_selector("#mint-error:has-text('You declined the transaction in your wallet')")
+    assert "wallet_addEthereumChain" in page.evaluate("window.__testWalletLog")
+    page.wait_for_selector("#network:has-text('Local test chain')")
+    assert page.locator("#mint-wallet").is_enabled()  # never a dead button
+    shots(page, "rejected")
+    assert httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()["stage"] == "pinned"  # nothing happened
+    page.click("#mint-wallet")
+    token = minted_token(page)
+    assert page.locator("#mint-error").is_hidden()
+    shots(page, "minted")
+    assert contract.functions.ownerOf(token).call() == account
+    assert page.errors == []
