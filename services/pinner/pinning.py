@@ -91,7 +91,7 @@ class PinService:
         cid = await asyncio.to_thread(cid_of_file, path)
         if self.remote:
             # The local store also serves /ipfs/{cid} to the front end; keeping a copy there is free of quota.
-            await asyncio.to_thread(self.local.add_file, path, content_type, name)
+            await asyncio.to_thread(self.local.add_file, path, content_type, name, cid)
         if await asyncio.to_thread(self.ledger.is_pinned, cid):
             self.counts["skipped_known"] += 1
             return cid
@@ -139,7 +139,7 @@ class PinService:
             if used >= self.monthly_pins:
                 raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
                                      "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
-        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues))
+        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues, cid))
         self.counts["uploads"] += 1
         if got != cid:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")
