@@ -151,8 +151,10 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def run(amqp_url: str, jobs: int, renderers: int, pinners: int, bound: float) -> dict:
+def run(amqp_url: str, jobs: int, renderers: int, pinners: int, bound: float, threads: int | None) -> dict:
     env = {"STATUS_IP_RATE_PER_MINUTE": "100000", "STATUS_IP_BURST": "100000"}
+    if threads:
+        env["RENDERER_RENDER_THREADS"] = str(threads)
     started: dict = {}
     with launched(amqp_url, renderers=renderers, pinners=pinners, env=env, started=started) as base_url:
         pid = started["launcher"].pid
@@ -191,6 +193,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--renderers", type=int, default=2)
     parser.add_argument("--pinners", type=int, default=1)
+    parser.add_argument("--render-threads", type=int, help="RENDERER_RENDER_THREADS (default: the service's)")
     parser.add_argument("--grid", action="store_true", help="R in --grid-renderers × N in --grid-jobs")
     parser.add_argument("--grid-renderers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--grid-jobs", type=int, nargs="+", default=[25, 100, 400])
@@ -201,7 +204,8 @@ def main() -> int:
     args = parser.parse_args()
     plan = ([(n, r) for n in args.grid_jobs for r in args.grid_renderers] if args.grid
             else [(args.jobs, args.renderers)])
-    print(f"{os.cpu_count()} cores; per-service CPU includes waited children (the renderers' ffmpeg)\n")
+    print(f"{os.cpu_count()} cores; per-service CPU includes waited children (the renderers' ffmpeg); "
+          f"render threads: {args.render_threads or 'the service default'}\n")
     print(HEADER)
     print("|" + "---|" * HEADER.count(" | ") + "---|")
     t0 = time.monotonic()
@@ -209,7 +213,7 @@ def main() -> int:
         if time.monotonic() - t0 > args.budget:
             print(f"(budget of {args.budget:.0f} s spent: {jobs} jobs x {renderers} renderers not run)")
             continue
-        result = run(args.amqp_url, jobs, renderers, args.pinners, args.bound or 60 + 3 * jobs)
+        result = run(args.amqp_url, jobs, renderers, args.pinners, args.bound or 60 + 3 * jobs, args.render_threads)
         print(line(result), flush=True)
         if result["refused"]:
             print(f"  refused: {result['refused'][:3]}")

@@ -16,7 +16,8 @@ async def main() -> None:
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
 
     def build(broker, prefetch):
-        return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds)
+        return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds,
+                               threads=settings.render_threads)
 
     await run_worker("renderer", settings, build, {"artifacts": artifacts.root.is_dir})
 
