@@ -59,9 +59,9 @@ def drop_prefixes(amqp_url: str, *prefixes: str) -> None:
 
 @contextmanager
 def launched(amqp_url: str, renderers: int = 1, pinners: int = 1,
-             env: dict[str, str] | None = None) -> Iterator[str]:
+             env: dict[str, str] | None = None, started: dict | None = None) -> Iterator[str]:
     """Yields the HTTP base URL. `env` may move a service to another prefix (<SERVICE>_BROKER_PREFIX): that
-    prefix is deleted afterwards too."""
+    prefix is deleted afterwards too. `started`, if given, receives the launcher's Popen as "launcher"."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="mintpipe-bench-system-") as tmp:
         data, http_port = Path(tmp), free_port()
@@ -73,6 +73,8 @@ def launched(amqp_url: str, renderers: int = 1, pinners: int = 1,
             launcher = subprocess.Popen(
                 [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners)],
                 env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        if started is not None:
+            started["launcher"] = launcher
         try:
             deadline = time.monotonic() + 90
             while b"mintpipe is up" not in log_path.read_bytes():

@@ -26,10 +26,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv || { apt_install python3-venv; "$PYTHON" -m venv .venv; }
 fi
 stamp=.venv/.mintpipe-installed
-# The C extension is built by the editable install: a changed source or a missing build reinstalls too.
-want=$(cat pyproject.toml setup.py services/renderer/encoders/*.c | sha256sum | cut -d' ' -f1)
+# The C extensions are built by the editable install: a changed source or a missing build reinstalls too.
+want=$(cat pyproject.toml setup.py services/renderer/encoders/*.c services/renderer/scenes/*.c | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
-    || ! compgen -G 'services/renderer/encoders/_gifcodec*.so' >/dev/null; then
+    || ! compgen -G 'services/renderer/encoders/_gifcodec*.so' >/dev/null \
+    || ! compgen -G 'services/renderer/scenes/_gen1*.so' >/dev/null; then
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'

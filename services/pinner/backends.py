@@ -31,7 +31,11 @@ class PinBackend(Protocol):
 
     async def has(self, cid: str) -> bool: ...
 
-    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str]) -> str: ...
+    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str],
+                       cid: str | None = None) -> str:
+        """Uploads the file; returns the CID the backend gives it. `cid`, the caller's own CID of the file, is a
+        hint a backend may use to skip hashing; the caller compares the answer with it either way."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -45,8 +49,9 @@ class LocalBackend:
     async def has(self, cid: str) -> bool:
         return self.store.has(cid)
 
-    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str]) -> str:
-        return (await asyncio.to_thread(self.store.add_file, path, content_type, name)).cid
+    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str],
+                       cid: str | None = None) -> str:
+        return (await asyncio.to_thread(self.store.add_file, path, content_type, name, cid)).cid
 
     async def aclose(self) -> None:
         return None
@@ -100,8 +105,9 @@ class PinataBackend:
         body = await self._call(self._api, "GET", "/data/pinList", params={"hashContains": cid, "status": "pinned"})
         return any(r.get("ipfs_pin_hash") == cid for r in body.get("rows", []))
 
-    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str]) -> str:
-        data = await asyncio.to_thread(path.read_bytes)
+    async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str],
+                       cid: str | None = None) -> str:
+        data = await asyncio.to_thread(path.read_bytes)  # Pinata hashes what it receives: `cid` is not used
         files = {"file": (name, data, content_type)}
         if self.api == "v3":
             form = {"network": "public", "name": name, "keyvalues": json.dumps(keyvalues)}

@@ -145,8 +145,8 @@ class PinService:
             if used >= self.monthly_pins:
                 raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
                                      "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
-        got = await self._call_backend(lambda: self.backend.pin_file(path, content_type, name, keyvalues),
-                                       cancelled)
+        got = await self._call_backend(
+            lambda: self.backend.pin_file(path, content_type, name, keyvalues, cid), cancelled)
         self.counts["uploads"] += 1
         if got != cid:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")

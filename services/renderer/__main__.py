@@ -18,7 +18,8 @@ async def main() -> None:
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
 
     def build(broker, prefetch):
-        return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds)
+        return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds,
+                               threads=settings.render_threads)
 
     # The preview service shares the replica's gRPC server (its health port): one port a replica.
     previews = PreviewService(settings.preview_rate, settings.preview_burst, settings.preview_cache_mb << 20)

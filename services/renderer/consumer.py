@@ -50,10 +50,12 @@ class RenderHandler:
     while rendering (the render stops within a frame), and before the hand-over: the message is acked, dropped.
     """
 
-    def __init__(self, broker: Broker, artifacts: ArtifactStore, deadline: float = DEFAULT_DEADLINE) -> None:
+    def __init__(self, broker: Broker, artifacts: ArtifactStore, deadline: float = DEFAULT_DEADLINE,
+                 threads: int = 2) -> None:
         self.broker = broker
         self.artifacts = artifacts
         self.deadline = deadline
+        self.threads = threads
         self.events = EventPublisher(broker, "renderer")
 
     async def on_permanent(self, job: broker_pb2.RenderJob, reason: str) -> None:
@@ -102,7 +104,8 @@ class RenderHandler:
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
             assets = await asyncio.wait_for(
-                asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel), self.deadline)
+                asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads),
+                self.deadline)
         except TimeoutError:
             cancel.set()
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
@@ -155,8 +158,9 @@ class RenderHandler:
 
 
 def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1,
-                    deadline: float = DEFAULT_DEADLINE, max_attempts: int = MAX_ATTEMPTS) -> QueueConsumer:
+                    deadline: float = DEFAULT_DEADLINE, max_attempts: int = MAX_ATTEMPTS,
+                    threads: int = 2) -> QueueConsumer:
     """The render queue's consumer as every replica runs it (and the tests too)."""
-    handler = RenderHandler(broker, artifacts, deadline)
+    handler = RenderHandler(broker, artifacts, deadline, threads)
     return QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=prefetch,
                          check=check_render_job, on_permanent=handler.on_permanent, max_attempts=max_attempts)

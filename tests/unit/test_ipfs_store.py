@@ -88,6 +88,21 @@ def test_a_file_that_changes_while_being_added_is_not_stored(tmp_path, monkeypat
     assert os.listdir(tmp_path / "ipfs" / ".incoming") == []
 
 
+def test_a_cid_handed_in_saves_a_read_but_a_wrong_one_stores_nothing(tmp_path, monkeypatch):
+    store = LocalIpfsStore(tmp_path / "ipfs")
+    source = tmp_path / "a.bin"
+    data = random.Random(2).randbytes(600_000)
+    source.write_bytes(data)
+    reads = []
+    monkeypatch.setattr(ipfs_store, "cid_of_file", lambda path: reads.append(path) or cid_of_bytes(data))
+    with pytest.raises(ValueError, match="changed"):
+        store.add_file(source, "application/octet-stream", cid=cid_of_bytes(b"other bytes"))
+    assert store.pins_count() == 0 and os.listdir(tmp_path / "ipfs" / ".incoming") == []
+    result = store.add_file(source, "application/octet-stream", cid=cid_of_bytes(data))
+    assert result.cid == cid_of_bytes(data) and not result.already_pinned and reads == []
+    assert store.get(result.cid).path.read_bytes() == data
+
+
 def _add_all(root, contents, barrier, results):
     store = LocalIpfsStore(root)
     barrier.wait(timeout=30)  # every process starts adding at the same moment

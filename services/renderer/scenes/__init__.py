@@ -8,9 +8,9 @@ import numpy as np
 
 from renderer.scenes import gen1
 
-# name → (settings → frame(k) function); the registry of schemas lives in mintpipe.scenes.
+# name → ((settings, threads=2) → frame(k) function); the registry of schemas lives in mintpipe.scenes.
 FrameFunction = Callable[[int], np.ndarray]
-SCENE_RENDERERS: dict[str, Callable[[dict], FrameFunction]] = {"gen1": gen1.prepare}
+SCENE_RENDERERS: dict[str, Callable[..., FrameFunction]] = {"gen1": gen1.prepare}
 
 
 def frames(scene: str, settings: dict) -> Iterator[np.ndarray]:

@@ -91,23 +91,57 @@ def _shapes(rng: np.random.Generator, settings: dict) -> list[Shape]:
     return shapes
 
 
-def prepare(settings: dict):
-    """Precompute what every frame shares; return frame(k) → size×size×3 uint8."""
-    size, n, motion = settings["size"], settings["frames"], settings["motion"]
+@dataclass(frozen=True)
+class Composition:
+    """What every frame of one clip shares: the seeded waves and shapes, and the per-pixel tables."""
+    size: int
+    frames: int
+    motion: str
+    warps: list[Wave]
+    silk: list[Wave]
+    light: Wave
+    shapes: list[Shape]
+    colours: np.ndarray  # 1024×3 float32
+    coords: np.ndarray  # 0..size-1, float32
+    unit: np.ndarray  # 0..1 across the image, float32
+    vignette: np.ndarray  # size×size float32
+    centre: float
+    total_weight: np.float32
+
+
+def compose(settings: dict) -> Composition:
+    size = settings["size"]
     rng = np.random.Generator(np.random.PCG64(settings["seed"]))
     warps = _waves(rng, 2, 0.6, 1.6, settings["speed"])
     silk = _waves(rng, 3, 0.8, 2.4, settings["speed"])
     light = _waves(rng, 1, 0.5, 1.2, settings["speed"])[0]
     shapes = _shapes(rng, settings)
-    colours = gradient_table(PALETTES[settings["palette"]]["silk"], 1024)
-
     coords = np.arange(size, dtype=np.float32)
-    unit = coords / np.float32(size)  # 0..1 across the image
     centre = size / 2.0
     d2 = ((coords - np.float32(centre)) / np.float32(centre)) ** 2
     vignette = np.float32(1.0) - np.float32(0.5) * np.minimum((d2[:, None] + d2[None, :]) * np.float32(0.5),
                                                               np.float32(1.0))
-    total_weight = np.float32(sum(w.weight for w in silk))
+    return Composition(size, settings["frames"], settings["motion"], warps, silk, light, shapes,
+                       gradient_table(PALETTES[settings["palette"]]["silk"], 1024), coords,
+                       coords / np.float32(size), np.ascontiguousarray(vignette, dtype=np.float32), centre,
+                       np.float32(sum(w.weight for w in silk)))
+
+
+def prepare(settings: dict, threads: int = 2):
+    """Precompute what every frame shares; return frame(k) → size×size×3 uint8, made by the C kernel
+    (`_gen1.c`) in bands of rows on `threads` threads (any count gives the same bytes: each pixel is made alone)."""
+    from renderer.scenes import gen1_c  # it builds on this module
+
+    return gen1_c.prepare(compose(settings), threads)
+
+
+def prepare_numpy(settings: dict):
+    """The same frames in numpy, bit for bit (the C kernel's reference in the tests; ~3× its CPU time)."""
+    scene = compose(settings)
+    size, n, motion = scene.size, scene.frames, scene.motion
+    warps, silk, light, shapes, colours = scene.warps, scene.silk, scene.light, scene.shapes, scene.colours
+    coords, unit, vignette, centre, total_weight = (scene.coords, scene.unit, scene.vignette, scene.centre,
+                                                    scene.total_weight)
 
     def plane(w: Wave, t: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
         return wave(np.float32(w.fx) * xs + np.float32(w.fy) * ys + np.float32(w.cycles * t + w.phase))

@@ -1,0 +1,103 @@
+"""x264 presets, tunings and CRFs on the default job's frames, side by side in one run: the ffmpeg child's CPU
+(user + sys), the MP4's size and its mean PSNR against the rendered frames (decoded back to RGB by ffmpeg, the
+same measure as bench/job_cost.py). Every other flag is the renderer's (renderer.encoders.mp4).
+
+Run: .venv/bin/python bench/x264_presets.py [--seed 7] [--repeat 2]
+         [--configs medium/20 veryfast/18/animation superfast/18//mbtree=1 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
+
+import imageio_ffmpeg  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mintpipe.scenes import validate_settings  # noqa: E402
+from renderer.scenes import SCENE_RENDERERS  # noqa: E402
+
+DEFAULT_CONFIGS = ["medium/20", "faster/19", "faster/19/animation", "veryfast/19", "veryfast/18",
+                   "veryfast/18/animation", "superfast/18", "superfast/18//mbtree=1", "superfast/20//mbtree=1",
+                   "ultrafast/20"]
+
+
+def parse(config: str) -> tuple[str, str, str, str]:
+    """preset/crf[/tune[/x264 params joined by ':']]"""
+    preset, crf, tune, params = (config.split("/") + ["", ""])[:4]
+    return preset, crf, tune, params
+
+
+def encode(frames: list[np.ndarray], path: Path, preset: str, crf: str, tune: str, params: str) -> float:
+    size = frames[0].shape[0]
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-r", "25", "-i", "-",
+               "-c:v", "libx264", "-preset", preset, *(["-tune", tune] if tune else []), "-crf", crf,
+               "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", "1",
+               "-x264-params", ":".join(filter(None, ["threads=1:sliced-threads=0:rc-lookahead=10", params])),
+               "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
+               "-movflags", "+faststart", "-f", "mp4", str(path)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE)
+    for frame in frames:
+        proc.stdin.write(frame.tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit(f"ffmpeg failed for {preset} {crf} {tune}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def psnr(path: Path, frames: list[np.ndarray]) -> float:
+    size = frames[0].shape[0]
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    decoded = np.frombuffer(raw, dtype=np.uint8).reshape(-1, size, size, 3)
+    values = []
+    for shown, frame in zip(decoded, frames, strict=True):
+        mse = float(np.mean((shown.astype(np.int32) - frame.astype(np.int32)) ** 2))
+        values.append(10 * np.log10(255.0 ** 2 / mse))
+    return statistics.fmean(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="preset/crf[/tune[/x264 params]]")
+    args = parser.parse_args()
+    settings = validate_settings("gen1", {"seed": args.seed})
+    frame_at = SCENE_RENDERERS["gen1"](settings)
+    frames = [frame_at(k) for k in range(settings["frames"])]
+    results = {c: [] for c in args.configs}
+    with tempfile.TemporaryDirectory(prefix="mintpipe-bench-x264-") as tmp:
+        for _ in range(args.repeat):
+            for config in args.configs:  # interleaved, so each config sees the same machine load
+                results[config].append(encode(frames, Path(tmp) / "a.mp4", *parse(config)))
+        base = args.configs[0]
+        rows = []
+        for config in args.configs:
+            path = Path(tmp) / "a.mp4"
+            encode(frames, path, *parse(config))
+            rows.append((config, statistics.median(results[config]), path.stat().st_size, psnr(path, frames)))
+    _, base_cpu, base_size, base_psnr = rows[0]
+    print(f"gen1 seed {args.seed}, 100 frames 512x512; CPU = ffmpeg's user+sys, median of {args.repeat}; "
+          f"vs {base}\n")
+    print("| preset/crf/tune/params | CPU | vs base | size | vs base | mean PSNR | vs base |")
+    print("|---|---|---|---|---|---|---|")
+    for config, cpu, size, value in rows:
+        print(f"| {config} | {cpu:.3f} s | {cpu / base_cpu:.2f}x | {size / 1e6:.3f} MB | {size / base_size:.2f}x "
+              f"| {value:.2f} dB | {value - base_psnr:+.2f} dB |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
