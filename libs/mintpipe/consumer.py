@@ -87,6 +87,7 @@ class QueueConsumer(Generic[M]):
         prefetch: int,
         check: Callable[[M], str | None] | None = None,
         on_permanent: Callable[[M, str], Awaitable[None]] | None = None,
+        on_retry: Callable[[M, int, int, str], Awaitable[None]] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.broker = broker
@@ -96,6 +97,7 @@ class QueueConsumer(Generic[M]):
         self.prefetch = prefetch
         self.check = check
         self.on_permanent = on_permanent
+        self.on_retry = on_retry
         self.max_attempts = max_attempts
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -189,6 +191,13 @@ class QueueConsumer(Generic[M]):
                 await message.nack(requeue=True)
             return
         log.warning("transient failure; retrying later", attempt=next_attempt, retry_in=tier, reason=reason)
+        if self.on_retry is not None:
+            # Tells operators (the job's retry history); the message is already parked, so a failure here loses
+            # nothing but that line of history.
+            try:
+                await self.on_retry(payload, next_attempt, tier, reason)
+            except Exception as exc:
+                log.warning("could not announce the retry", error=repr(exc))
 
     async def _fail(self, payload: M, message: AbstractIncomingMessage, reason: str) -> None:
         log.error("permanent failure", reason=reason)

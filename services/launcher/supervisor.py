@@ -98,7 +98,7 @@ class Supervisor:
         self._watchers: list[asyncio.Task[None]] = []
 
     async def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **child.spec.env}
+        env = {**os.environ, **child.spec.env, "MINTPIPE_REPLICA": child.spec.name}
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,11 @@ class RenderHandler:
     async def on_permanent(self, job: broker_pb2.RenderJob, reason: str) -> None:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
 
+    async def on_retry(self, job, attempt: int, retry_in: int, reason: str) -> None:
+        # The stage it waits in again; changes nothing in the job, only adds to its retry history.
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_QUEUED, 0, error=reason, attempt=attempt,
+                               retry_in_s=retry_in)
+
     async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
         if self.artifacts.is_cancelled(job.job_id):
             raise JobCancelled
@@ -154,4 +159,5 @@ def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1,
     """The render queue's consumer as every replica runs it (and the tests too)."""
     handler = RenderHandler(broker, artifacts, deadline)
     return QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=prefetch,
-                         check=check_render_job, on_permanent=handler.on_permanent, max_attempts=max_attempts)
+                         check=check_render_job, on_permanent=handler.on_permanent,
+                         on_retry=handler.on_retry, max_attempts=max_attempts)

@@ -20,6 +20,7 @@ from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
+from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
@@ -76,7 +77,11 @@ async def main() -> None:
                       ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
-                      max_body_bytes=settings.max_body_bytes)
+                      max_body_bytes=settings.max_body_bytes,
+                      ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
+                                    if settings.admin_readonly_token else None,
+                                    monthly_pins=settings.monthly_pins, pin_ledger=settings.data_dir / "pins.sqlite3",
+                                    secure_cookie=settings.admin_secure_cookie))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))

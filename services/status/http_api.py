@@ -26,7 +26,9 @@ from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import describe_scenes
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
 from mintpipe.wallets import normalize_wallet
+from status import status_metrics
 from status.admin import AdminDeps, create_admin_router
+from status.admin_api import OpsConfig, mount_operators
 from status.bus import JobBus
 from status.http_errors import (
     ApiError,
@@ -123,6 +125,7 @@ class BridgeDeps:
     ip_limiter: KeyedRateLimiter | None = None
     trust_forwarded_for: bool = False
     max_body_bytes: int = 64 * 1024
+    ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -195,8 +198,12 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         await known_job(job_id)
 
         async def stream() -> Any:
-            async for record in deps.bus.watch(job_id, deps.store.get):
-                yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(record.to_json())}
+            status_metrics.SSE_CLIENTS.inc()
+            try:
+                async for record in deps.bus.watch(job_id, deps.store.get):
+                    yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(record.to_json())}
+            finally:
+                status_metrics.SSE_CLIENTS.dec()
 
         return EventSourceResponse(stream(), ping=15)
 
@@ -252,10 +259,16 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry) + generate_latest(status_metrics.REGISTRY)
+        if (ops_metrics := getattr(app.state, "ops_metrics", None)) is not None:
+            body = generate_latest(registry) + await ops_metrics()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     if deps.admin is not None:
-        app.include_router(create_admin_router(deps.admin))
+        bearer_routes = create_admin_router(deps.admin)
+        app.include_router(bearer_routes)
+        mount_operators(app, deps.admin, bearer_routes, deps.ops,
+                        lambda request: client_ip(request, deps.trust_forwarded_for))
     drop_unused_validation_responses(app)
     return app
 

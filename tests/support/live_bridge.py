@@ -25,6 +25,7 @@ from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
 from status.admin import AdminDeps
+from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
@@ -36,7 +37,8 @@ from tests.support.broker import delete_topology
 @contextmanager
 def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = None,
                 ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
-                trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024) -> Iterator[str]:
+                trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024,
+                readonly_token: str | None = None) -> Iterator[str]:
     """Yields the bridge's base URL; stops every part and removes its queues afterwards."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -67,7 +69,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
                           checks={"broker": lambda: broker.connected, "store": store.ping},
                           admin=AdminDeps(broker, store, bus, admin_token, ArtifactStore(data_dir / "artifacts")),
                           ip_limiter=ip_limiter,
-                          trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes)
+                          trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes,
+                          ops=OpsConfig(readonly_token=readonly_token, pin_ledger=data_dir / "pins.sqlite3"))
         server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                                access_log=False, lifespan="off"))
         http = asyncio.create_task(server.serve())
