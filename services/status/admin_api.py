@@ -132,8 +132,8 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 metrics.ADMIN_ACTIONS.labels(action, "refused").inc()
             raise
 
-    Viewer = Annotated[Principal, Depends(viewer)]
-    Operator = Annotated[Principal, Depends(operator)]
+    # Defaults, not Annotated aliases: this module's annotations are strings, resolved in module globals.
+    seen, acting = Depends(viewer), Depends(operator)
 
     # --- session ----------------------------------------------------------------------------------------------
     @router.post("/session")
@@ -149,23 +149,23 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 "expires_in": SESSION_SECONDS}
 
     @router.get("/session")
-    async def session(who: Viewer) -> dict[str, Any]:
+    async def session(who: Principal = seen) -> dict[str, Any]:
         csrf = auth.csrf_token(who) if who.via == "session" and who.role == "admin" else None
         return {"role": who.role, "via": who.via, "csrf_token": csrf, "can_act": who.role == "admin"}
 
     @router.delete("/session")
-    async def sign_out(who: Viewer, response: Response) -> dict[str, Any]:
+    async def sign_out(response: Response, who: Principal = seen) -> dict[str, Any]:
         response.delete_cookie(COOKIE, path="/", samesite="strict", httponly=True)
         return {"signed_out": True}
 
     # --- reads -------------------------------------------------------------------------------------------------
     @router.get("/overview")
-    async def get_overview(_who: Viewer) -> dict[str, Any]:
+    async def get_overview(_who: Principal = seen) -> dict[str, Any]:
         return await overview.snapshot()
 
     @router.get("/jobs")
     async def search_jobs(
-        _who: Viewer,
+        _who: Principal = seen,
         q: Annotated[str | None, Query(max_length=300, description="job id, wallet, idempotency key or CID")] = None,
         stage: Annotated[str | None, Query(description="one of " + ", ".join(STAGES_BY_NAME))] = None,
         scene: Annotated[str | None, Query(max_length=64)] = None,
@@ -242,7 +242,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         return rows
 
     @router.get("/jobs/{job_id}/detail")
-    async def job_detail(job_id: str, _who: Viewer) -> dict[str, Any]:
+    async def job_detail(job_id: str, _who: Principal = seen) -> dict[str, Any]:
         record = await known(job_id)
         history = await ops_store.stage_history(store, job_id)
         for row in history:
@@ -262,13 +262,13 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                                  for k, v in record.to_json()["assets"].items()}}
 
     @router.get("/queues/{queue}/dead-letters")
-    async def dead_letters(queue: str, _who: Viewer) -> dict[str, Any]:
+    async def dead_letters(queue: str, _who: Principal = seen) -> dict[str, Any]:
         if queue not in QUEUES:
             raise ApiError(400, "invalid_argument", f"queue: one of {', '.join(QUEUES)}", "queue")
         return await endpoints["list_dead_letters"](queue=queue)
 
     @router.get("/audit")
-    async def audit_list(_who: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    async def audit_list(_who: Principal = seen, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                          before: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
         return {"entries": _times(await ops_store.audit_page(store, limit, before), "at")}
 
@@ -309,7 +309,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         return result
 
     @router.post("/actions/replay/{queue}")
-    async def replay(queue: str, who: Operator, body: ReplayRequest | None = None) -> Any:
+    async def replay(queue: str, who: Principal = acting, body: ReplayRequest | None = None) -> Any:
         if queue not in QUEUES:
             raise ApiError(400, "invalid_argument", f"queue: one of {', '.join(QUEUES)}", "queue")
         ids = body.message_ids if body else None
@@ -317,7 +317,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                               lambda: replay_ids(queue, ids))
 
     @router.post("/actions/retry/{job_id}")
-    async def retry(job_id: str, who: Operator) -> Any:
+    async def retry(job_id: str, who: Principal = acting) -> Any:
         async def run() -> dict[str, Any]:
             record = await known(job_id)
             if record.stage != jobs_pb2.STAGE_FAILED:
@@ -353,7 +353,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         return await recorded(who, "retry", job_id, run)
 
     @router.post("/actions/cancel/{job_id}")
-    async def cancel(job_id: str, who: Operator) -> Any:
+    async def cancel(job_id: str, who: Principal = acting) -> Any:
         async def run() -> Any:
             await known(job_id)
             return await endpoints["cancel"](job_id=job_id)

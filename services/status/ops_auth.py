@@ -60,7 +60,8 @@ class OpsAuth:
         material = b"\0".join([self.tokens.get("admin", b""), self.tokens.get("viewer", b""), b"mintpipe-session"])
         self._key = hashlib.sha256(material).digest()
         self._client_ip = client_ip
-        self._failures = KeyedRateLimiter(FAILURES_PER_MINUTE, 60, FAILURES_PER_MINUTE, max_keys=10_000)
+        # A bucket one short: the failure that empties it (the tenth) already locks the address out.
+        self._failures = KeyedRateLimiter(FAILURES_PER_MINUTE, 60, FAILURES_PER_MINUTE - 1, max_keys=10_000)
         self._locked: OrderedDict[str, float] = OrderedDict()
 
     # --- tokens -----------------------------------------------------------------------------------------
