@@ -48,6 +48,15 @@ if [ -f package.json ]; then
   fi
 fi
 
+# --- Chromium + Playwright (browser tests: the operators' dashboard) ----------------------------------------
+# Debian's chromium; Playwright (a dev dependency, installed above) drives it by executable_path, so its own
+# browser download is never needed.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium"
+  apt_install chromium
+fi
+# --- end Chromium + Playwright ---------------------------------------------------------------------------------
+
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and
 # still hang, and the tests would then stall on it.

@@ -107,6 +107,7 @@ def mount_operators(app: FastAPI, admin: AdminDeps, bearer_routes: APIRouter, co
 def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsConfig,
                       auth: OpsAuth) -> tuple[APIRouter, Overview]:
     store, broker = admin.store, admin.broker
+    client_ip_of = auth.client_ip
     ledger = config.pin_ledger or admin.artifacts.root.parent / "pins.sqlite3"
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
@@ -138,7 +139,12 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     # --- session ----------------------------------------------------------------------------------------------
     @router.post("/session")
     async def sign_in(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
-        role = auth.role_of(request, body.token)
+        try:
+            role = auth.role_of(request, body.token)
+        except ApiError as exc:  # a wrong token (or a locked-out address) is worth an audit line too
+            await ops_store.audit(store, ops_store.AuditEntry(f"unknown ({client_ip_of(request)})", "sign_in", "",
+                                                              f"refused {exc.code}", {}))
+            raise
         cookie = auth.new_session(role)
         response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
                             secure=config.secure_cookie, path="/")
@@ -252,7 +258,8 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
             row["stage"] = jobs_pb2.Stage.Name(row["stage"]).removeprefix("STAGE_").lower()
         async with store.db.execute("SELECT key FROM idempotency_keys WHERE job_id = ?", (job_id,)) as cur:
             keys = [r[0] for r in await cur.fetchall()]
-        audit = [a for a in await ops_store.audit_page(store, 200) if a["target"] == job_id]
+        audit = [a for a in await ops_store.audit_page(store, 500)
+                 if a["target"] == job_id or job_id in a["detail"].get("message_ids", ())]
         queued = {"stage": "queued", "at": record.created_at, "source": "gateway", "replica": "", "error": ""}
         return {**record.to_json(), "idempotency_key": keys[0] if keys and not keys[0].startswith("auto:") else None,
                 "history": _times([queued, *history], "at"), "retries": _times(retries, "at"),

@@ -59,14 +59,14 @@ class OpsAuth:
             self.tokens["viewer"] = readonly_token.encode()
         material = b"\0".join([self.tokens.get("admin", b""), self.tokens.get("viewer", b""), b"mintpipe-session"])
         self._key = hashlib.sha256(material).digest()
-        self._client_ip = client_ip
+        self.client_ip = client_ip
         # A bucket one short: the failure that empties it (the tenth) already locks the address out.
         self._failures = KeyedRateLimiter(FAILURES_PER_MINUTE, 60, FAILURES_PER_MINUTE - 1, max_keys=10_000)
         self._locked: OrderedDict[str, float] = OrderedDict()
 
     # --- tokens -----------------------------------------------------------------------------------------
     def _guard(self, request: Request) -> str:
-        ip = self._client_ip(request)
+        ip = self.client_ip(request)
         until = self._locked.get(ip, 0.0)
         if until > time.monotonic():
             wait = math.ceil(until - time.monotonic())

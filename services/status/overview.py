@@ -183,9 +183,14 @@ class Overview:
         for i, took in enumerate(buckets):
             minutes.append({"minute": start + i * 60, "pinned": len(took), "failed": failed_per[i],
                             "p50_s": percentile(took, 50), "p95_s": percentile(took, 95)})
+        async with self.store.db.execute(
+            "SELECT replica, source, MAX(at), COUNT(*) FROM stage_history WHERE at >= ? AND replica != '' "
+            "AND source IN ('renderer', 'pinner') GROUP BY replica, source ORDER BY source, replica", (hour,)) as cur:
+            replicas = [{"replica": r[0], "service": r[1], "last_seen_s": max(now - r[2], 0.0), "stage_changes": r[3]}
+                        for r in await cur.fetchall()]
         durations = [t for _, t in pinned]
         return {"by_stage": {name: by_stage.get(name, 0) for name in STAGE_NAMES.values()},
-                "total": sum(by_stage.values()),
+                "total": sum(by_stage.values()), "replicas_last_hour": replicas,
                 "last_hour": {"pinned": len(pinned), "failed": len(failed),
                               "time_to_pinned_p50_s": percentile(durations, 50),
                               "time_to_pinned_p95_s": percentile(durations, 95), "per_minute": minutes}}
