@@ -56,6 +56,8 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
         return 1
     print(f"mintpipe is up: {layout.http_url} (renderers={args.renderers}, pinners={args.pinners}, "
           f"data={layout.data_dir.resolve()})", flush=True)
+    print("metrics: " + ", ".join(f"{name} {url}" for name, url in layout.metrics_urls().items()), flush=True)
+    print(f"dashboard: {layout.http_url}/admin", flush=True)
     code = 0
     if demo:
         from launcher.demo import run_example

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
+import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -13,6 +15,7 @@ from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
+from mintpipe.metrics import ASSET_BYTES, RENDER_CPU_SECONDS, RENDER_SECONDS
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, RenderCancelled, render_job
@@ -31,6 +34,15 @@ def check_render_job(job: broker_pb2.RenderJob) -> str | None:
         if not getattr(job, name):
             return f"{name} is empty"
     return None
+
+
+def observe_render(seconds: float, before: os.times_result, after: os.times_result, assets) -> None:
+    RENDER_SECONDS.observe(seconds)
+    RENDER_CPU_SECONDS.labels("replica").inc(max(after.user + after.system - before.user - before.system, 0.0))
+    RENDER_CPU_SECONDS.labels("ffmpeg").inc(max(after.children_user + after.children_system
+                                                - before.children_user - before.children_system, 0.0))
+    for asset in assets:
+        ASSET_BYTES.labels(asset.kind).inc(asset.size)
 
 
 class RenderHandler:
@@ -101,8 +113,11 @@ class RenderHandler:
         watcher = asyncio.create_task(self._watch_for_cancel(job.job_id, cancel))
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
+            # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
+            began, cpu = time.monotonic(), os.times()
             assets = await asyncio.wait_for(
                 asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel), self.deadline)
+            observe_render(time.monotonic() - began, cpu, os.times(), assets)
         except TimeoutError:
             cancel.set()
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mintpipe import metrics as shared_metrics
 from mintpipe.cid import is_cid
 from mintpipe.events import STAGES_BY_NAME, stage_name
 from mintpipe.ipfs_store import LocalIpfsStore
@@ -259,9 +260,11 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
-        body = generate_latest(registry) + generate_latest(status_metrics.REGISTRY)
-        if (ops_metrics := getattr(app.state, "ops_metrics", None)) is not None:
-            body = generate_latest(registry) + await ops_metrics()
+        # The bridge's own, the status service's (events, stage durations, queues of the whole pipeline: see
+        # status.admin_api) and what every consumer in this process counts (mintpipe.metrics).
+        ops_metrics = getattr(app.state, "ops_metrics", None)
+        status_part = await ops_metrics() if ops_metrics is not None else generate_latest(status_metrics.REGISTRY)
+        body = generate_latest(registry) + status_part + generate_latest(shared_metrics.REGISTRY)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     if deps.admin is not None:
