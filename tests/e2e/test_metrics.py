@@ -106,3 +106,22 @@ def test_every_service_counts_what_happened_to_a_job(system: System):
         assert value(status, "mintpipe_queue_consumers", stage=stage, kind="work") == 1
         assert value(status, "mintpipe_queue_depth", stage=stage, kind="dead") == 0
     assert value(status, "mintpipe_pins_this_month") == 4
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_services_export(system: System):
+    import json
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/mintpipe.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"mintpipe_\w+", target["expr"])}
+    exported: set[str] = set()
+    for url in printed_metrics(system).values():
+        for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+            exported.add(family.name)
+            exported.update(s.name for s in family.samples)
+            if family.type == "counter":
+                exported.add(family.name + "_total")
+            if family.type == "histogram":
+                exported.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
+    assert used and used <= exported, sorted(used - exported)
