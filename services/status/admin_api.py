@@ -362,7 +362,8 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     @router.post("/actions/cancel/{job_id}")
     async def cancel(job_id: str, who: Principal = acting) -> Any:
         async def run() -> Any:
-            await known(job_id)
+            if not is_job_id(job_id):
+                raise ApiError(404, "not_found", "no job with this id (32 lowercase hex digits)", "job_id")
             return await endpoints["cancel"](job_id=job_id)
 
         return await recorded(who, "cancel", job_id, run)
