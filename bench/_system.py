@@ -32,10 +32,10 @@ def free_port() -> int:
 
 
 def free_port_base() -> int:
-    """A base with the launcher's gRPC ports above it free (base+1, +2, +100.., +200..)."""
+    """A base with the launcher's gRPC and metrics ports above it free (base+1..3, +100.., +200.., +300.., +400..)."""
     for _ in range(50):
         base = random.randrange(20000, 45000)
-        ports = (base + 1, base + 2, *range(base + 100, base + 110), *range(base + 200, base + 210))
+        ports = (base + 1, base + 2, base + 3, *(base + k + i for k in (100, 200, 300, 400) for i in range(10)))
         try:
             for port in ports:
                 with socket.socket() as s:

@@ -62,6 +62,7 @@ if [ ! -x /usr/bin/chromium ]; then
   say "installing chromium"
   apt_install chromium
 fi
+# --- end Chromium + Playwright ---------------------------------------------------------------------------------
 
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and

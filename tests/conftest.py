@@ -65,13 +65,14 @@ def free_port() -> int:
 
 
 def free_port_base(span: int = 300) -> int:
-    """A base port with `span` free ports above it (gRPC ports of a launched system)."""
+    """A base port whose derived ports are free (gRPC and metrics ports of a launched system)."""
     import random
 
     for _ in range(50):
         base = random.randrange(20000, 45000)
         ok = True
-        for port in (base + 1, base + 2, *range(base + 100, base + 110), *range(base + 200, base + 210)):
+        for port in (base + 1, base + 2, base + 3, *range(base + 100, base + 110), *range(base + 200, base + 210),
+                     *range(base + 300, base + 310), *range(base + 400, base + 410)):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))

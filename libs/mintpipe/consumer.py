@@ -24,6 +24,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from mintpipe.broker import ATTEMPT_HEADER, RETRY_TIERS, Broker, BrokerUnavailable
 from mintpipe.log import get_logger
+from mintpipe.metrics import MESSAGES, stage_of
 
 log = get_logger(__name__)
 
@@ -93,6 +94,7 @@ class QueueConsumer(Generic[M]):
         prefetch: int,
         check: Callable[[M], str | None] | None = None,
         on_permanent: Callable[[M, str], Awaitable[None]] | None = None,
+        on_retry: Callable[[M, int, int, str], Awaitable[None]] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.broker = broker
@@ -102,6 +104,7 @@ class QueueConsumer(Generic[M]):
         self.prefetch = prefetch
         self.check = check
         self.on_permanent = on_permanent
+        self.on_retry = on_retry
         self.max_attempts = max_attempts
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -137,10 +140,17 @@ class QueueConsumer(Generic[M]):
         problem = self.check(payload) if self.check else None
         return f"invalid {expected}: {problem}" if problem else payload
 
+    def _count(self, outcome: str) -> None:
+        MESSAGES.labels(stage_of(self.queue_name), outcome).inc()
+
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         try:
             await self._process(message)
+        except asyncio.CancelledError:
+            self._count("handed_back")
+            raise
         except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+            self._count("handed_back")
             # The channel went away under us (broker restart): the broker redelivers the unacked message.
             log.warning("channel lost before the message was settled; it will be redelivered", error=repr(exc))
 
@@ -164,6 +174,7 @@ class QueueConsumer(Generic[M]):
                 log.warning("job cancelled by an operator; dropped")
                 if not message.processed:
                     await message.ack()
+                self._count("cancelled")
                 return
             except ParkError as exc:
                 log.error("parked for an operator", reason=str(exc))
@@ -177,6 +188,7 @@ class QueueConsumer(Generic[M]):
                 return
             if not message.processed:
                 await message.ack()
+            self._count("acked")
 
     async def _retry(self, payload: M, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, TransientError) else f"{type(exc).__name__}: {exc}"
@@ -195,6 +207,14 @@ class QueueConsumer(Generic[M]):
                 await message.nack(requeue=True)
             return
         log.warning("transient failure; retrying later", attempt=next_attempt, retry_in=tier, reason=reason)
+        self._count("retried")
+        if self.on_retry is not None:
+            # Tells operators (the job's retry history); the message is already parked, so a failure here loses
+            # nothing but that line of history.
+            try:
+                await self.on_retry(payload, next_attempt, tier, reason)
+            except Exception as exc:
+                log.warning("could not announce the retry", error=repr(exc))
 
     async def _fail(self, payload: M, message: AbstractIncomingMessage, reason: str) -> None:
         log.error("permanent failure", reason=reason)
@@ -209,6 +229,7 @@ class QueueConsumer(Generic[M]):
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         try:
             await self.broker.dead_letter(self.queue_name, message, reason)
+            self._count("dead_lettered")
         except BrokerUnavailable:
             log.warning("could not dead-letter now; handed back", queue=self.queue_name)
 

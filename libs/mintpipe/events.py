@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -51,6 +53,12 @@ def band(start: int, end: int, fraction_percent: float) -> int:
     return start + int(round((end - start) * fraction))
 
 
+def replica_id() -> str:
+    """Which replica this process is, for the operators' stage history: the launcher names each one
+    (MINTPIPE_REPLICA, e.g. renderer-1); elsewhere (compose, a bare `python -m`) the host and pid."""
+    return os.environ.get("MINTPIPE_REPLICA") or f"{socket.gethostname()}:{os.getpid()}"
+
+
 class EventPublisher:
     """Publishes JobEvents to the events exchange, each confirmed by the broker before returning."""
 
@@ -67,6 +75,8 @@ class EventPublisher:
         error: str = "",
         assets: jobs_pb2.JobAssets | None = None,
         token_uri: str = "",
+        attempt: int = 0,
+        retry_in_s: int = 0,
     ) -> None:
         occurred = Timestamp()
         occurred.GetCurrentTime()
@@ -79,6 +89,9 @@ class EventPublisher:
             token_uri=token_uri,
             occurred_at=occurred,
             source=self.source,
+            replica=replica_id(),
+            attempt=attempt,
+            retry_in_s=retry_in_s,
         )
         if assets is not None:
             event.assets.CopyFrom(assets)

@@ -32,6 +32,7 @@ CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
 CREATE TABLE IF NOT EXISTS request_blocks (backend TEXT PRIMARY KEY, blocked_until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS job_results (job_id TEXT PRIMARY KEY, token_uri TEXT NOT NULL, assets_json TEXT NOT NULL,
     pinned_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS last_rate_limited (backend TEXT PRIMARY KEY, at REAL NOT NULL, retry_after REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_claims (backend TEXT NOT NULL, cid TEXT NOT NULL, owner TEXT NOT NULL,
     expires REAL NOT NULL, PRIMARY KEY (backend, cid));
 """
@@ -201,6 +202,9 @@ class PinLedger:
         try:
             db.execute("INSERT INTO request_blocks VALUES (?,?) ON CONFLICT (backend) DO UPDATE "
                        "SET blocked_until = max(blocked_until, excluded.blocked_until)", (self.backend, until))
+            # For operators (the dashboard's "last 429"): when the backend last said to wait, and how long.
+            db.execute("INSERT OR REPLACE INTO last_rate_limited VALUES (?,?,?)",
+                       (self.backend, now, seconds if math.isfinite(seconds) else 0.0))
             until = self._blocked_until(db)
             db.execute("COMMIT")
             return until
@@ -211,6 +215,12 @@ class PinLedger:
         """The epoch time before which no replica may call the backend (0 when it never said to wait)."""
         with self._connect() as db:
             return self._blocked_until(db)
+
+    def last_rate_limited(self) -> tuple[float, float] | None:
+        """(when, Retry-After seconds) of the backend's latest 429 with a Retry-After, any backend; None if never."""
+        with self._connect() as db:
+            row = db.execute("SELECT at, retry_after FROM last_rate_limited ORDER BY at DESC LIMIT 1").fetchone()
+        return (float(row[0]), float(row[1])) if row else None
 
     def _blocked_until(self, db: sqlite3.Connection) -> float:
         row = db.execute("SELECT blocked_until FROM request_blocks WHERE backend=?", (self.backend,)).fetchone()

@@ -17,11 +17,13 @@ from mintpipe.consumer import QueueConsumer
 from mintpipe.grpc_runtime import Check, GrpcServer
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
+from mintpipe.metrics import serve_metrics
 
 
 class WorkerSettings(Protocol):
     health_host: str
     health_port: int
+    metrics_port: int
     prefetch: int
 
 
@@ -49,7 +51,8 @@ async def run_worker(
     await health.start({"broker": lambda: broker.connected, **health_checks})
     consumer = build_consumer(broker, worker.prefetch)
     await consumer.start()
-    log.info("ready", health=health.port)
+    metrics_port = serve_metrics(worker.health_host, worker.metrics_port)
+    log.info("ready", health=health.port, metrics=f"http://{worker.health_host}:{metrics_port}/metrics")
 
     await stop.wait()
     log.info("draining", inflight=consumer.inflight)

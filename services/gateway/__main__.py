@@ -13,6 +13,7 @@ from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
+from mintpipe.metrics import serve_metrics
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, status_pb2_grpc
@@ -36,7 +37,8 @@ async def main() -> None:
                        PinLedger(settings.data_dir / "pins.sqlite3"), settings.monthly_pins,
                        KeyedRateLimiter(settings.wallet_rate_per_minute, 60, settings.wallet_burst)), server.server)
     await server.start({"broker": lambda: broker.connected})
-    log.info("ready", grpc=server.port)
+    metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
+    log.info("ready", grpc=server.port, metrics=f"http://{settings.metrics_host}:{metrics_port}/metrics")
 
     await stop.wait()
     log.info("draining")

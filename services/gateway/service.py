@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.validation import InvalidRequest, validate_submission
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.log import get_logger
+from mintpipe.metrics import SUBMISSIONS
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import settings_hash
@@ -57,6 +58,18 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
 
     async def SubmitJob(self, request: gateway_pb2.SubmitJobRequest,
                         context: grpc.aio.ServicerContext) -> gateway_pb2.SubmitJobResponse:
+        """Counts every call by outcome (mintpipe_jobs_submitted_total): `accepted`, or the gRPC status refused with."""
+        try:
+            reply = await self._submit(request, context)
+        except BaseException:
+            code = context.code() if hasattr(context, "code") else None
+            SUBMISSIONS.labels(code.name.lower() if isinstance(code, grpc.StatusCode) else "error").inc()
+            raise
+        SUBMISSIONS.labels("accepted" if reply.created else "accepted_again").inc()
+        return reply
+
+    async def _submit(self, request: gateway_pb2.SubmitJobRequest,
+                      context: grpc.aio.ServicerContext) -> gateway_pb2.SubmitJobResponse:
         try:
             job = validate_submission(request)
         except InvalidRequest as exc:

@@ -11,6 +11,9 @@ class GatewaySettings(ServiceSettings):
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(0, ge=0, le=65535,
+                              description="Prometheus /metrics port (0: a free one, logged at start)")
     status_target: str = Field("127.0.0.1:50052", description="host:port of the status service's gRPC server")
     wallet_rate_per_minute: float = Field(60, gt=0, description="submissions a wallet may make per minute")
     wallet_burst: int = Field(20, ge=1)

@@ -3,6 +3,8 @@
   mintpipe up [--renderers N] [--pinners M]   run the whole system until Ctrl-C / SIGTERM
   mintpipe demo [--renderers N] [--settings F]  start it, run one example job end to end, stop
   mintpipe render SETTINGS.json --out DIR     render one job locally, no broker
+  mintpipe submit SETTINGS.json [--wallet W] [--wait]   submit a job (a progress bar until it ends)
+  mintpipe status ID | watch ID | jobs [--stage] [--wallet] [--since]   jobs from the bridge
   mintpipe admin dead-letters|replay|cancel   operator routes (MINTPIPE_ADMIN_TOKEN)
   mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
 """
@@ -79,6 +81,8 @@ async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervis
         return 1
     print(f"mintpipe is up: {layout.http_url} (renderers={args.renderers}, pinners={args.pinners}, "
           f"data={layout.data_dir.resolve()})", flush=True)
+    print("metrics: " + ", ".join(f"{name} {url}" for name, url in layout.metrics_urls().items()), flush=True)
+    print(f"dashboard: {layout.http_url}/admin", flush=True)
     code = 0
     if demo:
         from launcher.demo import run_example
@@ -113,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--settings", type=Path, help="settings JSON file (default: a built-in example)")
     sub.add_parser("render", help="render one job locally, without the broker", add_help=False)
     sub.add_parser("pinata-emulator", help="run the Pinata emulator (see --help)", add_help=False)
-    from launcher import admin_cli
+    from launcher import admin_cli, jobs_cli
 
+    jobs_cli.add_parsers(sub)
     admin_cli.add_parser(sub)
 
     if argv is None:
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "admin":
         return admin_cli.run(args)
+    if args.command in ("submit", "status", "watch", "jobs"):
+        return jobs_cli.run(args)
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
     except ValueError as exc:

@@ -46,6 +46,26 @@ class Layout:
     def pinner_port(self, i: int) -> int:
         return self.port_base + 200 + i
 
+    # Prometheus /metrics of the gateway and of each replica (status: the bridge's /metrics).
+    @property
+    def gateway_metrics_port(self) -> int:
+        return self.port_base + 3
+
+    def renderer_metrics_port(self, i: int) -> int:
+        return self.port_base + 300 + i
+
+    def pinner_metrics_port(self, i: int) -> int:
+        return self.port_base + 400 + i
+
+    def metrics_urls(self) -> dict[str, str]:
+        urls = {"status": f"{self.http_url}/metrics",
+                "gateway": f"http://127.0.0.1:{self.gateway_metrics_port}/metrics"}
+        urls.update({f"renderer-{i}": f"http://127.0.0.1:{self.renderer_metrics_port(i)}/metrics"
+                     for i in range(self.renderers)})
+        urls.update({f"pinner-{i}": f"http://127.0.0.1:{self.pinner_metrics_port(i)}/metrics"
+                     for i in range(self.pinners)})
+        return urls
+
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
@@ -74,11 +94,17 @@ def build_specs(layout: Layout) -> list[ServiceSpec]:
                                          "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers},
                     layout.status_port, group=2, http_health=f"{layout.http_url}/healthz"),
         ServiceSpec("gateway", "gateway", {**base, "GATEWAY_GRPC_PORT": str(layout.gateway_port),
-                                           "GATEWAY_STATUS_TARGET": status}, layout.gateway_port, group=0),
+                                           "GATEWAY_STATUS_TARGET": status,
+                                           "GATEWAY_METRICS_PORT": str(layout.gateway_metrics_port)},
+                    layout.gateway_port, group=0),
     ]
-    specs += [ServiceSpec(f"renderer-{i}", "renderer", {**base, "RENDERER_HEALTH_PORT": str(layout.renderer_port(i))},
+    specs += [ServiceSpec(f"renderer-{i}", "renderer",
+                          {**base, "RENDERER_HEALTH_PORT": str(layout.renderer_port(i)),
+                           "RENDERER_METRICS_PORT": str(layout.renderer_metrics_port(i))},
                           layout.renderer_port(i), group=1) for i in range(layout.renderers)]
-    specs += [ServiceSpec(f"pinner-{i}", "pinner", {**base, "PINNER_HEALTH_PORT": str(layout.pinner_port(i))},
+    specs += [ServiceSpec(f"pinner-{i}", "pinner",
+                          {**base, "PINNER_HEALTH_PORT": str(layout.pinner_port(i)),
+                           "PINNER_METRICS_PORT": str(layout.pinner_metrics_port(i))},
                           layout.pinner_port(i), group=1) for i in range(layout.pinners)]
     return specs
 
@@ -100,7 +126,7 @@ class Supervisor:
         self._watchers: list[asyncio.Task[None]] = []
 
     async def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **child.spec.env}
+        env = {**os.environ, **child.spec.env, "MINTPIPE_REPLICA": child.spec.name}
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

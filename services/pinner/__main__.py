@@ -12,6 +12,7 @@ from mintpipe.pin_ledger import PinLedger
 from mintpipe.worker import run_worker
 from pinner.backends import LocalBackend, PinataBackend, PinBackend
 from pinner.consumer import pin_consumer
+from pinner.metrics import register as register_metrics
 from pinner.pinning import PinService
 from pinner.settings import PinnerSettings
 
@@ -32,6 +33,7 @@ async def main() -> None:
     pins = PinService(backend, PinLedger(settings.data_dir / "pins.sqlite3", backend.name), store,
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
                       monthly_pins=settings.monthly_pins)
+    register_metrics(pins)
     try:
         await run_worker("pinner", settings, lambda broker, prefetch: pin_consumer(broker, artifacts, pins, prefetch),
                          {"store": store.root.is_dir})

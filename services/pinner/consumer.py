@@ -54,6 +54,11 @@ class PinHandler:
     async def on_permanent(self, job: broker_pb2.PinJob, reason: str) -> None:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
 
+    async def on_retry(self, job, attempt: int, retry_in: int, reason: str) -> None:
+        # The stage it waits in again; changes nothing in the job, only adds to its retry history.
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, 0, error=reason, attempt=attempt,
+                               retry_in_s=retry_in)
+
     async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
         if self.artifacts.is_cancelled(job.job_id):
             raise JobCancelled
@@ -122,4 +127,5 @@ def pin_consumer(broker: Broker, artifacts: ArtifactStore, pins: PinService, pre
     """The pin queue's consumer as every replica runs it (and the tests too)."""
     handler = PinHandler(broker, artifacts, pins)
     return QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=prefetch,
-                         check=check_pin_job, on_permanent=handler.on_permanent)
+                         check=check_pin_job, on_permanent=handler.on_permanent,
+                         on_retry=handler.on_retry)

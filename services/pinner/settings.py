@@ -13,6 +13,8 @@ class PinnerSettings(ServiceSettings):
 
     health_host: str = "127.0.0.1"
     health_port: int = Field(50071, ge=0, le=65535, description="gRPC health/reflection port of this replica")
+    metrics_port: int = Field(0, ge=0, le=65535,
+                              description="Prometheus /metrics port (0: a free one, logged at start)")
     prefetch: int = Field(2, ge=1, le=64)
     backend: Literal["local", "pinata"] = Field("local", description="local = the content-addressed store")
     pinata_jwt: SecretStr | None = Field(None, validation_alias=AliasChoices("PINNER_PINATA_JWT", "PINATA_JWT"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
+import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -13,6 +15,7 @@ from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
+from mintpipe.metrics import ASSET_BYTES, RENDER_CPU_SECONDS, RENDER_SECONDS
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, RenderCancelled, render_job
@@ -31,6 +34,15 @@ def check_render_job(job: broker_pb2.RenderJob) -> str | None:
         if not getattr(job, name):
             return f"{name} is empty"
     return None
+
+
+def observe_render(seconds: float, before: os.times_result, after: os.times_result, assets) -> None:
+    RENDER_SECONDS.observe(seconds)
+    RENDER_CPU_SECONDS.labels("replica").inc(max(after.user + after.system - before.user - before.system, 0.0))
+    RENDER_CPU_SECONDS.labels("ffmpeg").inc(max(after.children_user + after.children_system
+                                                - before.children_user - before.children_system, 0.0))
+    for asset in assets:
+        ASSET_BYTES.labels(asset.kind).inc(asset.size)
 
 
 class RenderHandler:
@@ -60,6 +72,11 @@ class RenderHandler:
 
     async def on_permanent(self, job: broker_pb2.RenderJob, reason: str) -> None:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_FAILED, 0, error=reason)
+
+    async def on_retry(self, job, attempt: int, retry_in: int, reason: str) -> None:
+        # The stage it waits in again; changes nothing in the job, only adds to its retry history.
+        await self.events.emit(job.job_id, jobs_pb2.STAGE_QUEUED, 0, error=reason, attempt=attempt,
+                               retry_in_s=retry_in)
 
     async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
         if self.artifacts.is_cancelled(job.job_id):
@@ -103,9 +120,12 @@ class RenderHandler:
         watcher = asyncio.create_task(self._watch_for_cancel(job.job_id, cancel))
         try:
             out_dir = self.artifacts.job_dir(job.job_id)
+            # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
+            began, cpu = time.monotonic(), os.times()
             assets = await asyncio.wait_for(
                 asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads),
                 self.deadline)
+            observe_render(time.monotonic() - began, cpu, os.times(), assets)
         except TimeoutError:
             cancel.set()
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
@@ -163,4 +183,5 @@ def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1,
     """The render queue's consumer as every replica runs it (and the tests too)."""
     handler = RenderHandler(broker, artifacts, deadline, threads)
     return QueueConsumer(broker, broker.topology.render_queue, broker_pb2.RenderJob, handler, prefetch=prefetch,
-                         check=check_render_job, on_permanent=handler.on_permanent, max_attempts=max_attempts)
+                         check=check_render_job, on_permanent=handler.on_permanent,
+                         on_retry=handler.on_retry, max_attempts=max_attempts)

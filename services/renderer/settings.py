@@ -13,6 +13,8 @@ class RendererSettings(ServiceSettings):
     health_host: str = "127.0.0.1"
     health_port: int = Field(50061, ge=0, le=65535,
                              description="gRPC port of this replica: health, reflection and RenderPreview")
+    metrics_port: int = Field(0, ge=0, le=65535,
+                              description="Prometheus /metrics port (0: a free one, logged at start)")
     # One render at a time per replica: renders are CPU-bound, so replicas (not prefetch) add throughput,
     # and a job never waits behind another in a busy replica's buffer.
     prefetch: int = Field(1, ge=1, le=16)

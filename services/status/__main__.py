@@ -22,6 +22,7 @@ from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.artifact_sweeper import ArtifactSweeper
+from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.chain_api import JobView
 from status.chain_runtime import start_chain
@@ -96,7 +97,11 @@ async def main() -> None:
                       renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan),
                       preview_limiter=KeyedRateLimiter(settings.preview_ip_rate_per_minute, 60,
                                                        settings.preview_ip_burst),
-                      web_dir=settings.web_dir)
+                      web_dir=settings.web_dir,
+                      ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
+                                    if settings.admin_readonly_token else None,
+                                    monthly_pins=settings.monthly_pins, pin_ledger=settings.data_dir / "pins.sqlite3",
+                                    secure_cookie=settings.admin_secure_cookie))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))

@@ -9,7 +9,9 @@ from mintpipe.consumer import QueueConsumer
 from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
+from status import status_metrics as metrics
 from status.bus import JobBus
+from status.ops_store import note_retry, note_stage
 from status.records import JobRecord
 from status.store import JobStore
 
@@ -32,6 +34,8 @@ async def apply_and_announce(store: JobStore, bus: JobBus, event: broker_pb2.Job
     """Commit an event to the job store and, when it changed the job, tell the job's watchers (SSE, Watch)."""
     record = await store.apply(event)
     if record is not None:
+        # The operators' stage history (status.ops_store): which replica moved the job, and when.
+        await note_stage(store, record.job_id, record.stage, event.source, event.replica, record.state.error)
         bus.publish(record)
     return record
 
@@ -52,7 +56,13 @@ class EventApplier:
         self.bus = bus
 
     async def __call__(self, event: broker_pb2.JobEvent, _message: AbstractIncomingMessage) -> None:
+        if event.attempt:
+            # A stage announcing a transient failure: history for operators; the job itself does not change.
+            await note_retry(self.store, event.job_id, event.stage, event.attempt, event.retry_in_s, event.error,
+                             event.source, event.replica)
+            return
         record = await apply_and_announce(self.store, self.bus, event)
+        (metrics.EVENTS_DROPPED if record is None else metrics.EVENTS_APPLIED.labels(stage_name(event.stage))).inc()
         if record is None:
             log.debug("event changed nothing", stage=stage_name(event.stage), progress=event.progress)
             return

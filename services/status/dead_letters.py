@@ -13,6 +13,7 @@ from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.bus import JobBus
 from status.consumer import fail_job
+from status.ops_store import note_dead_letter
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -76,6 +77,7 @@ class DeadLetterWatch:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         job_type = JOB_TYPES.get(message.type or "")
         why = broker_dead_letter_reason(message.headers)
+        await self._remember(message, job_type)
         if why is None or job_type is None:
             await message.ack()  # ours (already accounted for) or not a job at all (the original stays in .dead)
             return
@@ -102,3 +104,22 @@ class DeadLetterWatch:
             return
         log.error("job failed: the broker dead-lettered it", job_id=job_id, reason=reason)
         await message.ack()
+
+    async def _remember(self, message: AbstractIncomingMessage, job_type) -> None:
+        """The dead-letter history operators see on a job's page (status.ops_store); it outlives the replay."""
+        if job_type is None:
+            return
+        try:
+            job_id = job_type.FromString(message.body).job_id
+        except DecodeError:
+            return
+        if not is_job_id(job_id):
+            return
+        headers = message.headers or {}
+        reason = headers.get(REASON_HEADER) or broker_reason(message, message.routing_key or "a work queue")
+        by = headers.get("x-mintpipe-dead-lettered-by") or "broker"
+        queue = (message.routing_key or "").rsplit(".", 1)[-1]
+        try:
+            await note_dead_letter(self.store, job_id, queue, message.message_id or "", str(reason), str(by))
+        except Exception as exc:  # history is for people; never let it hold up the failure itself
+            log.warning("could not record dead-letter history", job_id=job_id, error=repr(exc))

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mintpipe import metrics as shared_metrics
 from mintpipe.cid import is_cid
 from mintpipe.disk import DiskGuard
 from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED, stage_name
@@ -28,7 +29,9 @@ from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.scenes import describe_scenes
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
+from status import status_metrics
 from status.admin import AdminDeps, create_admin_router
+from status.admin_api import OpsConfig, mount_operators
 from status.bus import JobBus
 from status.chain_api import ChainDeps, JobView, MintOut, create_chain_router, register_chain_metrics
 from status.http_errors import (
@@ -142,6 +145,7 @@ class BridgeDeps:
     preview_limiter: KeyedRateLimiter | None = None
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
+    ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -224,8 +228,12 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         terminal = TERMINAL_STAGES if until == "pinned" else UNTIL_MINTED
 
         async def stream() -> Any:
-            async for record in deps.bus.watch(job_id, deps.store.get, terminal):
-                yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(await view.doc(record))}
+            status_metrics.SSE_CLIENTS.inc()
+            try:
+                async for record in deps.bus.watch(job_id, deps.store.get, terminal):
+                    yield {"event": "job", "id": f"{record.updated_at:.6f}", "data": json.dumps(await view.doc(record))}
+            finally:
+                status_metrics.SSE_CLIENTS.dec()
 
         return EventSourceResponse(stream(), ping=15)
 
@@ -284,10 +292,18 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The bridge's own, the status service's (events, stage durations, queues of the whole pipeline: see
+        # status.admin_api) and what every consumer in this process counts (mintpipe.metrics).
+        ops_metrics = getattr(app.state, "ops_metrics", None)
+        status_part = await ops_metrics() if ops_metrics is not None else generate_latest(status_metrics.REGISTRY)
+        body = generate_latest(registry) + status_part + generate_latest(shared_metrics.REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     if deps.admin is not None:
-        app.include_router(create_admin_router(deps.admin))
+        bearer_routes = create_admin_router(deps.admin)
+        app.include_router(bearer_routes)
+        mount_operators(app, deps.admin, bearer_routes, deps.ops,
+                        lambda request: client_ip(request, deps.trust_forwarded_for))
     if deps.renderer is not None:
         app.include_router(create_preview_router(
             deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from web3 import Web3
 
@@ -27,6 +27,12 @@ class StatusSettings(ServiceSettings):
     idempotency_key_hours: float = Field(72, ge=24, description="idempotency keys are kept this long (24 h at least)")
     retention_interval_seconds: float = Field(3600, gt=0)
     admin_token: SecretStr | None = Field(None, description="bearer token of /v1/admin (MINTPIPE_ADMIN_TOKEN)")
+    admin_readonly_token: SecretStr | None = Field(
+        None, description="sees the dashboard and the operator API, can change nothing (MINTPIPE_ADMIN_READONLY_TOKEN)")
+    admin_secure_cookie: bool = Field(False, description="mark the dashboard's session cookie Secure (HTTPS only)")
+    # The pinning plan's monthly budget, shown on the dashboard; read from the pinner's variable so one serves all.
+    monthly_pins: int | None = Field(None, ge=0, validation_alias=AliasChoices("STATUS_MONTHLY_PINS",
+                                                                              "PINNER_MONTHLY_PINS"))
     ip_rate_per_minute: float = Field(120, gt=0, description="submissions one client IP may make per minute")
     ip_burst: int = Field(30, ge=1)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")

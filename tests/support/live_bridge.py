@@ -26,6 +26,7 @@ from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2_grpc
 from status.admin import AdminDeps
+from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
@@ -40,7 +41,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
                 ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
                 trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024,
                 disk: DiskGuard | None = None, renderer_target: str | None = None,
-                preview_limiter: KeyedRateLimiter | None = None, web_dir: Path | None = None) -> Iterator[str]:
+                preview_limiter: KeyedRateLimiter | None = None, web_dir: Path | None = None,
+                readonly_token: str | None = None) -> Iterator[str]:
     """Yields the bridge's base URL; stops every part and removes its queues afterwards. With `renderer_target`
     (renderer gRPC servers, e.g. tests.support.renderers) the bridge serves previews from them."""
     loop = asyncio.new_event_loop()
@@ -76,7 +78,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
                           ip_limiter=ip_limiter,
                           trust_forwarded_for=trust_forwarded_for, max_body_bytes=max_body_bytes,
                           renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan) if renderer_chan else None,
-                          preview_limiter=preview_limiter, web_dir=web_dir)
+                          preview_limiter=preview_limiter, web_dir=web_dir,
+                          ops=OpsConfig(readonly_token=readonly_token, pin_ledger=data_dir / "pins.sqlite3"))
         server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                                access_log=False, lifespan="off"))
         http = asyncio.create_task(server.serve())

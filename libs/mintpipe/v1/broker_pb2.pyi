@@ -57,7 +57,7 @@ class PinJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., scene: _Optional[str] = ..., settings_json: _Optional[str] = ..., wallet: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[ArtifactRef, _Mapping]]] = ..., renderer_version: _Optional[str] = ..., settings_hash: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("event_id", "job_id", "stage", "progress", "error", "assets", "token_uri", "occurred_at", "source")
+    __slots__ = ("event_id", "job_id", "stage", "progress", "error", "assets", "token_uri", "occurred_at", "source", "attempt", "retry_in_s", "replica")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,9 @@ class JobEvent(_message.Message):
     TOKEN_URI_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    RETRY_IN_S_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     job_id: str
     stage: _jobs_pb2.Stage
@@ -76,4 +79,7 @@ class JobEvent(_message.Message):
     token_uri: str
     occurred_at: _timestamp_pb2.Timestamp
     source: str
-    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., stage: _Optional[_Union[_jobs_pb2.Stage, str]] = ..., progress: _Optional[int] = ..., error: _Optional[str] = ..., assets: _Optional[_Union[_jobs_pb2.JobAssets, _Mapping]] = ..., token_uri: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ...) -> None: ...
+    attempt: int
+    retry_in_s: int
+    replica: str
+    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., stage: _Optional[_Union[_jobs_pb2.Stage, str]] = ..., progress: _Optional[int] = ..., error: _Optional[str] = ..., assets: _Optional[_Union[_jobs_pb2.JobAssets, _Mapping]] = ..., token_uri: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., attempt: _Optional[int] = ..., retry_in_s: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...

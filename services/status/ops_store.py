@@ -1,0 +1,227 @@
+"""What operators need beyond the job record, in tables of their own beside `jobs` (same SQLite file):
+
+- stage_history: every stage change of a job, when, from which service and replica, with the error if any;
+- retry_history: every transient failure of a job, its reason and how long it waits in a retry tier;
+- dead_letter_history: every message dead-lettered from the render and pin queues (seen by the status
+  service's dead-letter watch), with its reason, and when it was replayed;
+- admin_audit: every operator action (who, when, what, on what, outcome).
+
+All three survive restarts (unlike a broker UI's in-memory state). They are written on the store's connection
+in autocommit mode: one INSERT is its own transaction, so a write never waits on the job store's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from mintpipe.events import STAGE_NAMES
+from mintpipe.v1 import jobs_pb2
+from status import status_metrics as metrics
+from status.store import JobStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stage_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    replica TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS stage_history_job ON stage_history (job_id, id);
+CREATE INDEX IF NOT EXISTS stage_history_stage_at ON stage_history (stage, at);
+CREATE TABLE IF NOT EXISTS dead_letter_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL,
+    dead_lettered_by TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL,
+    replayed_at REAL
+);
+CREATE INDEX IF NOT EXISTS dead_letter_history_job ON dead_letter_history (job_id, id);
+CREATE INDEX IF NOT EXISTS dead_letter_history_open ON dead_letter_history (queue, replayed_at, at);
+CREATE TABLE IF NOT EXISTS retry_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    retry_in_s INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    replica TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retry_history_job ON retry_history (job_id, id);
+CREATE TABLE IF NOT EXISTS admin_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS admin_audit_at ON admin_audit (at);
+"""
+
+
+_READY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+async def ensure_schema(store: JobStore) -> None:
+    """Create the tables once per open connection (idempotent), so no other module has to remember to."""
+    db = store.db
+    if not _READY.get(db):
+        await db.executescript(SCHEMA)
+        _READY[db] = True
+
+
+async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",
+                     at: float | None = None) -> bool:
+    """Record a stage change unless the job's last recorded stage is already `stage` (progress events within a
+    stage add nothing). A job reopened by a replay goes through its stages again, and that shows too. Also
+    observes the stage-duration histograms (status.status_metrics) from the same rows."""
+    await ensure_schema(store)
+    async with store.db.execute(
+        "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12", (job_id,)
+    ) as cur:
+        earlier = [(r[0], r[1]) for r in await cur.fetchall()]
+    if earlier and earlier[0][0] == stage:
+        return False
+    now = time.time() if at is None else at
+    await store.db.execute(
+        "INSERT INTO stage_history (job_id, stage, at, source, replica, error) VALUES (?,?,?,?,?,?)",
+        (job_id, stage, now, source, replica, error[:1000]))
+    await _observe(store, job_id, stage, now, earlier)
+    return True
+
+
+async def _observe(store: JobStore, job_id: str, stage: int, now: float, earlier: list[tuple[int, float]]) -> None:
+    def last(of: int) -> float | None:
+        return next((t for s, t in earlier if s == of), None)
+
+    async def queued_at() -> float | None:
+        # The job's queued moment: its creation (reservation does not pass through events) or its reopening.
+        reopened = last(jobs_pb2.STAGE_QUEUED)
+        if reopened is not None:
+            return reopened
+        async with store.db.execute("SELECT created_at FROM jobs WHERE job_id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    spans: list[tuple[str, float | None]] = []
+    if stage == jobs_pb2.STAGE_RENDERING:
+        spans.append(("queued_to_rendering", await queued_at()))
+    elif stage == jobs_pb2.STAGE_RENDERED:
+        spans.append(("render", last(jobs_pb2.STAGE_RENDERING)))
+    elif stage == jobs_pb2.STAGE_PINNED:
+        spans += [("pin", last(jobs_pb2.STAGE_RENDERED)), ("queued_to_pinned", await queued_at())]
+    elif stage == jobs_pb2.STAGE_MINTED:
+        spans.append(("pinned_to_minted", last(jobs_pb2.STAGE_PINNED)))
+    for span, start in spans:
+        if start is not None:
+            metrics.STAGE_SECONDS.labels(span).observe(max(now - start, 0.0))
+    if stage in (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED, jobs_pb2.STAGE_FAILED):
+        metrics.JOBS_FINISHED.labels(STAGE_NAMES[stage]).inc()
+
+
+async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+    await ensure_schema(store)
+    async with store.db.execute(
+        "SELECT stage, at, source, replica, error FROM stage_history WHERE job_id = ? ORDER BY id", (job_id,)
+    ) as cur:
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, retry_in_s: int, reason: str,
+                     source: str, replica: str) -> None:
+    await ensure_schema(store)
+    metrics.RETRIES.labels(STAGE_NAMES.get(stage, "unknown")).inc()
+    await store.db.execute(
+        "INSERT INTO retry_history (job_id, stage, attempt, retry_in_s, reason, source, replica, at) "
+        "VALUES (?,?,?,?,?,?,?,?)", (job_id, stage, attempt, retry_in_s, reason[:1000], source, replica, time.time()))
+
+
+async def retry_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+    await ensure_schema(store)
+    async with store.db.execute(
+        "SELECT stage, attempt, retry_in_s, reason, source, replica, at FROM retry_history WHERE job_id = ? "
+        "ORDER BY id", (job_id,)
+    ) as cur:
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def note_dead_letter(store: JobStore, job_id: str, queue: str, message_id: str, reason: str,
+                           dead_lettered_by: str) -> None:
+    await ensure_schema(store)
+    metrics.DEAD_LETTERS.labels(queue).inc()
+    await store.db.execute(
+        "INSERT INTO dead_letter_history (job_id, queue, message_id, reason, dead_lettered_by, at) "
+        "VALUES (?,?,?,?,?,?)", (job_id, queue, message_id, reason[:1000], dead_lettered_by, time.time()))
+
+
+async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> None:
+    await ensure_schema(store)
+    if not message_ids:
+        return
+    marks = ",".join("?" * len(message_ids))
+    await store.db.execute(
+        f"UPDATE dead_letter_history SET replayed_at = ? WHERE queue = ? AND replayed_at IS NULL "
+        f"AND message_id IN ({marks})", (time.time(), queue, *message_ids))
+
+
+async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+    await ensure_schema(store)
+    async with store.db.execute(
+        "SELECT queue, message_id, reason, dead_lettered_by, at, replayed_at FROM dead_letter_history "
+        "WHERE job_id = ? ORDER BY id", (job_id,)
+    ) as cur:
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def oldest_open_dead_letter(store: JobStore) -> dict[str, float]:
+    """queue → time of its oldest dead letter not replayed yet (what the broker cannot tell without a browse)."""
+    await ensure_schema(store)
+    async with store.db.execute(
+        "SELECT queue, MIN(at) FROM dead_letter_history WHERE replayed_at IS NULL GROUP BY queue"
+    ) as cur:
+        return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+async def audit(store: JobStore, entry: AuditEntry) -> None:
+    await ensure_schema(store)
+    await store.db.execute(
+        "INSERT INTO admin_audit (at, actor, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?)",
+        (time.time(), entry.actor, entry.action, entry.target, entry.outcome,
+         json.dumps(entry.detail, sort_keys=True, default=str)[:4000]))
+
+
+async def audit_page(store: JobStore, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+    await ensure_schema(store)
+    sql = "SELECT id, at, actor, action, target, outcome, detail_json FROM admin_audit"
+    args: list[Any] = []
+    if before is not None:
+        sql += " WHERE id < ?"
+        args.append(before)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(limit)
+    async with store.db.execute(sql, args) as cur:
+        rows = await cur.fetchall()
+    return [{**{k: r[k] for k in ("id", "at", "actor", "action", "target", "outcome")},
+             "detail": json.loads(r["detail_json"])} for r in rows]

@@ -1,0 +1,245 @@
+"""The operators' overview: the broker's queues and the job store's numbers, measured where each is known.
+
+Queues (every stage's work queue, its retry tiers and its dead letters) are read with passive declares, which
+any RabbitMQ answers (no management plugin needed): depth (ready messages) and consumers. What a passive declare
+cannot say is taken from where it is known:
+- rates in/out of the render and pin queues: stage changes in the job store over the last minute (a job
+  entering `rendering` left the render queue, `rendered` entered the pin queue, ...); for the events queue,
+  the events this process applied;
+- oldest message age: the oldest job waiting in that stage (render: queued and published, pin: rendered),
+  the oldest dead letter not yet replayed (dead-letter history); a retry tier holds a message at most its delay;
+- a queue is `growing` when its depth rose over the last three refreshes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aio_pika.abc import AbstractChannel
+
+from mintpipe.broker import RETRY_TIERS, Broker
+from mintpipe.events import STAGE_NAMES
+from mintpipe.pin_ledger import PinLedger
+from mintpipe.v1 import jobs_pb2
+from status import status_metrics as metrics
+from status.ops_store import ensure_schema, oldest_open_dead_letter
+from status.store import JobStore
+
+RATE_WINDOW = 60.0
+GROWING_SAMPLES = 3
+# render: out when a renderer takes the job (rendering); pin: in at `rendered`, out at `pinning`.
+STAGE_FLOW = {"render": (jobs_pb2.STAGE_QUEUED, jobs_pb2.STAGE_RENDERING),
+              "pin": (jobs_pb2.STAGE_RENDERED, jobs_pb2.STAGE_PINNING)}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0-100) of `values`; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class QueueSampler:
+    """Depth samples per queue across refreshes (for `growing`)."""
+
+    samples: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+
+    def add(self, name: str, depth: int, now: float) -> bool:
+        series = self.samples.setdefault(name, deque(maxlen=GROWING_SAMPLES + 1))
+        if not series or now - series[-1][0] >= 1.0:  # refreshes closer than a second say nothing new
+            series.append((now, depth))
+        values = [d for _, d in series]
+        return len(values) > GROWING_SAMPLES and all(b > a for a, b in zip(values, values[1:], strict=False))
+
+
+class Overview:
+    def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path, monthly_pins: int | None,
+                 events_applied=None) -> None:
+        self.broker = broker
+        self.store = store
+        self.pin_ledger_path = pin_ledger
+        self.monthly_pins = monthly_pins
+        self.sampler = QueueSampler()
+        self._channel: AbstractChannel | None = None
+        self._events_applied = events_applied  # () -> total events applied by this process
+        self._events_seen: deque[tuple[float, float]] = deque(maxlen=120)
+        self._ledger: PinLedger | None = None
+
+    # --- broker ---------------------------------------------------------------------------------------------
+    async def _declare(self, name: str) -> tuple[int, int] | None:
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self.broker.channel(1)
+        try:
+            # robust=False: a robust channel answers repeated passive declares from its cache (stale counts).
+            q = await self._channel.declare_queue(name, passive=True, robust=False)
+        except Exception:  # a missing queue closes the channel; the next call opens another
+            self._channel = None
+            return None
+        result = q.declaration_result
+        return result.message_count or 0, result.consumer_count or 0
+
+    async def queues(self, now: float) -> tuple[list[dict[str, Any]], bool]:
+        topo = self.broker.topology
+        stages = {"render": topo.render_queue, "pin": topo.pin_queue, "events": topo.status_queue}
+        if not self.broker.connected:
+            return [], False
+        rows: list[dict[str, Any]] = []
+        flows = await self._flows(now)
+        oldest_dead = await oldest_open_dead_letter(self.store)
+        oldest_waiting = await self._oldest_waiting(now)
+        async with asyncio.timeout(10):
+            for stage, queue in stages.items():
+                kinds = [("work", queue, None), ("dead", topo.dead_queue(queue), None),
+                         *(("retry", topo.retry_queue(queue, t), t) for t in RETRY_TIERS)]
+                for kind, name, tier in kinds:
+                    got = await self._declare(name)
+                    if got is None:
+                        rows.append({"stage": stage, "kind": kind, "queue": name, "missing": True})
+                        continue
+                    depth, consumers = got
+                    row: dict[str, Any] = {"stage": stage, "kind": kind, "queue": name, "tier_seconds": tier,
+                                           "depth": depth, "consumers": consumers,
+                                           "growing": self.sampler.add(name, depth, now)}
+                    if kind == "work":
+                        row["rate_in"], row["rate_out"] = flows.get(stage, (None, None))
+                        row["oldest_age_s"] = 0.0 if depth == 0 else oldest_waiting.get(stage)
+                        row["no_consumer"] = consumers == 0
+                    elif kind == "dead":
+                        at = oldest_dead.get(stage)
+                        row["oldest_age_s"] = (now - at) if depth and at else (0.0 if depth == 0 else None)
+                    else:
+                        row["oldest_age_s"] = 0.0 if depth == 0 else None
+                        row["oldest_at_most_s"] = tier
+                    rows.append(row)
+        return rows, True
+
+    # --- job store ------------------------------------------------------------------------------------------
+    async def _flows(self, now: float) -> dict[str, tuple[float | None, float | None]]:
+        await ensure_schema(self.store)
+        since = now - RATE_WINDOW
+        async with self.store.db.execute(
+            "SELECT stage, COUNT(*) FROM stage_history WHERE at >= ? AND stage IN (?,?,?) GROUP BY stage",
+            (since, jobs_pb2.STAGE_RENDERING, jobs_pb2.STAGE_RENDERED, jobs_pb2.STAGE_PINNING),
+        ) as cur:
+            counts = {r[0]: r[1] for r in await cur.fetchall()}
+        async with self.store.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE created_at >= ? AND published = 1", (since,)) as cur:
+            counts[jobs_pb2.STAGE_QUEUED] = (await cur.fetchone())[0]
+        flows: dict[str, tuple[float | None, float | None]] = {
+            stage: (counts.get(a, 0) / RATE_WINDOW, counts.get(b, 0) / RATE_WINDOW)
+            for stage, (a, b) in STAGE_FLOW.items()}
+        if self._events_applied is not None:
+            total = float(self._events_applied())
+            self._events_seen.append((now, total))
+            old = next(((t, v) for t, v in self._events_seen if now - t <= RATE_WINDOW), None)
+            rate = (total - old[1]) / (now - old[0]) if old and now - old[0] >= 1 else None
+            flows["events"] = (rate, rate)  # applied events left the queue; in ≈ out unless it grows
+        return flows
+
+    async def _oldest_waiting(self, now: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for stage, sql, args in (
+            ("render", "SELECT MIN(updated_at) FROM jobs WHERE stage = ? AND published = 1", (jobs_pb2.STAGE_QUEUED,)),
+            ("pin", "SELECT MIN(updated_at) FROM jobs WHERE stage = ?", (jobs_pb2.STAGE_RENDERED,)),
+        ):
+            async with self.store.db.execute(sql, args) as cur:
+                (at,) = await cur.fetchone()
+            if at is not None:
+                out[stage] = max(0.0, now - at)
+        return out
+
+    async def jobs(self, now: float) -> dict[str, Any]:
+        async with self.store.db.execute("SELECT stage, COUNT(*) FROM jobs GROUP BY stage") as cur:
+            by_stage = {STAGE_NAMES.get(r[0], str(r[0])): r[1] for r in await cur.fetchall()}
+        hour = now - 3600
+        async with self.store.db.execute(
+            "SELECT h.at, h.at - j.created_at FROM stage_history h JOIN jobs j ON j.job_id = h.job_id "
+            "WHERE h.stage = ? AND h.at >= ?", (jobs_pb2.STAGE_PINNED, hour)) as cur:
+            pinned = [(r[0], r[1]) for r in await cur.fetchall()]
+        async with self.store.db.execute(
+            "SELECT at FROM stage_history WHERE stage = ? AND at >= ?", (jobs_pb2.STAGE_FAILED, hour)) as cur:
+            failed = [r[0] for r in await cur.fetchall()]
+        minutes: list[dict[str, Any]] = []
+        start = math.floor(now / 60) * 60 - 59 * 60
+        buckets: list[list[float]] = [[] for _ in range(60)]
+        failed_per: list[int] = [0] * 60
+        for at, took in pinned:
+            i = int((at - start) // 60)
+            if 0 <= i < 60:
+                buckets[i].append(took)
+        for at in failed:
+            i = int((at - start) // 60)
+            if 0 <= i < 60:
+                failed_per[i] += 1
+        for i, took in enumerate(buckets):
+            minutes.append({"minute": start + i * 60, "pinned": len(took), "failed": failed_per[i],
+                            "p50_s": percentile(took, 50), "p95_s": percentile(took, 95)})
+        async with self.store.db.execute(
+            "SELECT replica, source, MAX(at), COUNT(*) FROM stage_history WHERE at >= ? AND replica != '' "
+            "AND source IN ('renderer', 'pinner') GROUP BY replica, source ORDER BY source, replica", (hour,)) as cur:
+            replicas = [{"replica": r[0], "service": r[1], "last_seen_s": max(now - r[2], 0.0), "stage_changes": r[3]}
+                        for r in await cur.fetchall()]
+        durations = [t for _, t in pinned]
+        return {"by_stage": {name: by_stage.get(name, 0) for name in STAGE_NAMES.values()},
+                "total": sum(by_stage.values()), "replicas_last_hour": replicas,
+                "last_hour": {"pinned": len(pinned), "failed": len(failed),
+                              "time_to_pinned_p50_s": percentile(durations, 50),
+                              "time_to_pinned_p95_s": percentile(durations, 95), "per_minute": minutes}}
+
+    def _pins(self, now: float) -> dict[str, Any]:
+        if self._ledger is None:
+            self._ledger = PinLedger(self.pin_ledger_path)
+        used = self._ledger.pins_this_month(now)
+        last = self._ledger.last_rate_limited()
+        return {"used_this_month": used, "monthly_budget": self.monthly_pins,
+                "left": None if self.monthly_pins is None else max(self.monthly_pins - used, 0),
+                "last_429_at": last[0] if last else None, "last_429_retry_after_s": last[1] if last else None,
+                "blocked_until": self._ledger.blocked_until() if last else None}
+
+    async def export_gauges(self) -> None:
+        """Queue depths and consumers, and the pin budget, into the Prometheus gauges (at scrape time)."""
+        now = time.time()
+        queues, _ok = await self.queues(now)
+        for q in queues:
+            if not q.get("missing"):
+                labels = (q["stage"], q["kind"], q["queue"])
+                metrics.QUEUE_DEPTH.labels(*labels).set(q["depth"])
+                metrics.QUEUE_CONSUMERS.labels(*labels).set(q["consumers"])
+        pins = await asyncio.to_thread(self._pins, now)
+        metrics.PINS_THIS_MONTH.set(pins["used_this_month"])
+        metrics.PIN_BUDGET_LEFT.set(-1 if pins["left"] is None else pins["left"])
+
+    async def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        queues, broker_ok = await self.queues(now)
+        jobs = await self.jobs(now)
+        pins = await asyncio.to_thread(self._pins, now)
+        warnings = []
+        for q in queues:
+            if q.get("missing"):
+                warnings.append({"level": "error", "queue": q["queue"], "text": f"{q['queue']} does not exist"})
+            elif q.get("no_consumer"):
+                warnings.append({"level": "error", "queue": q["queue"],
+                                 "text": f"no consumer on {q['stage']}: nothing takes its jobs"
+                                         + (f" ({q['depth']} waiting)" if q["depth"] else "")})
+            if q.get("growing"):
+                warnings.append({"level": "warn", "queue": q["queue"],
+                                 "text": f"{q['queue']} is growing ({q['depth']})"})
+            if q.get("kind") == "dead" and q.get("depth"):
+                warnings.append({"level": "warn", "queue": q["queue"],
+                                 "text": f"{q['depth']} dead letter(s) in {q['stage']}: replay or investigate"})
+        if not broker_ok:
+            warnings.insert(0, {"level": "error", "queue": None, "text": "broker unreachable: queue figures unknown"})
+        if pins["left"] is not None and pins["monthly_budget"] and pins["left"] < 0.1 * pins["monthly_budget"]:
+            warnings.append({"level": "warn", "queue": None, "text": f"pin budget nearly spent ({pins['left']} left)"})
+        return {"at": now, "broker_connected": broker_ok, "queues": queues, "jobs": jobs, "pins": pins,
+                "warnings": warnings}

@@ -1,0 +1,127 @@
+"""Every service's /metrics after real jobs, checked against what happened: one job pinned (its assets' bytes as
+served back from /ipfs), one submission refused, the stage durations of that one job, the queues empty with
+one consumer each, and an SSE client counted while its stream is open. The ports are the ones `mintpipe up`
+prints."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import System, launched
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+WALLET = "0x000000000000000000000000000000000000dEaD"
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(url, timeout=10).text
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def value(samples, name: str, **labels: str) -> float:
+    found = [v for n, lab, v in samples if n == name and all(lab.get(k) == w for k, w in labels.items())]
+    assert found, f"{name}{labels} not exported"
+    return sum(found)
+
+
+def printed_metrics(system: System) -> dict[str, str]:
+    line = next(li for li in system.log_path.read_text().splitlines() if li.startswith("metrics: "))
+    return dict(re.findall(r"([\w-]+) (http://\S+?/metrics)", line))
+
+
+@pytest.fixture(scope="module")
+def system(rabbit_url, tmp_path_factory):
+    with launched(rabbit_url, tmp_path_factory.mktemp("metrics"), renderers=1, pinners=1) as running:
+        yield running
+
+
+def test_every_service_counts_what_happened_to_a_job(system: System):
+    urls = printed_metrics(system)
+    assert set(urls) == {"status", "gateway", "renderer-0", "pinner-0"}
+    refused = httpx.post(f"{system.base_url}/v1/jobs", json={"settings": {"frames": 5}, "wallet": WALLET}, timeout=30)
+    assert refused.status_code == 400
+    reply = httpx.post(f"{system.base_url}/v1/jobs", json={"settings": {"seed": 5, "frames": 20, "size": 128},
+                                                           "wallet": WALLET}, timeout=30)
+    assert reply.status_code == 202
+    job_id = reply.json()["job_id"]
+
+    # An SSE client held open while the job runs is counted on the bridge.
+    opened = threading.Event()
+
+    def follow() -> None:
+        with httpx.stream("GET", f"{system.base_url}/v1/jobs/{job_id}/events", timeout=60) as stream:
+            for line in stream.iter_lines():
+                opened.set()
+                if '"stage": "pinned"' in line or '"stage":"pinned"' in line:
+                    return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert opened.wait(20)
+    assert value(scrape(urls["status"]), "mintpipe_sse_clients") == 1
+    reader.join(90)
+    deadline = time.monotonic() + 60
+    while (job := httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json())["stage"] != "pinned":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+    time.sleep(0.5)  # the last acks are counted just after the events that announced them
+
+    gateway = scrape(urls["gateway"])
+    assert value(gateway, "mintpipe_jobs_submitted_total", outcome="accepted") == 1
+    assert value(gateway, "mintpipe_jobs_submitted_total", outcome="invalid_argument") == 1
+
+    renderer = scrape(urls["renderer-0"])
+    assert value(renderer, "mintpipe_messages_total", queue="render", outcome="acked") == 1
+    assert value(renderer, "mintpipe_render_seconds_count") == 1
+    assert value(renderer, "mintpipe_render_cpu_seconds_total", part="replica") > 0
+    for kind, cid_key in (("image", "image"), ("animation", "animation"), ("preview", "preview")):
+        served = httpx.get(f"{system.base_url}/ipfs/{job['assets'][cid_key].removeprefix('ipfs://')}").content
+        assert value(renderer, "mintpipe_asset_bytes_total", kind=kind) == len(served)
+
+    pinner = scrape(urls["pinner-0"])
+    assert value(pinner, "mintpipe_messages_total", queue="pin", outcome="acked") == 1
+    assert value(pinner, "mintpipe_pin_uploads_total", backend="local") == 4  # GIF, MP4, PNG, metadata
+    assert value(pinner, "mintpipe_pin_rate_limited_total") == 0
+    assert value(pinner, "mintpipe_pinner_pin_budget_left") == -1
+
+    status = scrape(urls["status"])
+    for span in ("queued_to_rendering", "render", "pin", "queued_to_pinned"):
+        assert value(status, "mintpipe_stage_seconds_count", span=span) == 1, span
+    took = value(status, "mintpipe_stage_seconds_sum", span="queued_to_pinned")
+    assert 0 < took < 60
+    assert value(status, "mintpipe_jobs_finished_total", outcome="pinned") == 1
+    for stage in ("rendering", "rendered", "pinning", "pinned"):
+        assert value(status, "mintpipe_status_events_applied_total", stage=stage) >= 1
+    assert value(status, "mintpipe_status_events_applied_total", stage="pinned") == 1
+    assert value(status, "mintpipe_messages_total", queue="events", outcome="acked") >= 4
+    assert value(status, "mintpipe_sse_clients") == 0
+    for stage in ("render", "pin", "events"):
+        assert value(status, "mintpipe_queue_depth", stage=stage, kind="work") == 0
+        assert value(status, "mintpipe_queue_consumers", stage=stage, kind="work") == 1
+        assert value(status, "mintpipe_queue_depth", stage=stage, kind="dead") == 0
+    assert value(status, "mintpipe_pins_this_month") == 4
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_services_export(system: System):
+    import json
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/mintpipe.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"mintpipe_\w+", target["expr"])}
+    exported: set[str] = set()
+    for url in printed_metrics(system).values():
+        for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+            exported.add(family.name)
+            exported.update(s.name for s in family.samples)
+            if family.type == "counter":
+                exported.add(family.name + "_total")
+            if family.type == "histogram":
+                exported.update(family.name + suffix for suffix in ("_bucket", "_sum", "_count"))
+    assert used and used <= exported, sorted(used - exported)

@@ -1,0 +1,235 @@
+"""The operators' JSON API (status.admin_api) on the real broker and job store: sessions, CSRF and the read-only
+token; search by job id, wallet, idempotency key and CID; a job's history as the stages reported it; the
+overview's queue figures against what is really in the queues; actions and their audit lines."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+import httpx
+import pytest
+
+from mintpipe.artifacts import ArtifactStore
+from mintpipe.broker import REASON_HEADER, Broker
+from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
+from status.admin import AdminDeps
+from status.admin_api import OpsConfig
+from status.bus import JobBus
+from status.consumer import EventApplier
+from status.http_api import BridgeDeps, create_app
+from status.store import JobStore
+from tests.support.broker import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+TOKEN = "admin-token-for-tests"
+READONLY = "readonly-token-for-tests"
+WALLET = "0x000000000000000000000000000000000000dEaD"
+OTHER = "0x00000000000000000000000000000000000000AA"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@asynccontextmanager
+async def ops_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.AsyncClient]:
+    bus = JobBus()
+    channel = grpc.aio.insecure_channel("127.0.0.1:9")
+    app = create_app(BridgeDeps(
+        store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
+        ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
+        admin=AdminDeps(broker, store, bus, TOKEN, ArtifactStore(store.path.parent / "artifacts")),
+        ops=OpsConfig(readonly_token=READONLY, monthly_pins=100, pin_ledger=store.path.parent / "pins.sqlite3")))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            yield client
+    finally:
+        await channel.close()
+
+
+@pytest.fixture
+async def ops(broker, tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    async with ops_client(broker, store) as client:
+        yield client, store
+    await store.close()
+
+
+async def new_job(store: JobStore, wallet: str = WALLET, key: str | None = None) -> str:
+    job, _ = await store.reserve(key or f"k-{uuid.uuid4()}", uuid.uuid4().hex * 2, wallet, "gen1",
+                                 json.dumps({"seed": 3}))
+    await store.mark_published(job.job_id)
+    return job.job_id
+
+
+async def sign_in(client: httpx.AsyncClient, token: str) -> dict:
+    reply = await client.post("/v1/admin/session", json={"token": token})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+async def test_a_session_cookie_is_httponly_strict_and_actions_need_its_csrf_token(ops):
+    client, store = ops
+    job_id = await new_job(store)
+    reply = await client.post("/v1/admin/session", json={"token": TOKEN})
+    cookie = reply.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert TOKEN not in reply.text and TOKEN not in reply.headers["set-cookie"]
+    csrf = reply.json()["csrf_token"]
+    got = await client.get("/v1/admin/session")
+    assert got.json()["csrf_token"] == csrf, got.text
+
+    forged = await client.post(f"/v1/admin/actions/cancel/{job_id}")
+    assert forged.status_code == 403 and forged.json()["error"]["field"] == "X-CSRF-Token"
+    assert (await store.get(job_id)).stage == jobs_pb2.STAGE_QUEUED, "a refused action changed nothing"
+    wrong = await client.post(f"/v1/admin/actions/cancel/{job_id}", headers={"X-CSRF-Token": csrf[:-2] + "xx"})
+    assert wrong.status_code == 403
+
+    done = await client.post(f"/v1/admin/actions/cancel/{job_id}", headers={"X-CSRF-Token": csrf})
+    assert done.status_code == 200 and done.json()["stage"] == "failed"
+    audit = (await client.get("/v1/admin/audit")).json()["entries"]
+    assert [(e["action"], e["target"], e["outcome"]) for e in audit[:3]] == [
+        ("cancel", job_id, "ok"), ("cancel", job_id, "refused csrf"), ("cancel", job_id, "refused csrf")]
+    assert audit[0]["actor"].startswith("admin (session")
+
+    await client.delete("/v1/admin/session", headers={"X-CSRF-Token": csrf})
+    assert (await client.get("/v1/admin/overview")).status_code == 401
+
+
+async def test_the_read_only_token_sees_everything_and_changes_nothing(ops):
+    client, store = ops
+    job_id = await new_job(store)
+    viewer = {"Authorization": f"Bearer {READONLY}"}
+    assert (await client.get("/v1/admin/overview", headers=viewer)).status_code == 200
+    assert (await client.get(f"/v1/admin/jobs/{job_id}/detail", headers=viewer)).status_code == 200
+    refused = await client.post(f"/v1/admin/actions/cancel/{job_id}", headers=viewer)
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "role"
+    assert (await client.post("/v1/admin/actions/replay/render", headers=viewer)).status_code == 403
+    assert (await store.get(job_id)).stage == jobs_pb2.STAGE_QUEUED
+    session = await sign_in(client, READONLY)
+    assert session["role"] == "viewer" and session["csrf_token"] is None
+    assert (await client.post(f"/v1/admin/actions/cancel/{job_id}")).status_code == 403
+    # The old bearer-only routes take the admin token only.
+    assert (await client.post(f"/v1/admin/jobs/{job_id}/cancel", headers=viewer)).status_code == 401
+
+
+async def test_wrong_tokens_are_rate_limited_and_then_even_the_right_one_waits(ops):
+    client, _ = ops
+    codes = [(await client.post("/v1/admin/session", json={"token": f"guess-{i}"})).status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    locked = await client.post("/v1/admin/session", json={"token": TOKEN})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert (await client.get("/v1/admin/overview", headers=BEARER)).status_code == 429
+
+
+async def test_search_finds_a_job_by_id_wallet_key_and_cid_with_filters_and_paging(ops):
+    client, store = ops
+    mine = [await new_job(store) for _ in range(3)]
+    theirs = await new_job(store, OTHER, key="order-77")
+    cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    await store.apply(broker_pb2.JobEvent(job_id=mine[0], stage=jobs_pb2.STAGE_PINNED, progress=100,
+                                          assets=jobs_pb2.JobAssets(image=cid), token_uri="ipfs://" + cid))
+
+    async def found(**params) -> list[str]:
+        reply = await client.get("/v1/admin/jobs", params=params, headers=BEARER)
+        assert reply.status_code == 200, reply.text
+        return [j["job_id"] for j in reply.json()["jobs"]]
+
+    assert await found(q=WALLET.lower()) == mine[::-1]
+    assert await found(q=theirs) == [theirs]
+    assert await found(q="order-77") == [theirs]
+    assert await found(q=cid) == [mine[0]]
+    assert await found(q=f"ipfs://{cid}") == [mine[0]]
+    assert await found(q=WALLET, stage="pinned") == [mine[0]]
+    assert await found(q="no-such-key") == []
+    first = (await client.get("/v1/admin/jobs", params={"q": WALLET, "limit": 2}, headers=BEARER)).json()
+    rest = await found(q=WALLET, limit=2, cursor=first["next_cursor"])
+    assert [j["job_id"] for j in first["jobs"]] + rest == mine[::-1]
+    assert await found(since="2999-01-01T00:00:00Z") == []
+    bad = await client.get("/v1/admin/jobs", params={"since": "yesterday"}, headers=BEARER)
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "since"
+
+
+async def test_a_jobs_detail_shows_each_stage_with_its_replica_its_retries_and_dead_letters(ops):
+    client, store = ops
+    job_id = await new_job(store)
+    apply = EventApplier(store, JobBus())
+    for stage, progress, replica, attempt in (
+        (jobs_pb2.STAGE_RENDERING, 5, "renderer-1", 0), (jobs_pb2.STAGE_RENDERING, 40, "renderer-1", 0),
+        (jobs_pb2.STAGE_RENDERED, 70, "renderer-1", 0), (jobs_pb2.STAGE_PINNING, 71, "pinner-0", 0),
+        (jobs_pb2.STAGE_RENDERED, 0, "pinner-0", 1), (jobs_pb2.STAGE_PINNED, 100, "pinner-1", 0),
+    ):
+        await apply(broker_pb2.JobEvent(job_id=job_id, stage=stage, progress=progress, source=replica.split("-")[0],
+                                        replica=replica, attempt=attempt, retry_in_s=5 if attempt else 0,
+                                        error="pinata: 503" if attempt else ""), None)
+    detail = (await client.get(f"/v1/admin/jobs/{job_id}/detail", headers=BEARER)).json()
+    assert [(h["stage"], h["replica"]) for h in detail["history"]] == [
+        ("queued", ""), ("rendering", "renderer-1"), ("rendered", "renderer-1"), ("pinning", "pinner-0"),
+        ("pinned", "pinner-1")]
+    assert [(r["attempt"], r["reason"], r["retry_in_s"], r["replica"]) for r in detail["retries"]] == [
+        (1, "pinata: 503", 5, "pinner-0")]
+    assert detail["stage"] == "pinned" and detail["progress"] == 100
+    assert (await client.get(f"/v1/admin/jobs/{'f' * 32}/detail", headers=BEARER)).status_code == 404
+
+
+async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_without_consumers(ops, broker):
+    client, store = ops
+    topo = broker.topology
+    for _ in range(3):
+        job_id = await new_job(store)
+        await broker.publish(topo.jobs_exchange, "render", broker_pb2.RenderJob(
+            job_id=job_id, scene="gen1", settings_json="{}", wallet=WALLET), message_id=job_id)
+    dead = await new_job(store)
+    await broker.publish(topo.dead_letter_exchange, topo.pin_queue, broker_pb2.PinJob(job_id=dead),
+                         headers={REASON_HEADER: "pinata: 401"}, message_id=dead)
+    overview = (await client.get("/v1/admin/overview", headers=BEARER)).json()
+    queues = {q["queue"]: q for q in overview["queues"]}
+    assert queues[topo.render_queue]["depth"] == 3 and queues[topo.render_queue]["consumers"] == 0
+    assert queues[topo.render_queue]["oldest_age_s"] >= 0
+    assert queues[topo.dead_queue(topo.pin_queue)]["depth"] == 1
+    assert len([q for q in overview["queues"] if q["stage"] == "render"]) == 2 + 6  # work, dead, six retry tiers
+    texts = " | ".join(w["text"] for w in overview["warnings"])
+    assert "no consumer on render" in texts and "1 dead letter(s) in pin" in texts
+    assert overview["jobs"]["by_stage"]["queued"] == 4
+    assert overview["pins"]["monthly_budget"] == 100 and overview["pins"]["left"] == 100
+    scraped = (await client.get("/metrics")).text
+    assert f'mintpipe_queue_depth{{kind="work",queue="{topo.render_queue}",stage="render"}} 3.0' in scraped
+
+
+async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe):
+    client, store = ops
+    topo = broker.topology
+    job_id = await new_job(store)
+    await store.apply(broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED, error="renderer said no"))
+    await broker.publish(topo.dead_letter_exchange, topo.render_queue, broker_pb2.RenderJob(
+        job_id=job_id, scene="gen1", settings_json="{}", wallet=WALLET),
+        headers={REASON_HEADER: "renderer said no"}, message_id=job_id)
+    from status.ops_store import note_dead_letter
+
+    await note_dead_letter(store, job_id, "render", job_id, "renderer said no", "renderer")
+    await wait_for(lambda: probe.ready(topo.dead_queue(topo.render_queue)))
+    reply = await client.post(f"/v1/admin/actions/retry/{job_id}", headers=BEARER)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["replayed"] == 1 and "dead letter" in reply.json()["how"]
+    back = await probe.take(topo.render_queue, timeout=5)
+    assert broker_pb2.RenderJob.FromString(back.body).job_id == job_id
+    detail = (await client.get(f"/v1/admin/jobs/{job_id}/detail", headers=BEARER)).json()
+    assert detail["stage"] == "queued"
+    assert detail["dead_letters"][0]["replayed_at"] is not None
+    assert detail["audit"][0]["action"] == "retry" and detail["audit"][0]["outcome"] == "ok"
+    assert detail["audit"][0]["actor"] == "admin (bearer)"
+
+    # A cancelled job has no message left: retry renders it again, and lifts the cancel marker.
+    cancelled = await new_job(store)
+    assert (await client.post(f"/v1/admin/actions/cancel/{cancelled}", headers=BEARER)).status_code == 200
+    artifacts = ArtifactStore(store.path.parent / "artifacts")
+    assert artifacts.is_cancelled(cancelled)
+    again = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
+    assert again.status_code == 200 and again.json()["how"] == "sent to the render queue again"
+    assert not artifacts.is_cancelled(cancelled)
+    assert broker_pb2.RenderJob.FromString((await probe.take(topo.render_queue, timeout=5)).body).job_id == cancelled
+    conflict = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
+    assert conflict.status_code == 409
