@@ -21,8 +21,8 @@ from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
-from status.artifact_sweeper import ArtifactSweeper
 from status.admin_api import OpsConfig
+from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
 from status.chain_api import JobView
 from status.chain_runtime import start_chain

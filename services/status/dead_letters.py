@@ -7,7 +7,7 @@ import asyncio
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from mintpipe.broker import DELIVERY_LIMIT, Broker, broker_dead_letter_reason
+from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker, broker_dead_letter_reason
 from mintpipe.events import is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
@@ -77,7 +77,7 @@ class DeadLetterWatch:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         job_type = JOB_TYPES.get(message.type or "")
         why = broker_dead_letter_reason(message.headers)
-        await self._remember(message, job_type)
+        await self._remember(message, job_type, why)
         if why is None or job_type is None:
             await message.ack()  # ours (already accounted for) or not a job at all (the original stays in .dead)
             return
@@ -105,7 +105,7 @@ class DeadLetterWatch:
         log.error("job failed: the broker dead-lettered it", job_id=job_id, reason=reason)
         await message.ack()
 
-    async def _remember(self, message: AbstractIncomingMessage, job_type) -> None:
+    async def _remember(self, message: AbstractIncomingMessage, job_type, why: str | None) -> None:
         """The dead-letter history operators see on a job's page (status.ops_store); it outlives the replay."""
         if job_type is None:
             return
@@ -116,7 +116,8 @@ class DeadLetterWatch:
         if not is_job_id(job_id):
             return
         headers = message.headers or {}
-        reason = headers.get(REASON_HEADER) or broker_reason(message, message.routing_key or "a work queue")
+        stage_queue = message.routing_key or "a work queue"
+        reason = broker_reason(why, stage_queue) if why else headers.get(REASON_HEADER, "dead-lettered")
         by = headers.get("x-mintpipe-dead-lettered-by") or "broker"
         queue = (message.routing_key or "").rsplit(".", 1)[-1]
         try:
