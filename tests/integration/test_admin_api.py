@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
-from mintpipe.broker import REASON_HEADER, Broker
+from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
@@ -190,7 +190,7 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert queues[topo.render_queue]["depth"] == 3 and queues[topo.render_queue]["consumers"] == 0
     assert queues[topo.render_queue]["oldest_age_s"] >= 0
     assert queues[topo.dead_queue(topo.pin_queue)]["depth"] == 1
-    assert len([q for q in overview["queues"] if q["stage"] == "render"]) == 2 + 6  # work, dead, six retry tiers
+    assert len([q for q in overview["queues"] if q["stage"] == "render"]) == 2 + len(RETRY_TIERS)  # work, dead, each retry tier
     texts = " | ".join(w["text"] for w in overview["warnings"])
     assert "no consumer on render" in texts and "1 dead letter(s) in pin" in texts
     assert overview["jobs"]["by_stage"]["queued"] == 4
