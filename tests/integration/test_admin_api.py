@@ -190,7 +190,8 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert queues[topo.render_queue]["depth"] == 3 and queues[topo.render_queue]["consumers"] == 0
     assert queues[topo.render_queue]["oldest_age_s"] >= 0
     assert queues[topo.dead_queue(topo.pin_queue)]["depth"] == 1
-    assert len([q for q in overview["queues"] if q["stage"] == "render"]) == 2 + len(RETRY_TIERS)  # work, dead, each retry tier
+    # the work queue, its dead letters and each retry tier
+    assert len([q for q in overview["queues"] if q["stage"] == "render"]) == 2 + len(RETRY_TIERS)
     texts = " | ".join(w["text"] for w in overview["warnings"])
     assert "no consumer on render" in texts and "1 dead letter(s) in pin" in texts
     assert overview["jobs"]["by_stage"]["queued"] == 4
