@@ -33,7 +33,7 @@ from status.http_api import BridgeDeps, create_app
 from status.preview import renderer_channel
 from status.settings import StatusSettings
 from status.store import JobStore
-from status.sweeper import OrphanSweeper, RetentionSweeper
+from status.sweeper import OrphanSweeper, retention_sweeper
 
 log = get_logger("status")
 
@@ -72,9 +72,7 @@ async def main() -> None:
     await dead_letters.start()
     sweeper = asyncio.create_task(
         OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())
-    retention = asyncio.create_task(RetentionSweeper(
-        store, settings.job_retention_days * 86400, settings.idempotency_key_hours * 3600,
-        settings.retention_interval_seconds).run())
+    retention = asyncio.create_task(retention_sweeper(store, settings).run())
 
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     renderer_chan = renderer_channel(settings.renderer_target)

@@ -263,7 +263,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     async def scenes() -> dict[str, Any]:
         return {"scenes": describe_scenes()}
 
-    @app.get("/ipfs/{cid}", responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS})
+    # The stored object in its own content type (image/gif, video/mp4, application/json, ...).
+    @app.get("/ipfs/{cid}", responses={200: {"content": {"*/*": {}}}, **ERRORS})
     async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> FileResponse:
         if not is_cid(cid):
             raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")

@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
+from status.settings import StatusSettings
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -77,3 +78,9 @@ class RetentionSweeper:
             except Exception as exc:  # a busy or briefly unavailable store: try again next round
                 log.error("retention failed", error=str(exc))
             await asyncio.sleep(self.interval)
+
+
+def retention_sweeper(store: JobStore, settings: StatusSettings) -> RetentionSweeper:
+    """The status service's retention as its settings ask (the same factory the tests use)."""
+    return RetentionSweeper(store, settings.job_retention_days * 86400, settings.idempotency_key_hours * 3600,
+                            settings.retention_interval_seconds)

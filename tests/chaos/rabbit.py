@@ -88,6 +88,11 @@ class RabbitNode:
             "HOME": str(self.base),  # our own Erlang cookie, not the system node's
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_DIST_PORT": str(self.dist_port),
+            # The CLI's own distribution ports: the ones picked free for this node. Left alone, rabbitmqctl takes
+            # 35672-35682 (the system node's), and while eleven CLI calls to the system node hang there, every
+            # call to this node fails with `nodistribution` too.
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(self.dist_port + 10000),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(self.dist_port + 10010),
             "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.base / "log"),
             "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),

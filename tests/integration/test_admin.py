@@ -357,3 +357,29 @@ async def test_a_replay_skips_and_reports_cancelled_jobs_and_leaves_them_cancell
     back = await probe.drain(topo.render_queue)
     assert [broker_pb2.RenderJob.FromString(m.body).job_id for m in back] == [other]
     assert await probe.ready(topo.dead_queue(topo.render_queue)) == 0
+
+
+async def test_without_an_admin_token_configured_every_admin_route_answers_401(broker, tmp_path):
+    """MINTPIPE_ADMIN_TOKEN unset: nobody gets in, whatever they present (an empty bearer included)."""
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    channel = grpc.aio.insecure_channel("127.0.0.1:9")
+    bus = JobBus()
+    app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
+                                ipfs=LocalIpfsStore(tmp_path / "ipfs"), checks={},
+                                admin=AdminDeps(broker, store, bus, None, ArtifactStore(tmp_path / "artifacts"))))
+    job, _ = await store.reserve("k-no-token", "a" * 64, WALLET, "gen1", "{}")
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge") as client:
+            routes = [("GET", "/v1/admin/dead-letters/render"), ("POST", "/v1/admin/dead-letters/pin/replay"),
+                      ("POST", f"/v1/admin/jobs/{job.job_id}/cancel")]
+            for method, path in routes:
+                for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"},
+                                {"Authorization": "Bearer null"}, {"Authorization": "Basic Og=="}):
+                    reply = await client.request(method, path, headers=headers, json={})
+                    assert reply.status_code == 401, (method, path, headers, reply.text)
+                    assert reply.json()["error"]["field"] == "Authorization"
+        assert (await store.get(job.job_id)).stage == jobs_pb2.STAGE_QUEUED, "a refused cancel changed the job"
+    finally:
+        await channel.close()
+        await store.close()

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mintpipe.artifacts import ArtifactStore
 from mintpipe.scenes import validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from tests.conftest import free_port
@@ -92,10 +92,8 @@ async def test_work_longer_than_the_grace_period_is_handed_back(rabbit_url, brok
         job = render_job(seed=22, frames=240, size=1024)  # far longer than half a second
         await broker.publish(broker.topology.jobs_exchange, "render", job)
         await rendering_started(probe, broker.topology.status_queue, job.job_id)
-        started = time.monotonic()
         renderer.send_signal(signal.SIGTERM)
         await asyncio.to_thread(renderer.wait, 60)
-        stopped_in = time.monotonic() - started
         assert renderer.returncode == 0
     finally:
         if renderer.poll() is None:
@@ -104,6 +102,8 @@ async def test_work_longer_than_the_grace_period_is_handed_back(rabbit_url, brok
     message = await probe.take(broker.topology.render_queue, timeout=5)
     assert broker_pb2.RenderJob.FromString(message.body).job_id == job.job_id
     assert await probe.ready(broker.topology.pin_queue) == 0
-    # The render alone takes ~25 s here; the replica stops instead of finishing it (a loose bound: the
-    # contract is the grace period plus a frame and the shutdown steps).
-    assert stopped_in < 10, f"took {stopped_in:.1f} s to stop with a 0.5 s grace period"
+    # The replica stopped the render instead of finishing it: nothing complete was written (no manifest, no
+    # final file, no half-written temp left behind). How long stopping takes is measured by bench/cancel.py.
+    job_dir = ArtifactStore(tmp_path / "artifacts").job_dir(job.job_id)
+    assert ArtifactStore(tmp_path / "artifacts").read_manifest(job.job_id) is None
+    assert not job_dir.exists() or not any(job_dir.iterdir()), sorted(p.name for p in job_dir.iterdir())

@@ -1,6 +1,7 @@
 """schemathesis against the bridge's own /openapi.json, served for real (uvicorn on loopback) in front of a real
 gateway, status service, RabbitMQ and SQLite store: whatever a client sends, no 5xx, and every answer is one
-the document promises (status code, content type, body schema, headers)."""
+the document promises (status code, content type, body schema, headers). Every operation is exercised, and for
+each a valid request succeeds (generated, or made with a real job or CID where success needs one)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from tests.support.live_bridge import live_bridge
 
 pytestmark = pytest.mark.integration
 TOKEN = "schema-test-admin-token"
+WALLET = "0x000000000000000000000000000000000000dEaD"
+NEED_A_RESOURCE = {"GET /v1/jobs/{job_id}", "POST /v1/admin/jobs/{job_id}/cancel", "GET /ipfs/{cid}"}
 SSE_PATH = "/v1/jobs/{job_id}/events"
 CHECKS = [
     st_checks.not_a_server_error,
@@ -32,9 +36,14 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def bridge_url(rabbit_url, tmp_path_factory):
+def bridge_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("schema-bridge")
+
+
+@pytest.fixture(scope="module")
+def bridge_url(rabbit_url, bridge_dir):
     # Limits generous enough that generated traffic is not throttled; 429 has tests of its own.
-    with live_bridge(rabbit_url, tmp_path_factory.mktemp("schema-bridge"), admin_token=TOKEN,
+    with live_bridge(rabbit_url, bridge_dir, admin_token=TOKEN,
                      ip_limiter=KeyedRateLimiter(100_000, 60, 100_000),
                      wallet_limiter=KeyedRateLimiter(100_000, 60, 100_000)) as url:
         yield url
@@ -47,19 +56,23 @@ def api_schema(bridge_url):
     return loaded.exclude(path=SSE_PATH)
 
 
+def call(case):
+    return case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS, timeout=20)
+
+
 def run_operation(strategy, examples: int, seen: Counter) -> None:
     @given(case=strategy)
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     def exercise(case):
-        reply = case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS, timeout=20)
+        reply = call(case)
         seen[(case.operation.label, reply.status_code)] += 1
 
     exercise()
 
 
 @pytest.mark.timeout(170)
-def test_every_answer_matches_the_published_schema(api_schema):
+def test_every_answer_matches_the_published_schema(api_schema, bridge_dir):
     failures, seen = [], Counter()
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 9, [op.label for op in operations]
@@ -76,6 +89,25 @@ def test_every_answer_matches_the_published_schema(api_schema):
                 failures.append(f"--- {operation.label} ({mode}):\n{exc}")
     print(f"\n{sum(seen.values())} generated requests:", dict(sorted(seen.items())))
     assert not failures, "\n".join(failures)
+    labels = {op.label for op in operations}
+    exercised = {label for label, _status in seen}
+    assert exercised == labels, f"never exercised: {sorted(labels - exercised)}"
+    succeeded = {label for label, status in seen if 200 <= status < 300}
+    # Operations whose success needs a resource that exists (a job, a pinned CID): random valid-looking ids
+    # name nothing, so each gets one request with a real one, validated the same way.
+    needs_a_resource = labels - succeeded
+    assert needs_a_resource <= NEED_A_RESOURCE, f"no valid request succeeded: {sorted(needs_a_resource)}"
+    by_label = {op.label: op for op in operations}
+    job_reply = call(by_label["POST /v1/jobs"].Case(body={"settings": {"seed": 99}, "wallet": WALLET},
+                                                     media_type="application/json"))
+    assert job_reply.status_code == 202, job_reply.text
+    job_id = job_reply.json()["job_id"]
+    stored = LocalIpfsStore(bridge_dir / "ipfs").add_bytes(b"a pinned object", "text/plain", "object.txt")
+    real = {"GET /v1/jobs/{job_id}": {"job_id": job_id}, "POST /v1/admin/jobs/{job_id}/cancel": {"job_id": job_id},
+            "GET /ipfs/{cid}": {"cid": stored.cid}}
+    for label in sorted(needs_a_resource):
+        reply = call(by_label[label].Case(path_parameters=real[label]))
+        assert 200 <= reply.status_code < 300, (label, reply.status_code, reply.text)
 
 
 @pytest.mark.timeout(30)

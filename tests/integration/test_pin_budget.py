@@ -79,3 +79,25 @@ async def test_a_retry_with_the_same_key_is_not_charged_twice(budgeted, broker, 
     second = await stub.SubmitJob(submit(2, key="k2"), timeout=10)  # still within two jobs' worth
     assert second.created
     assert len(await queued_jobs(broker, probe)) == 2
+
+
+def test_over_http_a_job_the_budget_cannot_cover_is_a_429_naming_the_budget(rabbit_url, tmp_path):
+    """The same refusal as the front end sees it: the bridge over real HTTP, the real gateway behind it."""
+    import httpx
+
+    from tests.support.live_bridge import live_bridge
+
+    ledger = PinLedger(tmp_path / "pins.sqlite3")
+    body = {"settings": {"seed": 1}, "wallet": WALLET}
+    with live_bridge(rabbit_url, tmp_path, gateway_options={"ledger": ledger, "monthly_pins": PINS_PER_JOB}) as url, \
+            httpx.Client(base_url=url, timeout=20) as http:
+        assert http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "b-1"}).status_code == 202
+        refused = http.post("/v1/jobs", json={**body, "settings": {"seed": 2}}, headers={"Idempotency-Key": "b-2"})
+        assert refused.status_code == 429, refused.text
+        error = refused.json()["error"]
+        assert error["field"] == "pin_budget" and "monthly pin budget" in error["message"]
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert len(http.get("/v1/jobs").json()["jobs"]) == 1, "the refused job was kept"
+        # Its key was let go with it: the same key with another body is not a 409.
+        again = http.post("/v1/jobs", json={**body, "settings": {"seed": 3}}, headers={"Idempotency-Key": "b-2"})
+        assert again.status_code == 429

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
@@ -142,3 +143,41 @@ async def test_a_pinner_cancelled_mid_job_uploads_nothing_more(broker, probe, tm
     events = [broker_pb2.JobEvent.FromString(m.body) for m in await probe.drain(topo.status_queue)]
     assert jobs_pb2.STAGE_PINNED not in [e.stage for e in events]
     assert await probe.ready(topo.pin_queue) == 0 and await probe.ready(topo.dead_queue(topo.pin_queue)) == 0
+
+
+@pytest.mark.parametrize("api", ["legacy", "v3"])
+async def test_metadata_is_uploaded_as_a_file_never_through_pin_json(broker, probe, tmp_path, api):
+    """Through pinJSONToIPFS, Pinata would serialise the JSON its own way and answer another CID than the one
+    computed here from the canonical bytes: the emulator's request log shows it is never called."""
+    from mintpipe.cid import cid_of_bytes
+    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.pin_ledger import PinLedger
+    from pinner.backends import PinataBackend
+    from pinner.consumer import pin_consumer
+    from pinner.pinning import PinService
+    from tests.support.emulator import running_emulator
+
+    artifacts = ArtifactStore(tmp_path / "artifacts")
+    job = rendered_pin_job(artifacts, seed=43)
+    with running_emulator() as emu:
+        backend = PinataBackend(emu.jwt, emu.url, emu.url, api=api)
+        pins = PinService(backend, PinLedger(tmp_path / "pins.sqlite3", backend.name),
+                          LocalIpfsStore(tmp_path / "ipfs"), rate_limit=1000, rate_window=60, monthly_pins=None)
+        consumer = pin_consumer(broker, artifacts, pins)
+        await consumer.start()
+        try:
+            await broker.publish(broker.topology.jobs_exchange, "pin", job)
+            event = await pinned_event(probe, broker.topology.status_queue)
+        finally:
+            await consumer.stop(2)
+            await backend.aclose()
+        requests = emu.requests()
+        async with httpx.AsyncClient() as http:
+            metadata = await http.get(f"{emu.url}/ipfs/{event.assets.metadata}", timeout=5)
+    assert event.stage == jobs_pb2.STAGE_PINNED, event.error
+    paths = [r["path"] for r in requests]
+    assert not any("pinJSONToIPFS" in p for p in paths), paths
+    upload_path = "/pinning/pinFileToIPFS" if api == "legacy" else "/v3/files"
+    assert sum(1 for r in requests if r["method"] == "POST" and r["path"] == upload_path) == 4  # 3 assets + metadata
+    assert cid_of_bytes(metadata.content) == event.assets.metadata
+    assert json.loads(metadata.content)["image"] == f"ipfs://{event.assets.image}"

@@ -53,9 +53,13 @@ async def test_every_job_pins_through_an_outage_longer_than_the_old_retry_window
                     outcome[event.job_id] = event.stage
                     assert event.stage == jobs_pb2.STAGE_PINNED, event.error
             took = time.monotonic() - began
-            refused = [r for r in emu.requests() if r["status"] == 503]
-            # The outage really was met, for its whole length, and outlasted by the retries.
-            assert refused and refused[-1]["at"] - refused[0]["at"] >= OUTAGE * SCALE * 0.9
+            log = emu.requests()
+            refused = [r for r in log if r["status"] == 503]
+            answered = [r for r in log if r["status"] == 200]
+            # The jobs met the outage and were refused; nothing got through until it was over, and the retries
+            # outlasted it.
+            assert refused and answered
+            assert answered[0]["at"] - refused[0]["at"] >= OUTAGE * SCALE * 0.95
             assert took >= OUTAGE * SCALE
             assert set(outcome) == {j.job_id for j in jobs}
         finally:

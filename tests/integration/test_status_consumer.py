@@ -1,5 +1,7 @@
 """The status service's events consumer against the real broker and a real SQLite store."""
 
+import asyncio
+
 import pytest
 
 from mintpipe.events import EventPublisher
@@ -11,25 +13,37 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 
 async def test_events_land_in_the_store_in_stage_order_despite_duplicates(broker, probe, status_side):
-    store, _ = status_side
+    store, consumer = status_side
     job, _ = await store.reserve("key", "a" * 64, WALLET, "gen1", "{}")
     events = EventPublisher(broker, "test")
+
+    async def settled():
+        # Every event published so far consumed and acked (messages the consumer holds unacked are inflight;
+        # a delivery still on its way would show as neither, hence twice, a moment apart).
+        for _ in range(2):
+            if consumer.inflight or await probe.ready(broker.topology.status_queue):
+                return False
+            await asyncio.sleep(0.3)
+        return True
+
     await events.emit(job.job_id, jobs_pb2.STAGE_RENDERING, 10)
     await events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, 70)
-    await events.emit(job.job_id, jobs_pb2.STAGE_RENDERING, 30)  # late duplicate-ish: must not regress
+    await events.emit(job.job_id, jobs_pb2.STAGE_RENDERING, 30)  # late: must not step back
+    await events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, 60)  # a duplicate with less progress: neither
+    await wait_for(settled)
+    record = await store.get(job.job_id)
+    # Checked here, before anything later could cover a step backwards up.
+    assert (record.stage, record.state.progress) == (jobs_pb2.STAGE_RENDERED, 70)
+
     await events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, token_uri="ipfs://bafytoken",
                       assets=jobs_pb2.JobAssets(image="bafyimage", metadata="bafytoken"))
-    await events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, token_uri="ipfs://bafytoken")
-
-    async def pinned():
-        record = await store.get(job.job_id)
-        return record if record.stage == jobs_pb2.STAGE_PINNED else None
-
-    record = await wait_for(pinned)
-    assert record.state.token_uri == "ipfs://bafytoken" and record.state.progress == 100
-    assert record.state.assets["image"] == "bafyimage"
-    await wait_for(lambda: status_side[1].inflight == 0)
-    assert await probe.ready(broker.topology.status_queue) == 0  # every event acked
+    await events.emit(job.job_id, jobs_pb2.STAGE_PINNING, 80)  # late again
+    await events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, token_uri="ipfs://bafytoken")  # a duplicate
+    await wait_for(settled)
+    record = await store.get(job.job_id)
+    assert (record.stage, record.state.progress) == (jobs_pb2.STAGE_PINNED, 100)
+    assert record.state.token_uri == "ipfs://bafytoken"
+    assert record.state.assets["image"] == "bafyimage", "a duplicate without assets erased them"
 
 
 async def test_garbage_goes_to_the_dead_letter_queue_with_a_reason_and_the_consumer_keeps_going(

@@ -50,3 +50,35 @@ async def running_gateway(broker: Broker, data_dir: Path, **service_options: Any
         await gateway_server.stop(0)
         await status_server.stop(0)
         await store.close()
+
+
+class _SlowReservations:
+    """The real job store whose reservations take `delay` seconds (a busy database), for drain tests."""
+
+    def __init__(self, store: JobStore, delay: float) -> None:
+        self._store, self._delay = store, delay
+
+    async def reserve(self, *args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        await asyncio.sleep(self._delay)
+        return await self._store.reserve(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@asynccontextmanager
+async def running_status(data_dir: Path, reserve_delay: float = 0.0) -> AsyncIterator[int]:
+    """A real status gRPC server on loopback (its job store in `data_dir`); yields its port."""
+    store = JobStore(data_dir / "jobs.sqlite3")
+    await store.open()
+    served = _SlowReservations(store, reserve_delay) if reserve_delay else store
+    server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.StatusService"])
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(served, JobBus()), server.server)
+    await server.start({})
+    try:
+        yield server.port
+    finally:
+        await server.stop(0)
+        await store.close()

@@ -40,11 +40,12 @@ from tests.support.broker import delete_topology
 def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = None,
                 ip_limiter: KeyedRateLimiter | None = None, wallet_limiter: KeyedRateLimiter | None = None,
                 trust_forwarded_for: bool = False, max_body_bytes: int = 64 * 1024,
-                disk: DiskGuard | None = None, renderer_target: str | None = None,
-                preview_limiter: KeyedRateLimiter | None = None, web_dir: Path | None = None,
-                readonly_token: str | None = None) -> Iterator[str]:
-    """Yields the bridge's base URL; stops every part and removes its queues afterwards. With `renderer_target`
-    (renderer gRPC servers, e.g. tests.support.renderers) the bridge serves previews from them."""
+                disk: DiskGuard | None = None, gateway_options: dict | None = None,
+                renderer_target: str | None = None, preview_limiter: KeyedRateLimiter | None = None,
+                web_dir: Path | None = None, readonly_token: str | None = None) -> Iterator[str]:
+    """Yields the bridge's base URL; stops every part and removes its queues afterwards. `gateway_options` go to
+    GatewayService (ledger, monthly_pins). With `renderer_target` (renderer gRPC servers, e.g.
+    tests.support.renderers) the bridge serves previews from them."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None
@@ -65,7 +66,8 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
         status_channel = grpc.aio.insecure_channel(f"127.0.0.1:{status_server.port}")
         gateway_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.GatewayService"])
         gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel), wallet_limiter=wallet_limiter),
+            GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel), wallet_limiter=wallet_limiter,
+                           **(gateway_options or {})),
             gateway_server.server)
         await gateway_server.start({"broker": lambda: broker.connected})
         gateway_channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
