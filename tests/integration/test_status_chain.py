@@ -450,6 +450,13 @@ async def test_relays_stop_at_the_daily_cap(chain, tmp_path) -> None:
         job_id = await status.pinned_job(Account.create().address)
         reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
         assert reply.status_code == 429 and reply.json()["error"]["field"] == "relay"
+    async with running_status(chain, tmp_path / "poor", relay_low_balance_eth=10**9) as status:
+        deadline = time.monotonic() + 10
+        while not (health := await status.client.get("/healthz")).json()["checks"]["chain"]:
+            assert time.monotonic() < deadline, "the watcher never reached the node"
+            await asyncio.sleep(0.1)
+        # anvil's 10,000 ETH is below this mark: degraded, for that reason only.
+        assert health.status_code == 503 and health.json()["checks"]["relayer_funds"] is False
     async with running_status(chain, tmp_path / "no-relayer", chain_relayer_key=None) as status:
         job_id = await status.pinned_job(Account.create().address)
         reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
