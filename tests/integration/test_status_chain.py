@@ -18,6 +18,7 @@ import grpc
 import httpx
 import pytest
 from eth_account import Account
+from web3.exceptions import TransactionNotFound
 
 from mintpipe.chain import job_id_to_bytes32
 from mintpipe.grpc_runtime import GrpcServer
@@ -362,7 +363,13 @@ async def test_a_stuck_relay_is_replaced_with_a_higher_fee_and_lands_once(chain,
                 assert time.monotonic() < deadline, "the stuck relay was never replaced"
                 await asyncio.sleep(0.2)
             assert current.nonce == first.nonce and current.max_fee > first.max_fee
-            replacement = chain.w3.eth.get_transaction(current.tx_hash)
+            replacement = None
+            while replacement is None:  # stored first, then broadcast: the node may learn of it a moment later
+                assert time.monotonic() < deadline, "the replacement never reached the node"
+                try:
+                    replacement = chain.w3.eth.get_transaction(current.tx_hash)
+                except TransactionNotFound:
+                    await asyncio.sleep(0.1)
             assert replacement["nonce"] == first.nonce
             # Asking again answers the (current) transaction; nothing new is sent.
             again = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
