@@ -247,7 +247,11 @@ async def test_a_reorg_before_confirmations_leaves_no_minted_job(chain, tmp_path
         assert reply.json()["required_confirmations"] == 2
         assert chain.revert(snapshot)
         chain.mine(4)  # the chain goes on past the depth, without the mint
-        await asyncio.sleep(1.5)  # several watcher rounds
+        deadline = time.monotonic() + 15
+        while await status.runtime.deps.chain_store.mint(job_id) is not None:  # the watcher forgets it
+            assert time.monotonic() < deadline, "the reorged-away mint was never forgotten"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # more watcher rounds: nothing brings it back
         job = await status.job(job_id)
         assert job["stage"] == "pinned" and job["token_id"] is None
         assert await status.runtime.deps.chain_store.mint(job_id) is None
