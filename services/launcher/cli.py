@@ -6,6 +6,8 @@
   mintpipe submit SETTINGS.json [--wallet W] [--wait]   submit a job (a progress bar until it ends)
   mintpipe status ID | watch ID | jobs [--stage] [--wallet] [--since]   jobs from the bridge
   mintpipe admin dead-letters|replay|cancel   operator routes (MINTPIPE_ADMIN_TOKEN)
+  mintpipe job ID [--wait-minted]             a job as JSON (token id, tx hash, block once minted)
+  mintpipe mint ID --tx-hash 0x… | --relay    report a mint, or have the service relay it
   mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
 """
 
@@ -49,7 +51,8 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     from launcher.chain import ChainRefused, start_chain
 
     try:
-        chain = await asyncio.to_thread(start_chain, layout.data_dir)
+        # In this (the main) thread: the node is told to stop when the thread that started it ends.
+        chain = start_chain(layout.data_dir)
     except ChainRefused as exc:
         print(f"mintpipe: {exc}", file=sys.stderr)
         return 2
@@ -64,7 +67,7 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     try:
         return await _supervise(args, demo, layout, supervisor, chain, log_dir)
     finally:
-        await asyncio.to_thread(chain.stop)
+        chain.stop()
 
 
 async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervisor: Any, chain: Any,
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs_cli.add_parsers(sub)
     admin_cli.add_parser(sub)
+    from launcher import job_cli
+
+    job_cli.add_parsers(sub)
 
     if argv is None:
         argv = sys.argv[1:]
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return admin_cli.run(args)
     if args.command in ("submit", "status", "watch", "jobs"):
         return jobs_cli.run(args)
+    if args.command in ("job", "mint"):
+        return job_cli.run(args)
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
     except ValueError as exc:

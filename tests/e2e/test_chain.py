@@ -121,10 +121,20 @@ def test_submit_pin_mint_report_minted_and_a_restart_in_between(chain: TestChain
 
         # The third is relayed: the service sends it and pays; the token goes to the job's wallet.
         wait_stage(client, third, "pinned", 120)
-        reply = client.post(f"/v1/jobs/{third}/mint", json={"relay": True})
-        assert reply.status_code in (200, 202) and reply.json()["relayed"], reply.text
+        # ... asked for from the CLI, which then follows it to minted and prints the token.
+        cli = [sys.executable, "-m", "launcher"]
+        done = subprocess.run([*cli, "mint", third, "--relay", "--url", system.base_url], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and json.loads(done.stdout)["relayed"], done.stderr
         chain.mine(1)
-        job = wait_stage(client, third, "minted", 60)
+        done = subprocess.run([*cli, "job", third, "--wait-minted", "--url", system.base_url], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        job = json.loads(done.stdout)
+        assert job["stage"] == "minted" and job["token_id"] and job["block"] and job["minted_at"]
+        done = subprocess.run([*cli, "mint", third, "--tx-hash", "0x" + "ef" * 32, "--url", system.base_url],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "already minted" in done.stderr
         assert chain.contract.functions.ownerOf(job["token_id"]).call() == wallet
         sender = chain.w3.eth.get_transaction(job["tx_hash"])["from"]
         assert sender == chain.address_of(chain.relayer_key)
