@@ -51,6 +51,9 @@ class Shots:
             old.unlink()
 
     def __call__(self, page, step: str, full_page: bool = True) -> Path:
+        """Saves the screenshot, after checking nothing sticks out sideways (a phone would scroll sideways)."""
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{step}: the page is {overflow} px wider than the window"
         self.count += 1
         path = ARTIFACTS / f"{self.prefix}-{self.count:02d}-{step}.png"
         page.screenshot(path=str(path), full_page=full_page)
@@ -72,7 +75,7 @@ def open_page(browser, system, request):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.errors = errors  # type: ignore[attr-defined]
-        return page, Shots(request.node.name, size)
+        return page, Shots(request.node.originalname, size)
 
     yield make
     for context in contexts:

@@ -35,7 +35,7 @@ def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_
     page.goto("/")
     page.click("#connect")
     page.click("#wallet-list button:has-text('Test Wallet')")
-    page.wait_for_selector("#network:has-text('Local test chain')")
+    page.wait_for_selector("#network:has-text('Local test chain')", state="attached")  # shown on desktop only
     assert page.locator("#wallet").input_value() == account  # the address field is filled from the wallet
     shots(page, "connected", full_page=False)
     job_id = quick_pinned_job(page, shots)
