@@ -18,6 +18,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 WALLET = "0x000000000000000000000000000000000000dEaD"
+ADMIN_TOKEN = "browser-tests-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with launched(rabbit_url, tmp_path_factory.mktemp("browser-system"), renderers=2) as running:
+    with launched(rabbit_url, tmp_path_factory.mktemp("browser-system"), renderers=2,
+                  env={"MINTPIPE_ADMIN_TOKEN": ADMIN_TOKEN}) as running:
         yield running
 
 

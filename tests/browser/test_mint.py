@@ -10,7 +10,7 @@ from eth_account import Account
 from web3 import Web3
 
 from mintpipe.chain import collection
-from tests.browser.conftest import injected_wallet, quick_pinned_job
+from tests.browser.conftest import axe_violations, injected_wallet, quick_pinned_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -54,6 +54,7 @@ def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_
     # My mints: this wallet's jobs, newest first, this one minted.
     page.wait_for_selector(f"#mints-list a[href='/jobs/{job_id}']:has-text('Minted, token #{token}')")
     shots(page, "my-mints")
+    assert axe_violations(page) == []
     assert page.errors == []
 
 
@@ -72,6 +73,7 @@ def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(op
     assert page.locator("#mint-relay").is_enabled()
     assert page.locator("#mint-actions .deep-links a").count() == 3
     shots(page, "ready-to-relay")
+    assert axe_violations(page) == []
     page.click("#mint-relay")
     token = minted_token(page)
     shots(page, "minted")
