@@ -48,13 +48,14 @@ if [ -f package.json ]; then
   fi
 fi
 
-# --- Chromium + Playwright (browser tests) -----------------------------------------------------------------
-# The browser tests drive Debian's chromium through Python playwright (a dev dependency, installed above) with
-# executable_path=/usr/bin/chromium: playwright's own browser download cannot work on these machines.
+# --- Chromium + Playwright (browser tests: the operators' dashboard) ----------------------------------------
+# Debian's chromium; Playwright (a dev dependency, installed above) drives it by executable_path, so its own
+# browser download is never needed.
 if [ ! -x /usr/bin/chromium ]; then
   say "installing chromium"
   apt_install chromium
 fi
+# --- end Chromium + Playwright ---------------------------------------------------------------------------------
 
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and
