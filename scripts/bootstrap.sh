@@ -48,6 +48,13 @@ if [ -f package.json ]; then
   fi
 fi
 
+# --- chain: anvil (npm @foundry-rs/anvil ships its binary; `npm ci` above installs it) ------------------
+# Checked here so a missing platform package fails the bootstrap, not a test an hour later.
+if [ -f package.json ] && ! compgen -G 'node_modules/@foundry-rs/anvil-*/bin/anvil' >/dev/null; then
+  echo "anvil is missing from node_modules (npm @foundry-rs/anvil ships no binary for $(uname -sm)?)" >&2; exit 1
+fi
+# --- end chain --------------------------------------------------------------------------------------------
+
 # --- Chromium + Playwright (browser tests: the operators' dashboard) ----------------------------------------
 # Debian's chromium; Playwright (a dev dependency, installed above) drives it by executable_path, so its own
 # browser download is never needed.

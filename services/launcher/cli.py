@@ -4,6 +4,8 @@
   mintpipe demo [--renderers N] [--settings F]  start it, run one example job end to end, stop
   mintpipe render SETTINGS.json --out DIR     render one job locally, no broker
   mintpipe admin dead-letters|replay|cancel   operator routes (MINTPIPE_ADMIN_TOKEN)
+  mintpipe job ID [--wait-minted]             a job as JSON (token id, tx hash, block once minted)
+  mintpipe mint ID --tx-hash 0x… | --relay    report a mint, or have the service relay it
   mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
 """
 
@@ -116,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from launcher import admin_cli
 
     admin_cli.add_parser(sub)
+    from launcher import job_cli
+
+    job_cli.add_parsers(sub)
 
     if argv is None:
         argv = sys.argv[1:]
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "admin":
         return admin_cli.run(args)
+    if args.command in ("job", "mint"):
+        return job_cli.run(args)
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
     except ValueError as exc:

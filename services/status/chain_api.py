@@ -7,11 +7,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from fastapi import APIRouter, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from web3.exceptions import Web3Exception
 
 from mintpipe.events import stage_name
+from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.bus import JobBus
 from status.chain import Chain, MintProblem
@@ -19,6 +22,8 @@ from status.chain_store import ChainStore
 from status.http_errors import ApiError, ErrorOut
 from status.records import JobRecord, iso
 from status.relayer import Relayer
+
+log = get_logger("status.chain")
 
 
 class MintVoucherOut(BaseModel):
@@ -131,19 +136,22 @@ def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Await
     router = APIRouter()
     errors: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (400, 404, 409, 422, 429, 503)}
 
-    def need_chain() -> ChainDeps:
+    def need_chain(status: int) -> ChainDeps:
+        # Not a 5xx: nothing is broken, this deployment just has no chain (a 404 for the chain's description,
+        # a 409 for a mint: the job cannot be minted here).
         if deps is None:
-            raise ApiError(503, "no_chain", "this service runs without a chain (MINTPIPE_CHAIN_RPC_URL unset)", None)
+            raise ApiError(status, "no_chain", "this service runs without a chain (MINTPIPE_CHAIN_RPC_URL unset)",
+                           None)
         return deps
 
     @router.get("/v1/chain", response_model=ChainOut, responses=errors)
     async def chain_info() -> dict[str, Any]:
-        return need_chain().chain.info()
+        return need_chain(404).chain.info()
 
     @router.post("/v1/jobs/{job_id}/mint", response_model=MintReport, responses={202: {"model": MintReport},
                                                                                   **errors})
     async def report_mint(job_id: str, body: MintBody, response: Response) -> dict[str, Any]:
-        d = need_chain()
+        d = need_chain(409)
         record = await known_job(job_id)
         relayed = False
         try:
@@ -158,6 +166,11 @@ def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Await
             outcome = await d.chain.verify(record, tx_hash)
         except MintProblem as problem:
             raise ApiError(problem.status, problem.code, problem.message, problem.field) from None
+        except (Web3Exception, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("chain node unreachable while checking a mint", job_id=job_id, error=type(exc).__name__)
+            raise ApiError(503, "chain_unavailable", "the chain node does not answer right now; report the "
+                           "transaction again in a minute (the watcher also finds it by itself)", None,
+                           {"Retry-After": "30"}) from None
         d.poke()
         if outcome.record is not None:
             d.bus.publish(outcome.record)

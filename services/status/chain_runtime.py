@@ -56,7 +56,7 @@ async def start_chain(settings: StatusSettings, store: JobStore, bus: JobBus) ->
     if relayer is not None:
         await relayer.refresh_balance()
         runtime.checks["relayer_funds"] = lambda: relayer.funded
-        runtime.tasks.append(asyncio.create_task(relayer.run(max(settings.chain_poll_seconds, 5.0))))
+        runtime.tasks.append(asyncio.create_task(relayer.run(max(settings.chain_poll_seconds, 1.0))))
         log.info("relayed mints on", relayer=relayer.address, per_wallet_daily=settings.relay_per_wallet_daily,
                  daily=settings.relay_daily, max_gas_price_gwei=settings.relay_max_gas_price_gwei)
     return runtime

@@ -128,7 +128,9 @@ def test_reference_routes(client):
     assert gen1["schema"]["properties"]["frames"]["default"] == 100
     assert client.get("/ipfs/not-a-cid").json()["error"]["field"] == "cid"
     assert client.get("/v1/jobs", params={"stage": "nope"}).json()["error"]["field"] == "stage"
-    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True}
+    # The launcher starts a local chain by default: its watcher and the relayer's funds are checked too.
+    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True, "chain": True,
+                                                       "relayer_funds": True}
     assert "mintpipe_submissions_total" in client.get("/metrics").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/scenes", "/ipfs/{cid}"} <= set(paths)

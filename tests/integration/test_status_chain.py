@@ -20,15 +20,17 @@ import pytest
 from eth_account import Account
 
 from mintpipe.chain import job_id_to_bytes32
+from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
+from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, status_pb2, status_pb2_grpc
 from status.bus import JobBus
 from status.chain_api import JobView
 from status.chain_runtime import ChainRuntime, start_chain
+from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.settings import StatusSettings
 from status.store import JobStore
-from tests.support.chain import TestChain
+from tests.support.chain import TestChain, running_chain
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
 
@@ -323,3 +325,140 @@ def test_signer_key_is_never_in_a_response(chain) -> None:
     for key in (chain.signer_key, chain.relayer_key):
         assert not any(key.removeprefix("0x").lower() in t.lower() for t in texts)
     assert json.loads(texts[1])["contract"] == chain.address
+
+
+async def test_node_down_backs_off_shows_in_health_and_crashes_nothing(tmp_path) -> None:
+    with running_chain(tmp_path / "own-chain") as own:
+        async with running_status(own, tmp_path) as status:
+            job_id = await status.pinned_job(own.address_of(own.collector_keys[0]))
+            await asyncio.sleep(0.5)
+            assert (await status.client.get("/healthz")).json()["checks"]["chain"] is True
+            own.anvil.stop()  # the node goes away
+            deadline = time.monotonic() + 20
+            while (await status.client.get("/healthz")).status_code != 503:
+                assert time.monotonic() < deadline, "health never showed the node down"
+                await asyncio.sleep(0.2)
+            health = (await status.client.get("/healthz")).json()
+            assert health["checks"]["chain"] is False and health["status"] == "degraded"
+            assert status.runtime.watcher.last_error
+            job = await status.job(job_id)  # reads still work: the voucher is signed offline
+            assert job["stage"] == "pinned" and job["mint"]["signature"].startswith("0x")
+            reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": "0x" + "cd" * 32})
+            assert reply.status_code == 503 and reply.headers["Retry-After"] == "30"
+            assert not any(t.done() for t in status.runtime.tasks)  # the watcher and relayer loops live on
+
+
+async def test_a_stuck_relay_is_replaced_with_a_higher_fee_and_lands_once(chain, tmp_path) -> None:
+    wallet = Account.create().address
+    async with running_status(chain, tmp_path, relay_stuck_seconds=1.0) as status:
+        job_id = await status.pinned_job(wallet)
+        chain.rpc("evm_setAutomine", False)
+        try:
+            reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+            assert reply.status_code == 202 and reply.json()["state"] == "pending"
+            first = await status.runtime.deps.chain_store.relay(job_id)
+            deadline = time.monotonic() + 20
+            while (current := await status.runtime.deps.chain_store.relay(job_id)).tx_hash == first.tx_hash:
+                assert time.monotonic() < deadline, "the stuck relay was never replaced"
+                await asyncio.sleep(0.2)
+            assert current.nonce == first.nonce and current.max_fee > first.max_fee
+            replacement = chain.w3.eth.get_transaction(current.tx_hash)
+            assert replacement["nonce"] == first.nonce
+            # Asking again answers the (current) transaction; nothing new is sent.
+            again = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+            assert again.json()["tx_hash"] == current.tx_hash
+        finally:
+            chain.rpc("evm_setAutomine", True)
+        chain.mine(1)
+        job = await status.wait_stage(job_id, "minted")
+        assert job["tx_hash"] == (await status.runtime.deps.chain_store.relay(job_id)).tx_hash
+        assert chain.contract.functions.ownerOf(job["token_id"]).call() == wallet
+        assert chain.contract.functions.balanceOf(wallet).call() == 1
+
+
+async def test_reverts_and_mismatches_each_get_their_sentence(chain, status) -> None:
+    """Vouchers the service would never sign this way, made here with its key to reach each check."""
+    wallet = chain.address_of(chain.collector_keys[0])
+    job_id = await status.pinned_job(wallet)
+    uri = (await status.job(job_id))["token_uri"]
+    sender = chain.collector_keys[1]
+
+    async def report(tx_hash: str) -> dict:
+        reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash})
+        assert reply.status_code == 422, reply.text
+        return reply.json()["error"]
+
+    expired = chain.voucher(job_id, wallet, uri, deadline=int(time.time()) - 60)
+    receipt = chain.send(chain.contract.functions.mint(*expired.mint_args(chain.sign(expired))), sender)
+    assert receipt["status"] == 0
+    error = await report(receipt["transactionHash"].to_0x_hex())
+    assert error["code"] == "reverted" and "read the job again" in error["message"]
+
+    foreign = chain.voucher(job_id, wallet, uri)
+    stranger_signed = chain.send(chain.contract.functions.mint(
+        *foreign.mint_args(chain.sign(foreign, key=chain.collector_keys[2]))), sender)
+    error = await report(stranger_signed["transactionHash"].to_0x_hex())
+    assert "wrong network" in error["message"]
+
+    elsewhere = chain.voucher(job_id, chain.address_of(chain.collector_keys[2]), uri)
+    snapshot = chain.snapshot()
+    receipt = chain.mint(elsewhere, chain.sign(elsewhere), sender)
+    error = await report(receipt["transactionHash"].to_0x_hex())
+    assert error["field"] == "wallet" and wallet in error["message"]
+    assert chain.revert(snapshot)
+
+    other_uri = chain.voucher(job_id, wallet, uri + "-other")
+    snapshot = chain.snapshot()
+    receipt = chain.mint(other_uri, chain.sign(other_uri), sender)
+    error = await report(receipt["transactionHash"].to_0x_hex())
+    assert error["field"] == "token_uri"
+    assert chain.revert(snapshot)
+    chain.mine(1)
+    await asyncio.sleep(1)  # the watcher saw those mints come and go
+    assert (await status.job(job_id))["stage"] == "pinned"
+
+
+async def test_grpc_watch_until_minted_streams_the_mint(chain, status) -> None:
+    wallet = chain.address_of(chain.collector_keys[0])
+    job_id = await status.pinned_job(wallet)
+    server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.StatusService"])
+    status_pb2_grpc.add_StatusServiceServicer_to_server(
+        StatusService(status.store, status.runtime.deps.bus, JobView(status.runtime.deps)), server.server)
+    await server.start({})
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = status_pb2_grpc.StatusServiceStub(channel)
+            got = await stub.GetJob(status_pb2.GetJobRequest(job_id=job_id), timeout=10)
+            assert got.mint.voucher.to == wallet and got.mint.tx.to == chain.address
+            assert got.mint.signature == (await status.job(job_id))["mint"]["signature"]
+            stream = stub.WatchJob(status_pb2.WatchJobRequest(job_id=job_id, until_minted=True), timeout=30)
+            first = await stream.read()
+            assert first.stage == jobs_pb2.STAGE_PINNED
+            send_tx(chain, (await status.job(job_id))["mint"]["tx"], chain.collector_keys[0])
+            stages = [first.stage]
+            while (job := await stream.read()) is not grpc.aio.EOF:
+                stages.append(job.stage)
+            assert stages[-1] == jobs_pb2.STAGE_MINTED
+            last = await stub.GetJob(status_pb2.GetJobRequest(job_id=job_id), timeout=10)
+            assert last.token_id and last.tx_hash and last.block and not last.HasField("mint")
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_relays_stop_at_the_daily_cap(chain, tmp_path) -> None:
+    async with running_status(chain, tmp_path, relay_daily=0) as status:
+        job_id = await status.pinned_job(Account.create().address)
+        reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+        assert reply.status_code == 429 and reply.json()["error"]["field"] == "relay"
+    async with running_status(chain, tmp_path / "poor", relay_low_balance_eth=10**9) as status:
+        deadline = time.monotonic() + 10
+        while not (health := await status.client.get("/healthz")).json()["checks"]["chain"]:
+            assert time.monotonic() < deadline, "the watcher never reached the node"
+            await asyncio.sleep(0.1)
+        # anvil's 10,000 ETH is below this mark: degraded, for that reason only.
+        assert health.status_code == 503 and health.json()["checks"]["relayer_funds"] is False
+    async with running_status(chain, tmp_path / "no-relayer", chain_relayer_key=None) as status:
+        job_id = await status.pinned_job(Account.create().address)
+        reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"relay": True})
+        assert reply.status_code == 409 and "mint.tx" in reply.json()["error"]["message"]
+        assert "relayer_funds" not in (await status.client.get("/healthz")).json()["checks"]
