@@ -21,8 +21,10 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 ADMIN_TOKEN = "browser-tests-admin-token"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Not for the session: sync Playwright keeps its event loop running while it is
+    open, and the async tests that run after the browser tests could not start theirs."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh (it installs Debian's chromium)")
     if not AXE.exists():

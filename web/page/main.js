@@ -271,8 +271,10 @@ function walletChanged() {
   const button = $("connect");
   const network = $("network");
   if (current) {
-    button.textContent = `${current.account.slice(0, 6)}…${current.account.slice(-4)}`;
-    button.setAttribute("aria-label", `Wallet: ${current.info.name}, ${current.account}. Open the wallet menu`);
+    // The accessible name starts with the visible text (WCAG 2.5.3), then says what the button opens.
+    button.replaceChildren(`${current.account.slice(0, 6)}…${current.account.slice(-4)}`,
+      el("span", { class: "visually-hidden", text: ` (${current.info.name} wallet menu)` }));
+    button.title = `${current.info.name}: ${current.account}`;
     network.hidden = false;
     const wrong = state.chain && Number(state.chain.chain_id) !== current.chainId;
     network.textContent = wrong ? `Wrong network: ${chainName(current.chainId)}` : chainName(current.chainId);
@@ -281,7 +283,7 @@ function walletChanged() {
     loadMints();
   } else {
     button.textContent = "Connect wallet";
-    button.removeAttribute("aria-label");
+    button.removeAttribute("title");
     network.hidden = true;
     $("my-mints").hidden = true;
   }
