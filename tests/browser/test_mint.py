@@ -71,7 +71,10 @@ def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(op
     page.click("#wallet-panel-close")
     job_id = quick_pinned_job(page, shots, wallet=owner)
     assert page.locator("#mint-relay").is_enabled()
-    assert page.locator("#mint-actions .deep-links a").count() == 3
+    if size == "phone":  # open the page in a wallet app's browser
+        assert page.locator("#mint-actions .deep-links a").count() == 3
+    else:  # a desktop browser: add a wallet extension
+        assert "add a wallet extension" in page.locator("#mint-actions").inner_text()
     shots(page, "ready-to-relay")
     assert axe_violations(page) == []
     page.click("#mint-relay")

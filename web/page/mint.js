@@ -110,10 +110,13 @@ export class MintPanel {
     items.push(relay);
     items.push(el("p", { class: "note", text: `“Mint it for me”: this service sends the mint and pays the fee; the ` +
       `NFT goes to ${short(this.job.mint.voucher?.to || this.job.wallet)}.` }));
-    if (!this.wallets.list().length) {
+    if (!this.wallets.list().length && matchMedia("(pointer: coarse)").matches) {
       items.push(el("p", { class: "note", text: "Have a wallet app on this phone? Open this page inside it:" }),
         el("ul", { class: "deep-links" }, ...deepLinks(location.href).map((l) =>
           el("li", {}, el("a", { href: l.href, rel: "noopener" }, `Open in ${l.name}`)))));
+    } else if (!this.wallets.list().length) {
+      items.push(el("p", { class: "note", text: "No wallet in this browser. To mint from your own wallet, add a " +
+        "wallet extension (such as MetaMask) and reload this page: the job and its link stay as they are." }));
     }
     actions.replaceChildren(...items);
   }
