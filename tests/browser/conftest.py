@@ -96,18 +96,20 @@ def axe_violations(page) -> list[dict]:
 
 
 def injected_wallet(rpc_url: str, chain_id: int, account: str, *, start_chain_id: int | None = None,
-                    reject_switch: int = 0, reject_send: int = 0) -> str:
+                    reject_switch: int = 0, reject_send: int = 0, expired_once: bool = False) -> str:
     """An init script injecting tests/browser/injected_wallet.js, configured."""
     import json
 
     config = {"rpcUrl": rpc_url, "anvilChainId": chain_id, "account": account, "startChainId": start_chain_id,
-              "rejectSwitch": reject_switch, "rejectSend": reject_send}
+              "rejectSwitch": reject_switch, "rejectSend": reject_send, "expiredOnce": expired_once}
     source = (Path(__file__).parent / "injected_wallet.js").read_text()
     return f"window.__testWalletConfig = {json.dumps(config)};\n{source}"
 
 
-def quick_pinned_job(page, shots, wallet: str | None = None) -> str:
-    """From `/`: a small job (24 frames of 256 px) to `wallet` (or the connected one), followed to pinned."""
+def quick_pinned_job(page, shots, wallet: str | None = None, seed: int | None = None) -> str:
+    """From `/`: a small job (24 frames of 256 px) to `wallet` (or the connected one), followed to pinned. The
+    same settings to the same wallet find the same job again (the page keeps its Idempotency-Key): give
+    another `seed` for another job."""
     page.goto("/")
     page.wait_for_selector("#f-count")
     if wallet is not None:
@@ -116,6 +118,8 @@ def quick_pinned_job(page, shots, wallet: str | None = None) -> str:
         page.wait_for_function("() => document.getElementById('wallet').value.length === 42")
     page.fill("#f-frames", "24")
     page.fill("#f-size", "256")
+    if seed is not None:
+        page.fill("#f-seed", str(seed))
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=20_000)
     page.wait_for_selector("#media:not([hidden])", timeout=120_000)

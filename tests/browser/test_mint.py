@@ -115,3 +115,41 @@ def test_4b_wrong_network_and_a_rejected_signature_each_say_what_to_do(open_page
     shots(page, "minted")
     assert contract.functions.ownerOf(token).call() == account
     assert page.errors == []
+
+
+def test_4c_an_expired_voucher_and_an_already_minted_job_each_say_what_to_do(open_page, system, chain):
+    info, w3, contract = chain
+    account = w3.eth.accounts[9]
+    script = injected_wallet(info["rpc_url"], info["chain_id"], account, expired_once=True)
+    page, shots = open_page("phone", init_script=script)
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    quick_pinned_job(page, shots)
+    page.click("#mint-wallet")  # the wallet's simulation says the voucher expired: a fresh one is read
+    page.wait_for_selector("#mint-error:has-text('Your mint voucher had expired, so we fetched a fresh one')")
+    assert "eth_sendTransaction" not in page.evaluate("window.__testWalletLog")  # nothing was sent
+    shots(page, "expired")
+    page.click("#mint-wallet")
+    token = minted_token(page)
+    assert contract.functions.ownerOf(token).call() == account
+
+    # Another job, minted from elsewhere before the collector presses Mint (a wallet whose simulation is real).
+    page, shots = open_page("desktop", init_script=injected_wallet(info["rpc_url"], info["chain_id"], account))
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    job_id = quick_pinned_job(page, shots, seed=4242)
+    job = httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()
+    tx = job["mint"]["tx"]
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": w3.eth.accounts[5], "to": tx["to"], "data": tx["data"], "value": int(tx["value"], 16)}), 30)
+    assert receipt.status == 1
+    sent_before = page.evaluate("window.__testWalletLog").count("eth_sendTransaction")
+    page.click("#mint-wallet")
+    page.wait_for_selector("#mint-error:has-text('already been minted'), #minted:not([hidden])")
+    shots(page, "already-minted")
+    token = minted_token(page)  # the chain watcher records it; the page shows the token
+    assert contract.functions.tokenURI(token).call() == job["token_uri"]
+    assert page.evaluate("window.__testWalletLog").count("eth_sendTransaction") == sent_before
+    assert page.errors == []

@@ -157,12 +157,14 @@ export class MintPanel {
         const kind = revertKind(problem);
         job = await this.fresh();
         if (job.stage === "minted") return this.alreadyMinted(job);
-        if (kind === "expired" || Number(job.mint?.voucher?.deadline) !== deadline) {
+        const renewed = Number(job.mint?.voucher?.deadline) !== deadline;
+        if (kind === "expired" || (kind === null && renewed)) {
           this.show(job);
           throw new WalletError("expired", "Your mint voucher had expired, so we fetched a fresh one. Press Mint " +
             "again to send it.");
         }
         if (kind === "already") {
+          this.onJob(job, true); // minted from elsewhere: show the token when the chain watcher records it
           throw new WalletError("already", "This artwork has already been minted; its token will show here as soon " +
             "as the chain confirms it. Nothing was sent and nothing was charged.");
         }
