@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from eth_account import Account  # noqa: E402
 
-from tests.integration.test_status_chain import running_status, send_tx  # noqa: E402
 from tests.support.chain import running_chain  # noqa: E402
+from tests.support.chain_status import running_status, send_tx  # noqa: E402
 
 
 def ms(values: list[float]) -> str:

@@ -7,10 +7,12 @@ contracts/ is the one source for the chain; its build (contracts/build.mjs) writ
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -136,6 +138,13 @@ def anvil_binary() -> str:
                             "or set MINTPIPE_ANVIL_BIN")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, however it dies (a SIGKILLed
+    launcher or test run must not leave a node behind). Linux only; elsewhere stop() is the only way."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Anvil:
     """A local anvil node on a free port (port 0: anvil picks one and says which), killed by stop().
 
@@ -171,7 +180,7 @@ class Anvil:
         with open(self.log_path, "wb") as log:
             # Its own session: a Ctrl-C meant for the launcher must not stop the chain before the services drain.
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.startup_timeout
         marker = f"Listening on {self.host}:"
         while time.monotonic() < deadline:

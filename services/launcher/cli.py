@@ -49,7 +49,8 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     from launcher.chain import ChainRefused, start_chain
 
     try:
-        chain = await asyncio.to_thread(start_chain, layout.data_dir)
+        # In this (the main) thread: the node is told to stop when the thread that started it ends.
+        chain = start_chain(layout.data_dir)
     except ChainRefused as exc:
         print(f"mintpipe: {exc}", file=sys.stderr)
         return 2
@@ -64,7 +65,7 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     try:
         return await _supervise(args, demo, layout, supervisor, chain, log_dir)
     finally:
-        await asyncio.to_thread(chain.stop)
+        chain.stop()
 
 
 async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervisor: Any, chain: Any,

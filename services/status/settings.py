@@ -47,7 +47,8 @@ class StatusSettings(ServiceSettings):
     chain_confirmations: int = Field(2, ge=0, le=1000, description="blocks on top of a mint before it is minted")
     chain_voucher_seconds: int = Field(3600, ge=60, le=30 * 86400, description="a voucher's validity")
     chain_poll_seconds: float = Field(2.0, gt=0, le=300, description="the watcher's polling interval")
-    chain_start_block: int = Field(0, ge=0, description="where the watcher starts when it has no cursor yet")
+    chain_start_block: int = Field(0, ge=0, description="where the watcher starts when it has no cursor yet "
+                                   "(the collection's deploy block; 0: the last 50,000 blocks)")
     chain_pending_timeout_seconds: float = Field(900, gt=0, description="how long a reported pending tx is watched")
     relay_per_wallet_daily: int = Field(3, ge=0, description="relayed mints one wallet may get per day")
     relay_daily: int = Field(500, ge=0, description="relayed mints the service sends per day, all wallets")

@@ -27,6 +27,7 @@ from status.store import JobStore
 log = get_logger("status.watcher")
 MAX_RANGE = 2000  # blocks per eth_getLogs: within what public RPC providers accept
 MAX_BACKOFF = 30.0
+FIRST_LOOKBACK = 50_000  # blocks scanned on a first start without STATUS_CHAIN_START_BLOCK (~7 days at 12 s)
 
 
 class ChainWatcher:
@@ -75,7 +76,8 @@ class ChainWatcher:
         self.head = head = await w3.eth.block_number
         cursor = await self.chain_store.cursor()
         if cursor is None:
-            start = self.start_block - 1
+            # First run: from the configured block, else a bounded look-back (not from genesis on mainnet).
+            start = self.start_block - 1 if self.start_block else max(head - FIRST_LOOKBACK, -1)
         else:
             start, cursor_hash = cursor
             if start > head or _hex((await w3.eth.get_block(start))["hash"]) != cursor_hash:
