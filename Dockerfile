@@ -15,5 +15,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels && useradd --create-home --uid 10001 mintpipe && mkdir -p /data && chown mintpipe /data
+# The built web apps (web/build.mjs output, committed): the bridge serves them; it never builds them.
+COPY web/dist /app/web/dist
 USER mintpipe
-ENV MINTPIPE_DATA_DIR=/data
+ENV MINTPIPE_DATA_DIR=/data STATUS_WEB_DIR=/app/web/dist

@@ -55,9 +55,10 @@ if [ -f package.json ] && ! compgen -G 'node_modules/@foundry-rs/anvil-*/bin/anv
   echo "anvil is missing from node_modules (npm @foundry-rs/anvil ships no binary for $(uname -sm)?)" >&2; exit 1
 fi
 # --- end chain --------------------------------------------------------------------------------------------
-# --- Chromium + Playwright (browser tests) -----------------------------------------------------------------
-# The browser tests drive Debian's chromium through Python playwright (a dev dependency, installed above) with
-# executable_path=/usr/bin/chromium: playwright's own browser download cannot work on these machines.
+
+# --- Chromium + Playwright (browser tests: the mint page and the operators' dashboard) ---------------------
+# Debian's chromium; Playwright (a dev dependency, installed above) drives it by executable_path, so its own
+# browser download is never needed.
 if [ ! -x /usr/bin/chromium ]; then
   say "installing chromium"
   apt_install chromium

@@ -18,10 +18,13 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 WALLET = "0x000000000000000000000000000000000000dEaD"
+ADMIN_TOKEN = "browser-tests-admin-token"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Not for the session: sync Playwright keeps its event loop running while it is
+    open, and the async tests that run after the browser tests could not start theirs."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh (it installs Debian's chromium)")
     if not AXE.exists():
@@ -36,7 +39,8 @@ def browser():
 
 @pytest.fixture(scope="module")
 def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with launched(rabbit_url, tmp_path_factory.mktemp("browser-system"), renderers=2) as running:
+    with launched(rabbit_url, tmp_path_factory.mktemp("browser-system"), renderers=2,
+                  env={"MINTPIPE_ADMIN_TOKEN": ADMIN_TOKEN}) as running:
         yield running
 
 
@@ -51,6 +55,9 @@ class Shots:
             old.unlink()
 
     def __call__(self, page, step: str, full_page: bool = True) -> Path:
+        """Saves the screenshot, after checking nothing sticks out sideways (a phone would scroll sideways)."""
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{step}: the page is {overflow} px wider than the window"
         self.count += 1
         path = ARTIFACTS / f"{self.prefix}-{self.count:02d}-{step}.png"
         page.screenshot(path=str(path), full_page=full_page)
@@ -72,7 +79,7 @@ def open_page(browser, system, request):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.errors = errors  # type: ignore[attr-defined]
-        return page, Shots(request.node.name, size)
+        return page, Shots(request.node.originalname, size)
 
     yield make
     for context in contexts:
@@ -89,18 +96,20 @@ def axe_violations(page) -> list[dict]:
 
 
 def injected_wallet(rpc_url: str, chain_id: int, account: str, *, start_chain_id: int | None = None,
-                    reject_switch: int = 0, reject_send: int = 0) -> str:
+                    reject_switch: int = 0, reject_send: int = 0, expired_once: bool = False) -> str:
     """An init script injecting tests/browser/injected_wallet.js, configured."""
     import json
 
     config = {"rpcUrl": rpc_url, "anvilChainId": chain_id, "account": account, "startChainId": start_chain_id,
-              "rejectSwitch": reject_switch, "rejectSend": reject_send}
+              "rejectSwitch": reject_switch, "rejectSend": reject_send, "expiredOnce": expired_once}
     source = (Path(__file__).parent / "injected_wallet.js").read_text()
     return f"window.__testWalletConfig = {json.dumps(config)};\n{source}"
 
 
-def quick_pinned_job(page, shots, wallet: str | None = None) -> str:
-    """From `/`: a small job (24 frames of 256 px) to `wallet` (or the connected one), followed to pinned."""
+def quick_pinned_job(page, shots, wallet: str | None = None, seed: int | None = None) -> str:
+    """From `/`: a small job (24 frames of 256 px) to `wallet` (or the connected one), followed to pinned. The
+    same settings to the same wallet find the same job again (the page keeps its Idempotency-Key): give
+    another `seed` for another job."""
     page.goto("/")
     page.wait_for_selector("#f-count")
     if wallet is not None:
@@ -109,6 +118,8 @@ def quick_pinned_job(page, shots, wallet: str | None = None) -> str:
         page.wait_for_function("() => document.getElementById('wallet').value.length === 42")
     page.fill("#f-frames", "24")
     page.fill("#f-size", "256")
+    if seed is not None:
+        page.fill("#f-seed", str(seed))
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/jobs/[0-9a-f]{32}$"), timeout=20_000)
     page.wait_for_selector("#media:not([hidden])", timeout=120_000)

@@ -10,7 +10,7 @@ from eth_account import Account
 from web3 import Web3
 
 from mintpipe.chain import collection
-from tests.browser.conftest import injected_wallet, quick_pinned_job
+from tests.browser.conftest import axe_violations, injected_wallet, quick_pinned_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -35,7 +35,7 @@ def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_
     page.goto("/")
     page.click("#connect")
     page.click("#wallet-list button:has-text('Test Wallet')")
-    page.wait_for_selector("#network:has-text('Local test chain')")
+    page.wait_for_selector("#network:has-text('Local test chain')", state="attached")  # shown on desktop only
     assert page.locator("#wallet").input_value() == account  # the address field is filled from the wallet
     shots(page, "connected", full_page=False)
     job_id = quick_pinned_job(page, shots)
@@ -54,6 +54,7 @@ def test_2_mint_through_the_injected_wallet_shows_minted_with_the_token_id(open_
     # My mints: this wallet's jobs, newest first, this one minted.
     page.wait_for_selector(f"#mints-list a[href='/jobs/{job_id}']:has-text('Minted, token #{token}')")
     shots(page, "my-mints")
+    assert axe_violations(page) == []
     assert page.errors == []
 
 
@@ -70,8 +71,12 @@ def test_4_without_a_wallet_the_relayed_mint_ends_minted_to_the_given_address(op
     page.click("#wallet-panel-close")
     job_id = quick_pinned_job(page, shots, wallet=owner)
     assert page.locator("#mint-relay").is_enabled()
-    assert page.locator("#mint-actions .deep-links a").count() == 3
+    if size == "phone":  # open the page in a wallet app's browser
+        assert page.locator("#mint-actions .deep-links a").count() == 3
+    else:  # a desktop browser: add a wallet extension
+        assert "add a wallet extension" in page.locator("#mint-actions").inner_text()
     shots(page, "ready-to-relay")
+    assert axe_violations(page) == []
     page.click("#mint-relay")
     token = minted_token(page)
     shots(page, "minted")
@@ -109,4 +114,42 @@ def test_4b_wrong_network_and_a_rejected_signature_each_say_what_to_do(open_page
     assert page.locator("#mint-error").is_hidden()
     shots(page, "minted")
     assert contract.functions.ownerOf(token).call() == account
+    assert page.errors == []
+
+
+def test_4c_an_expired_voucher_and_an_already_minted_job_each_say_what_to_do(open_page, system, chain):
+    info, w3, contract = chain
+    account = w3.eth.accounts[9]
+    script = injected_wallet(info["rpc_url"], info["chain_id"], account, expired_once=True)
+    page, shots = open_page("phone", init_script=script)
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    quick_pinned_job(page, shots)
+    page.click("#mint-wallet")  # the wallet's simulation says the voucher expired: a fresh one is read
+    page.wait_for_selector("#mint-error:has-text('Your mint voucher had expired, so we fetched a fresh one')")
+    assert "eth_sendTransaction" not in page.evaluate("window.__testWalletLog")  # nothing was sent
+    shots(page, "expired")
+    page.click("#mint-wallet")
+    token = minted_token(page)
+    assert contract.functions.ownerOf(token).call() == account
+
+    # Another job, minted from elsewhere before the collector presses Mint (a wallet whose simulation is real).
+    page, shots = open_page("desktop", init_script=injected_wallet(info["rpc_url"], info["chain_id"], account))
+    page.goto("/")
+    page.click("#connect")
+    page.click("#wallet-list button:has-text('Test Wallet')")
+    job_id = quick_pinned_job(page, shots, seed=4242)
+    job = httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()
+    tx = job["mint"]["tx"]
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(
+        {"from": w3.eth.accounts[5], "to": tx["to"], "data": tx["data"], "value": int(tx["value"], 16)}), 30)
+    assert receipt.status == 1
+    sent_before = page.evaluate("window.__testWalletLog").count("eth_sendTransaction")
+    page.click("#mint-wallet")
+    page.wait_for_selector("#mint-error:has-text('already been minted'), #minted:not([hidden])")
+    shots(page, "already-minted")
+    token = minted_token(page)  # the chain watcher records it; the page shows the token
+    assert contract.functions.tokenURI(token).call() == job["token_uri"]
+    assert page.evaluate("window.__testWalletLog").count("eth_sendTransaction") == sent_before
     assert page.errors == []

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from tests.browser.conftest import WALLET, axe_violations
+from tests.browser.conftest import ADMIN_TOKEN, WALLET, axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 JOB_URL = re.compile(r".*/jobs/[0-9a-f]{32}$")
@@ -158,6 +158,33 @@ def test_5_desktop_by_keyboard_with_visible_focus_and_no_serious_axe_violation(o
     job_id = make_and_mint_ready(page, shots, keyboard=True)
     assert axe_violations(page) == []
     assert httpx.get(f"{system.base_url}/v1/jobs/{job_id}").json()["stage"] == "pinned"
+    assert page.errors == []
+
+
+def test_a_failed_job_says_why_in_words_and_submitting_again_makes_a_new_job(open_page, system):
+    page, shots = open_page("phone")
+    page.goto("/")
+    page.wait_for_selector("#f-count")
+    page.fill("#wallet", WALLET)
+    page.fill("#f-frames", "240")
+    page.fill("#f-size", "1024")
+    page.click("#submit")
+    page.wait_for_url(JOB_URL, timeout=20_000)
+    job_id = page.url.rsplit("/", 1)[1]
+    cancelled = httpx.post(f"{system.base_url}/v1/admin/jobs/{job_id}/cancel",
+                           headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert cancelled.status_code == 200, cancelled.text
+    page.wait_for_selector("#job-error:has-text('cancelled by an operator')", timeout=30_000)
+    assert "submit again to retry" in page.locator("#job-error").inner_text()
+    assert page.locator("#stages li.failed").count() == 1
+    shots(page, "failed")
+    page.click("#submit")  # the same settings again: a new job, not the failed one found by the old key
+    page.wait_for_url(lambda url: JOB_URL.match(url) is not None and not url.endswith(job_id), timeout=20_000)
+    assert page.url.rsplit("/", 1)[1] != job_id
+    page.wait_for_selector("#job-error", state="hidden")
+    shots(page, "submitted-again")
+    httpx.post(f"{system.base_url}{page.url.split(system.base_url)[1].replace('/jobs/', '/v1/admin/jobs/')}/cancel",
+               headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # it need not run to the end
     assert page.errors == []
 
 

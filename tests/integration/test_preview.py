@@ -162,3 +162,31 @@ def test_with_one_replica_down_the_other_answers_and_with_none_a_503_says_so(rab
         assert answer.json()["error"]["field"] == "preview"
         assert "no renderer" in answer.json()["error"]["message"]
         assert json.loads(answer.text)  # the error is JSON, never an HTML or text page
+
+
+@pytest.mark.timeout(120)
+def test_whatever_a_client_sends_to_preview_the_answer_is_one_the_schema_promises(bridge):
+    """schemathesis against POST /v1/preview as /openapi.json documents it: no 5xx, documented codes, bodies and
+    content types (PNG or its JSON twin), bad input refused."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis import checks as st_checks
+    from schemathesis.specs.openapi import checks as openapi_checks
+
+    checks = [st_checks.not_a_server_error, openapi_checks.status_code_conformance,
+              openapi_checks.content_type_conformance, openapi_checks.response_schema_conformance,
+              openapi_checks.negative_data_rejection]
+    operation = schemathesis.openapi.from_url(f"{bridge}/openapi.json").include(path="/v1/preview")
+    [result] = list(operation.get_all_operations())
+    seen = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        @given(case=result.ok().as_strategy(mode))
+        @settings(max_examples=40, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        def exercise(case):
+            reply = case.call_and_validate(checks=checks, timeout=20)
+            seen.append(reply.status_code)
+
+        exercise()
+    assert 200 in seen and 400 in seen, seen

@@ -46,11 +46,13 @@ export function showJob(job) {
   bar.firstElementChild.style.width = `${progress}%`;
   bar.classList.toggle("failed", job.stage === "failed");
   $("progress-value").textContent = `${progress} %`;
-  $("job-status").textContent = job.stage === "failed" ? "This job stopped." : WORDS[job.stage] || job.stage;
+  $("job-status").textContent = job.stage === "failed" ? "This job stopped before it was finished."
+    : WORDS[job.stage] || job.stage;
   const error = $("job-error");
   error.hidden = job.stage !== "failed";
   error.textContent = job.stage === "failed"
-    ? `${job.error || "It failed without a reason."} Your settings are kept below: submit again to retry.` : "";
+    ? `${sentence(job.error) || "It failed without a reason."} Your settings are kept below: submit again to retry.`
+    : "";
 
   const assets = job.assets || {};
   const ready = Boolean(assets.image && assets.animation);
@@ -73,4 +75,11 @@ export function showJob(job) {
 function failedAt(job) {
   // Where a failed job stopped, from its progress: rendering spans 1-70, pinning 71-99 (mintpipe.events).
   return job.progress >= 71 ? 3 : job.progress >= 1 ? 1 : 0;
+}
+
+// The server's reason as a sentence: "cancelled by an operator" -> "Cancelled by an operator."
+function sentence(text) {
+  const t = String(text || "").trim();
+  if (!t) return "";
+  return t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
 }

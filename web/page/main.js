@@ -3,7 +3,7 @@
 
 import { ApiError, NetworkError, getChain, getJob, getScenes, ipfsPath, listJobs, preview, submitJob } from "./api.js";
 import { SettingsForm, el } from "./form.js";
-import { showJob, tokenIdOf } from "./jobview.js";
+import { STAGES, showJob, tokenIdOf } from "./jobview.js";
 import { MintPanel } from "./mint.js";
 import { Wallets, chainName, deepLinks } from "./wallet.js";
 import { TERMINAL, watchJob } from "./watch.js";
@@ -99,6 +99,14 @@ function idempotencyKey(body) {
   return key;
 }
 
+function remember(body, key, jobId) {
+  try {
+    sessionStorage.setItem("mintpipe.attempt", JSON.stringify({ body: JSON.stringify(body), key, job: jobId }));
+  } catch {
+    /* storage unavailable */
+  }
+}
+
 function formError(text) {
   $("form-error").hidden = !text;
   $("form-error").textContent = text || "";
@@ -130,6 +138,7 @@ async function submit(event) {
     for (let attempt = 0; ; attempt += 1) {
       try {
         const { data } = await submitJob(body, key);
+        remember(body, key, data.job_id);
         history.pushState({ job: data.job_id }, "", `/jobs/${data.job_id}`);
         follow({ job_id: data.job_id, stage: data.stage, progress: 0, wallet, assets: {}, settings: body.settings });
         $("job").scrollIntoView({ behavior: "smooth", block: "start" });
@@ -192,7 +201,17 @@ function onJob(job, error) {
   }
   showJob(job);
   mint.show(job);
-  document.title = `${job.stage === "minted" ? `Minted #${tokenIdOf(job) ?? ""}` : job.stage} · mintpipe`;
+  const label = (STAGES.find(([stage]) => stage === job.stage) || [job.stage, "Failed"])[1];
+  document.title = `${job.stage === "minted" ? `Minted #${tokenIdOf(job) ?? ""}` : label} · mintpipe`;
+  if (job.stage === "failed") {
+    // "Submit again to retry" must make a new job: the kept key would only find this failed one.
+    try {
+      const kept = JSON.parse(sessionStorage.getItem("mintpipe.attempt") || "null");
+      if (kept?.job === job.job_id) sessionStorage.removeItem("mintpipe.attempt");
+    } catch {
+      /* nothing kept */
+    }
+  }
   if (job.stage === "minted" && wallets.current) loadMints();
 }
 
@@ -252,8 +271,10 @@ function walletChanged() {
   const button = $("connect");
   const network = $("network");
   if (current) {
-    button.textContent = `${current.account.slice(0, 6)}…${current.account.slice(-4)}`;
-    button.setAttribute("aria-label", `Wallet: ${current.info.name}, ${current.account}. Open the wallet menu`);
+    // The accessible name starts with the visible text (WCAG 2.5.3), then says what the button opens.
+    button.replaceChildren(`${current.account.slice(0, 6)}…${current.account.slice(-4)}`,
+      el("span", { class: "visually-hidden", text: ` (${current.info.name} wallet menu)` }));
+    button.title = `${current.info.name}: ${current.account}`;
     network.hidden = false;
     const wrong = state.chain && Number(state.chain.chain_id) !== current.chainId;
     network.textContent = wrong ? `Wrong network: ${chainName(current.chainId)}` : chainName(current.chainId);
@@ -262,7 +283,7 @@ function walletChanged() {
     loadMints();
   } else {
     button.textContent = "Connect wallet";
-    button.removeAttribute("aria-label");
+    button.removeAttribute("title");
     network.hidden = true;
     $("my-mints").hidden = true;
   }
@@ -347,9 +368,21 @@ async function start() {
 
   try {
     const scenes = await getScenes();
-    state.scene = scenes[0];
-    $("scene-description").textContent = `${state.scene.title}: ${state.scene.description}`;
-    form.render(state.scene.schema);
+    const choose = (scene) => {
+      state.scene = scene;
+      $("scene-description").textContent = `${scene.title}: ${scene.description}`;
+      form.render(scene.schema);
+    };
+    choose(scenes[0]);
+    if (scenes.length > 1) {
+      // Several scenes: a choice above their settings (one scene needs none).
+      const select = el("select", { id: "scene" }, ...scenes.map((sc) => el("option", { value: sc.name, text: sc.title })));
+      select.addEventListener("change", () => {
+        choose(scenes.find((sc) => sc.name === select.value));
+        schedulePreview();
+      });
+      $("form").prepend(el("div", { class: "field" }, el("label", { for: "scene", text: "Scene" }), select));
+    }
   } catch (e) {
     $("fields").replaceChildren(el("p", { class: "error-box", role: "alert",
       text: `The settings could not be loaded (${e.message}). Reload the page to try again.` }));

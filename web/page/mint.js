@@ -110,10 +110,13 @@ export class MintPanel {
     items.push(relay);
     items.push(el("p", { class: "note", text: `“Mint it for me”: this service sends the mint and pays the fee; the ` +
       `NFT goes to ${short(this.job.mint.voucher?.to || this.job.wallet)}.` }));
-    if (!this.wallets.list().length) {
+    if (!this.wallets.list().length && matchMedia("(pointer: coarse)").matches) {
       items.push(el("p", { class: "note", text: "Have a wallet app on this phone? Open this page inside it:" }),
         el("ul", { class: "deep-links" }, ...deepLinks(location.href).map((l) =>
           el("li", {}, el("a", { href: l.href, rel: "noopener" }, `Open in ${l.name}`)))));
+    } else if (!this.wallets.list().length) {
+      items.push(el("p", { class: "note", text: "No wallet in this browser. To mint from your own wallet, add a " +
+        "wallet extension (such as MetaMask) and reload this page: the job and its link stay as they are." }));
     }
     actions.replaceChildren(...items);
   }
@@ -154,12 +157,14 @@ export class MintPanel {
         const kind = revertKind(problem);
         job = await this.fresh();
         if (job.stage === "minted") return this.alreadyMinted(job);
-        if (kind === "expired" || Number(job.mint?.voucher?.deadline) !== deadline) {
+        const renewed = Number(job.mint?.voucher?.deadline) !== deadline;
+        if (kind === "expired" || (kind === null && renewed)) {
           this.show(job);
           throw new WalletError("expired", "Your mint voucher had expired, so we fetched a fresh one. Press Mint " +
             "again to send it.");
         }
         if (kind === "already") {
+          this.onJob(job, true); // minted from elsewhere: show the token when the chain watcher records it
           throw new WalletError("already", "This artwork has already been minted; its token will show here as soon " +
             "as the chain confirms it. Nothing was sent and nothing was charged.");
         }
