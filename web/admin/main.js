@@ -213,15 +213,15 @@ function drawOverview(root, o) {
   const table = h("table.queues",
     h("thead", {}, h("tr", {}, ["Queue", "Depth", "In /s", "Out /s", "Consumers", "Oldest", ""].map((t) => h("th", { text: t })))),
     h("tbody", {}, stages.flatMap((stage) => queueRows(stage, o.queues.filter((q) => q.stage === stage)))));
-  const replicas = jobs.replicas_last_hour || [];
+  const replicas = jobs.replicas || [];
   const workers = replicas.length ? h("div.scroll", {}, h("table.replicas", {},
-    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes (1 h)"].map((t) => h("th", { text: t })))),
+    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes (10 min)"].map((t) => h("th", { text: t })))),
     h("tbody", {}, replicas.map((r) => h(`tr.${r.last_seen_s > 600 ? "quiet" : "plain"}`, {},
       h("td.mono", { text: r.replica }), h("td", { text: r.service }), h("td", { text: `${age(r.last_seen_s)} ago` }), h("td.n", { text: r.stage_changes })))))) :
-    h("p.note", { text: "No renderer or pinner has moved a job in the last hour." });
+    h("p.note", { text: "No renderer or pinner has moved a job in the last 10 minutes." });
   root.className = "";
   root.replaceChildren(warnings, cards, h("h2", { text: "Queues" }), h("div.scroll", {}, table),
-    h("h2", { text: "Replicas at work (last hour)" }), workers,
+    h("h2", { text: "Replicas at work (last 10 minutes)" }), workers,
     h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage history. Refreshed ${new Date(o.at * 1000).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s.` }));
 }
 
