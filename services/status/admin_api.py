@@ -232,7 +232,10 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         async with store.db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         records = [_row_to_record(r) for r in rows[:limit]]
-        return {"jobs": [r.to_json() for r in records], "matched_as": matched_as,
+        parked = await ops_store.open_dead_letters(store, [r.job_id for r in records])
+        jobs = [{**r.to_json(), "dead_letter": _times([parked[r.job_id]], "at")[0] if r.job_id in parked else None}
+                for r in records]
+        return {"jobs": jobs, "matched_as": matched_as,
                 "next_cursor": encode_cursor(records[-1]) if len(rows) > limit else None}
 
     async def known(job_id: str):
@@ -262,10 +265,11 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         audit = [a for a in await ops_store.audit_page(store, 500)
                  if a["target"] == job_id or job_id in a["detail"].get("message_ids", ())]
         queued = {"stage": "queued", "at": record.created_at, "source": "gateway", "replica": "", "error": ""}
+        parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
         return {**record.to_json(), "idempotency_key": keys[0] if keys and not keys[0].startswith("auto:") else None,
                 "history": _times([queued, *history], "at"), "retries": _times(retries, "at"),
                 "dead_letters": _times(await ops_store.dead_letter_history(store, job_id), "at", "replayed_at"),
-                "audit": _times(audit, "at"),
+                "audit": _times(audit, "at"), "parked": _times([parked], "at")[0] if parked else None,
                 "gateway_urls": {k: f"/ipfs/{v.removeprefix('ipfs://')}" if v else None
                                  for k, v in record.to_json()["assets"].items()}}
 
@@ -328,9 +332,10 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     async def retry(job_id: str, who: Principal = acting) -> Any:
         async def run() -> dict[str, Any]:
             record = await known(job_id)
-            if record.stage != jobs_pb2.STAGE_FAILED:
-                raise ApiError(409, "conflict", f"only a failed job can be retried; this one is "
-                               f"{record.to_json()['stage']}", "job_id")
+            parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
+            if record.stage != jobs_pb2.STAGE_FAILED and parked is None:
+                raise ApiError(409, "conflict", f"only a failed job, or one parked in a dead-letter queue, can be "
+                               f"retried; this one is {record.to_json()['stage']}", "job_id")
             # Its message may still wait as a dead letter: replaying it resumes where it stopped (a pin job
             # does not render again).
             for queue in ("pin", "render"):
@@ -340,6 +345,9 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                     result = await replay_ids(queue, ids)
                     body = json.loads(result.body) if isinstance(result, JSONResponse) else result
                     return {"job_id": job_id, "how": f"replayed its dead letter from {queue}", **body}
+            if record.stage != jobs_pb2.STAGE_FAILED:
+                raise ApiError(409, "conflict", "its dead letter is no longer in the queue (replayed meanwhile?)",
+                               "job_id")
             # No message left anywhere (cancelled, or dropped): render it again from the stored settings. The
             # renderer finds its finished files if it had any, the pinner uploads nothing twice.
             await asyncio.to_thread(_uncancel, admin.artifacts.root, job_id)

@@ -198,6 +198,18 @@ async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, An
         return [dict(r) for r in await cur.fetchall()]
 
 
+async def open_dead_letters(store: JobStore, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """job id → its latest dead letter not replayed yet (queue, reason, at), for the given jobs."""
+    await ensure_schema(store)
+    if not job_ids:
+        return {}
+    marks = ",".join("?" * len(job_ids))
+    async with store.db.execute(
+        f"SELECT job_id, queue, reason, at FROM dead_letter_history WHERE replayed_at IS NULL AND job_id IN ({marks}) "
+        "ORDER BY id", job_ids) as cur:
+        return {r[0]: {"queue": r[1], "reason": r[2], "at": r[3]} for r in await cur.fetchall()}
+
+
 async def oldest_open_dead_letter(store: JobStore) -> dict[str, float]:
     """queue → time of its oldest dead letter not replayed yet (what the broker cannot tell without a browse)."""
     await ensure_schema(store)
