@@ -22,16 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from aio_pika.abc import AbstractChannel
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from mintpipe.broker import RETRY_TIERS, Broker
 from mintpipe.events import STAGE_NAMES
+from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import jobs_pb2
 from status import status_metrics as metrics
 from status.ops_store import ensure_schema, oldest_open_dead_letter
 from status.store import JobStore
 
+log = get_logger(__name__)
 RATE_WINDOW = 60.0
+BROKER_TIMEOUT = 10.0  # an overview answers within this even when the broker hangs
 # Replicas that moved a job lately: a window of ten minutes reads a sixth of the hour's rows (41 -> 7 ms here).
 REPLICA_WINDOW = 600.0
 # Several dashboards open at once (each polls every 3 s) share one snapshot this fresh.
@@ -88,7 +93,7 @@ class Overview:
         try:
             # robust=False: a robust channel answers repeated passive declares from its cache (stale counts).
             q = await self._channel.declare_queue(name, passive=True, robust=False)
-        except Exception:  # a missing queue closes the channel; the next call opens another
+        except ChannelNotFoundEntity:  # a missing queue closes the channel; the next call opens another
             self._channel = None
             return None
         result = q.declaration_result
@@ -103,31 +108,42 @@ class Overview:
         flows = await self._flows(now)
         oldest_dead = await oldest_open_dead_letter(self.store)
         oldest_waiting = await self._oldest_waiting(now)
-        async with asyncio.timeout(10):
-            for stage, queue in stages.items():
-                kinds = [("work", queue, None), ("dead", topo.dead_queue(queue), None),
-                         *(("retry", topo.retry_queue(queue, t), t) for t in RETRY_TIERS)]
-                for kind, name, tier in kinds:
-                    got = await self._declare(name)
-                    if got is None:
-                        rows.append({"stage": stage, "kind": kind, "queue": name, "missing": True})
-                        continue
-                    depth, consumers = got
-                    row: dict[str, Any] = {"stage": stage, "kind": kind, "queue": name, "tier_seconds": tier,
-                                           "depth": depth, "consumers": consumers,
-                                           "growing": self.sampler.add(name, depth, now)}
-                    if kind == "work":
-                        row["rate_in"], row["rate_out"] = flows.get(stage, (None, None))
-                        row["oldest_age_s"] = 0.0 if depth == 0 else oldest_waiting.get(stage)
-                        row["no_consumer"] = consumers == 0
-                    elif kind == "dead":
-                        at = oldest_dead.get(stage)
-                        row["oldest_age_s"] = (now - at) if depth and at else (0.0 if depth == 0 else None)
-                    else:
-                        row["oldest_age_s"] = 0.0 if depth == 0 else None
-                        row["oldest_at_most_s"] = tier
-                    rows.append(row)
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT):
+                await self._declare_all(stages, rows, flows, oldest_dead, oldest_waiting, now)
+        except (TimeoutError, AMQPError, ChannelInvalidStateError, OSError) as exc:
+            # The broker hangs or went away: say so (figures unknown) rather than fail the whole overview.
+            self._channel = None
+            log.warning("queue figures unavailable", error=repr(exc))
+            return [], False
         return rows, True
+
+    async def _declare_all(self, stages: dict[str, str], rows: list[dict[str, Any]], flows, oldest_dead,
+                           oldest_waiting, now: float) -> None:
+        topo = self.broker.topology
+        for stage, queue in stages.items():
+            kinds = [("work", queue, None), ("dead", topo.dead_queue(queue), None),
+                     *(("retry", topo.retry_queue(queue, t), t) for t in RETRY_TIERS)]
+            for kind, name, tier in kinds:
+                got = await self._declare(name)
+                if got is None:
+                    rows.append({"stage": stage, "kind": kind, "queue": name, "missing": True})
+                    continue
+                depth, consumers = got
+                row: dict[str, Any] = {"stage": stage, "kind": kind, "queue": name, "tier_seconds": tier,
+                                       "depth": depth, "consumers": consumers,
+                                       "growing": self.sampler.add(name, depth, now)}
+                if kind == "work":
+                    row["rate_in"], row["rate_out"] = flows.get(stage, (None, None))
+                    row["oldest_age_s"] = 0.0 if depth == 0 else oldest_waiting.get(stage)
+                    row["no_consumer"] = consumers == 0
+                elif kind == "dead":
+                    at = oldest_dead.get(stage)
+                    row["oldest_age_s"] = (now - at) if depth and at else (0.0 if depth == 0 else None)
+                else:
+                    row["oldest_age_s"] = 0.0 if depth == 0 else None
+                    row["oldest_at_most_s"] = tier
+                rows.append(row)
 
     # --- job store ------------------------------------------------------------------------------------------
     async def _flows(self, now: float) -> dict[str, tuple[float | None, float | None]]:
