@@ -85,8 +85,10 @@ async def ensure_schema(store: JobStore) -> None:
     """Create the tables once per open connection (idempotent), so no other module has to remember to."""
     db = store.db
     if not _READY.get(db):
-        await db.executescript(SCHEMA)
-        _READY[db] = True
+        async with store._lock:  # executescript commits first: never in the middle of the store's transaction
+            if not _READY.get(db):
+                await db.executescript(SCHEMA)
+                _READY[db] = True
 
 
 async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",
@@ -103,9 +105,10 @@ async def note_stage(store: JobStore, job_id: str, stage: int, source: str, repl
         return False
     now = time.time() if at is None else at
     took = await _observe(store, job_id, stage, now, earlier)
-    await store.db.execute(
-        "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
-        (job_id, stage, now, source, replica, error[:1000], took))
+    async with store._lock:  # one connection: keep our write out of another's transaction
+        await store.db.execute(
+            "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
+            (job_id, stage, now, source, replica, error[:1000], took))
     return True
 
 
@@ -156,9 +159,11 @@ async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, ret
                      source: str, replica: str) -> None:
     await ensure_schema(store)
     metrics.RETRIES.labels(STAGE_NAMES.get(stage, "unknown")).inc()
-    await store.db.execute(
-        "INSERT INTO retry_history (job_id, stage, attempt, retry_in_s, reason, source, replica, at) "
-        "VALUES (?,?,?,?,?,?,?,?)", (job_id, stage, attempt, retry_in_s, reason[:1000], source, replica, time.time()))
+    async with store._lock:  # one connection: keep our write out of another's transaction
+        await store.db.execute(
+            "INSERT INTO retry_history (job_id, stage, attempt, retry_in_s, reason, source, replica, at) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (job_id, stage, attempt, retry_in_s, reason[:1000], source, replica, time.time()))
 
 
 async def retry_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
@@ -174,9 +179,10 @@ async def note_dead_letter(store: JobStore, job_id: str, queue: str, message_id:
                            dead_lettered_by: str) -> None:
     await ensure_schema(store)
     metrics.DEAD_LETTERS.labels(queue).inc()
-    await store.db.execute(
-        "INSERT INTO dead_letter_history (job_id, queue, message_id, reason, dead_lettered_by, at) "
-        "VALUES (?,?,?,?,?,?)", (job_id, queue, message_id, reason[:1000], dead_lettered_by, time.time()))
+    async with store._lock:  # one connection: keep our write out of another's transaction
+        await store.db.execute(
+            "INSERT INTO dead_letter_history (job_id, queue, message_id, reason, dead_lettered_by, at) "
+            "VALUES (?,?,?,?,?,?)", (job_id, queue, message_id, reason[:1000], dead_lettered_by, time.time()))
 
 
 async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> None:
@@ -184,9 +190,10 @@ async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> 
     if not message_ids:
         return
     marks = ",".join("?" * len(message_ids))
-    await store.db.execute(
-        f"UPDATE dead_letter_history SET replayed_at = ? WHERE queue = ? AND replayed_at IS NULL "
-        f"AND message_id IN ({marks})", (time.time(), queue, *message_ids))
+    async with store._lock:  # one connection: keep our write out of another's transaction
+        await store.db.execute(
+            f"UPDATE dead_letter_history SET replayed_at = ? WHERE queue = ? AND replayed_at IS NULL "
+            f"AND message_id IN ({marks})", (time.time(), queue, *message_ids))
 
 
 async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
@@ -230,10 +237,11 @@ class AuditEntry:
 
 async def audit(store: JobStore, entry: AuditEntry) -> None:
     await ensure_schema(store)
-    await store.db.execute(
-        "INSERT INTO admin_audit (at, actor, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?)",
-        (time.time(), entry.actor, entry.action, entry.target, entry.outcome,
-         json.dumps(entry.detail, sort_keys=True, default=str)[:4000]))
+    async with store._lock:  # one connection: keep our write out of another's transaction
+        await store.db.execute(
+            "INSERT INTO admin_audit (at, actor, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?)",
+            (time.time(), entry.actor, entry.action, entry.target, entry.outcome,
+             json.dumps(entry.detail, sort_keys=True, default=str)[:4000]))
 
 
 async def audit_page(store: JobStore, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:

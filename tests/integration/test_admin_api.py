@@ -247,3 +247,35 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
     assert broker_pb2.RenderJob.FromString((await probe.take(topo.render_queue, timeout=5)).body).job_id == cancelled
     conflict = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
     assert conflict.status_code == 409
+
+
+async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(broker, rabbit_url, tmp_path,
+                                                                               monkeypatch):
+    """A partition (the broker's socket open, nothing coming back), then a cut: 200 with a warning both times."""
+    import status.overview
+    from tests.integration.test_admin import CuttableLink
+
+    monkeypatch.setattr(status.overview, "BROKER_TIMEOUT", 1.0)
+    link = CuttableLink(rabbit_url)
+    linked = Broker(await link.start(), broker.topology, "ops-over-link")
+    await linked.connect(attempts=3)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    try:
+        async with ops_client(linked, store) as client:
+            assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
+            link.freeze()
+            await asyncio.sleep(2.1)  # past the shared snapshot
+            frozen = await client.get("/v1/admin/overview", headers=BEARER)
+            assert frozen.status_code == 200 and frozen.json()["broker_connected"] is False
+            assert "broker unreachable" in frozen.json()["warnings"][0]["text"]
+            await link.cut()
+            await wait_for(lambda: not linked.connected, timeout=10)
+            await asyncio.sleep(2.1)
+            gone = await client.get("/v1/admin/overview", headers=BEARER)
+            assert gone.status_code == 200 and gone.json()["broker_connected"] is False
+            assert (await client.get("/metrics")).status_code == 200
+    finally:
+        await link.cut()
+        await linked.close()
+        await store.close()
