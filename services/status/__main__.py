@@ -99,7 +99,8 @@ async def main() -> None:
                       ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
                                     if settings.admin_readonly_token else None,
                                     monthly_pins=settings.monthly_pins, pin_ledger=settings.data_dir / "pins.sqlite3",
-                                    secure_cookie=settings.admin_secure_cookie))
+                                    secure_cookie=settings.admin_secure_cookie,
+                                    overview_cache_seconds=settings.overview_cache_seconds))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))

@@ -60,6 +60,7 @@ class OpsConfig:
     pin_ledger: Path | None = None  # default: beside the artifact store (<data_dir>/pins.sqlite3)
     secure_cookie: bool = False  # set Secure on the session cookie (behind HTTPS)
     web_dir: Path | None = None  # built web apps (web/dist); default: the checkout's
+    overview_cache_seconds: float = 2.0  # dashboards polling at once share a snapshot this fresh
 
 
 class LoginBody(BaseModel):
@@ -111,7 +112,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     ledger = config.pin_ledger or admin.artifacts.root.parent / "pins.sqlite3"
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
-                                    if s.name.endswith("_total")))
+                                    if s.name.endswith("_total")), config.overview_cache_seconds)
     endpoints: dict[str, Callable[..., Awaitable[Any]]] = {
         r.name: r.endpoint for r in bearer_routes.routes if isinstance(r, Route)}
     router = APIRouter(prefix="/v1/admin", tags=["operators"],
@@ -231,7 +232,10 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         async with store.db.execute(sql, args) as cur:
             rows = await cur.fetchall()
         records = [_row_to_record(r) for r in rows[:limit]]
-        return {"jobs": [r.to_json() for r in records], "matched_as": matched_as,
+        parked = await ops_store.open_dead_letters(store, [r.job_id for r in records])
+        jobs = [{**r.to_json(), "dead_letter": _times([parked[r.job_id]], "at")[0] if r.job_id in parked else None}
+                for r in records]
+        return {"jobs": jobs, "matched_as": matched_as,
                 "next_cursor": encode_cursor(records[-1]) if len(rows) > limit else None}
 
     async def known(job_id: str):
@@ -261,10 +265,11 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         audit = [a for a in await ops_store.audit_page(store, 500)
                  if a["target"] == job_id or job_id in a["detail"].get("message_ids", ())]
         queued = {"stage": "queued", "at": record.created_at, "source": "gateway", "replica": "", "error": ""}
+        parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
         return {**record.to_json(), "idempotency_key": keys[0] if keys and not keys[0].startswith("auto:") else None,
                 "history": _times([queued, *history], "at"), "retries": _times(retries, "at"),
                 "dead_letters": _times(await ops_store.dead_letter_history(store, job_id), "at", "replayed_at"),
-                "audit": _times(audit, "at"),
+                "audit": _times(audit, "at"), "parked": _times([parked], "at")[0] if parked else None,
                 "gateway_urls": {k: f"/ipfs/{v.removeprefix('ipfs://')}" if v else None
                                  for k, v in record.to_json()["assets"].items()}}
 
@@ -327,9 +332,10 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     async def retry(job_id: str, who: Principal = acting) -> Any:
         async def run() -> dict[str, Any]:
             record = await known(job_id)
-            if record.stage != jobs_pb2.STAGE_FAILED:
-                raise ApiError(409, "conflict", f"only a failed job can be retried; this one is "
-                               f"{record.to_json()['stage']}", "job_id")
+            parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
+            if record.stage != jobs_pb2.STAGE_FAILED and parked is None:
+                raise ApiError(409, "conflict", f"only a failed job, or one parked in a dead-letter queue, can be "
+                               f"retried; this one is {record.to_json()['stage']}", "job_id")
             # Its message may still wait as a dead letter: replaying it resumes where it stopped (a pin job
             # does not render again).
             for queue in ("pin", "render"):
@@ -339,6 +345,9 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                     result = await replay_ids(queue, ids)
                     body = json.loads(result.body) if isinstance(result, JSONResponse) else result
                     return {"job_id": job_id, "how": f"replayed its dead letter from {queue}", **body}
+            if record.stage != jobs_pb2.STAGE_FAILED:
+                raise ApiError(409, "conflict", "its dead letter is no longer in the queue (replayed meanwhile?)",
+                               "job_id")
             # No message left anywhere (cancelled, or dropped): render it again from the stored settings. The
             # renderer finds its finished files if it had any, the pinner uploads nothing twice.
             await asyncio.to_thread(_uncancel, admin.artifacts.root, job_id)

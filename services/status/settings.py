@@ -33,6 +33,8 @@ class StatusSettings(ServiceSettings):
     # The pinning plan's monthly budget, shown on the dashboard; read from the pinner's variable so one serves all.
     monthly_pins: int | None = Field(None, ge=0, validation_alias=AliasChoices("STATUS_MONTHLY_PINS",
                                                                               "PINNER_MONTHLY_PINS"))
+    overview_cache_seconds: float = Field(2.0, ge=0, le=60,
+                                          description="open dashboards share an overview this fresh (0: none)")
     ip_rate_per_minute: float = Field(120, gt=0, description="submissions one client IP may make per minute")
     ip_burst: int = Field(30, ge=1)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")

@@ -136,8 +136,14 @@ def test_search_finds_a_job_by_wallet(browser, system, parked):
     links = page.locator("table.jobs tbody tr a")
     assert links.count() == 1
     assert links.first.get_attribute("title") == parked["parked"]
-    assert "Matched as wallet" in page.inner_text("#results")
     shot(page, "search-desktop")
+    assert "Matched as wallet" in page.inner_text("#results")
+    assert "parked in pin dead letters" in page.inner_text("table.jobs")
+    links.first.click()
+    page.wait_for_selector("#job .warnbox")
+    assert "401" in page.inner_text("#job .warnbox")
+    assert page.inner_text("#retry") == "Replay its dead letter"
+    shot(page, "parked-job-desktop")
     context.close()
 
 

@@ -4,7 +4,9 @@ overview's queue figures against what is really in the queues; actions and their
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +18,7 @@ import pytest
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig
@@ -196,6 +199,17 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert "no consumer on render" in texts and "1 dead letter(s) in pin" in texts
     assert overview["jobs"]["by_stage"]["queued"] == 4
     assert overview["pins"]["monthly_budget"] == 100 and overview["pins"]["left"] == 100
+    assert overview["pins"]["last_429_at"] is None
+
+    # A pinner records the backend's 429 (and its Retry-After) in the shared ledger; the overview shows it.
+    ledger = PinLedger(store.path.parent / "pins.sqlite3", "pinata")
+    ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
+    before = time.time()
+    ledger.block_requests(30)
+    await asyncio.sleep(2.1)  # past the snapshot dashboards share
+    pins = (await client.get("/v1/admin/overview", headers=BEARER)).json()["pins"]
+    assert pins["last_429_at"] >= before and pins["last_429_retry_after_s"] == 30
+    assert pins["used_this_month"] == 1 and pins["left"] == 99
     scraped = (await client.get("/metrics")).text
     assert f'mintpipe_queue_depth{{kind="work",queue="{topo.render_queue}",stage="render"}} 3.0' in scraped
 
@@ -234,3 +248,35 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
     assert broker_pb2.RenderJob.FromString((await probe.take(topo.render_queue, timeout=5)).body).job_id == cancelled
     conflict = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
     assert conflict.status_code == 409
+
+
+async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(broker, rabbit_url, tmp_path,
+                                                                               monkeypatch):
+    """A partition (the broker's socket open, nothing coming back), then a cut: 200 with a warning both times."""
+    import status.overview
+    from tests.integration.test_admin import CuttableLink
+
+    monkeypatch.setattr(status.overview, "BROKER_TIMEOUT", 1.0)
+    link = CuttableLink(rabbit_url)
+    linked = Broker(await link.start(), broker.topology, "ops-over-link")
+    await linked.connect(attempts=3)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    try:
+        async with ops_client(linked, store) as client:
+            assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
+            link.freeze()
+            await asyncio.sleep(2.1)  # past the shared snapshot
+            frozen = await client.get("/v1/admin/overview", headers=BEARER)
+            assert frozen.status_code == 200 and frozen.json()["broker_connected"] is False
+            assert "broker unreachable" in frozen.json()["warnings"][0]["text"]
+            await link.cut()
+            await wait_for(lambda: not linked.connected, timeout=10)
+            await asyncio.sleep(2.1)
+            gone = await client.get("/v1/admin/overview", headers=BEARER)
+            assert gone.status_code == 200 and gone.json()["broker_connected"] is False
+            assert (await client.get("/metrics")).status_code == 200
+    finally:
+        await link.cut()
+        await linked.close()
+        await store.close()

@@ -69,7 +69,11 @@ function when(iso) {
   const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
   return d.toDateString() === new Date().toDateString() ? time : `${d.toISOString().slice(0, 10)} ${time}`;
 }
-const took = (a, b) => (a && b ? `+${age((new Date(b) - new Date(a)) / 1000)}` : "");
+function took(a, b) {
+  if (!a || !b) return "";
+  const seconds = (new Date(b) - new Date(a)) / 1000;
+  return seconds < 1 ? `+${Math.round(seconds * 1000)} ms` : `+${age(seconds)}`;
+}
 const shortId = (id) => (id ? `${id.slice(0, 8)}…` : "–");
 const shortWallet = (w) => (w ? `${w.slice(0, 6)}…${w.slice(-4)}` : "–");
 const stageBadge = (stage) => h(`span.badge.s-${stage}`, { text: stage });
@@ -213,15 +217,15 @@ function drawOverview(root, o) {
   const table = h("table.queues",
     h("thead", {}, h("tr", {}, ["Queue", "Depth", "In /s", "Out /s", "Consumers", "Oldest", ""].map((t) => h("th", { text: t })))),
     h("tbody", {}, stages.flatMap((stage) => queueRows(stage, o.queues.filter((q) => q.stage === stage)))));
-  const replicas = jobs.replicas_last_hour || [];
+  const replicas = jobs.replicas || [];
   const workers = replicas.length ? h("div.scroll", {}, h("table.replicas", {},
-    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes (1 h)"].map((t) => h("th", { text: t })))),
+    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes (10 min)"].map((t) => h("th", { text: t })))),
     h("tbody", {}, replicas.map((r) => h(`tr.${r.last_seen_s > 600 ? "quiet" : "plain"}`, {},
       h("td.mono", { text: r.replica }), h("td", { text: r.service }), h("td", { text: `${age(r.last_seen_s)} ago` }), h("td.n", { text: r.stage_changes })))))) :
-    h("p.note", { text: "No renderer or pinner has moved a job in the last hour." });
+    h("p.note", { text: "No renderer or pinner has moved a job in the last 10 minutes." });
   root.className = "";
   root.replaceChildren(warnings, cards, h("h2", { text: "Queues" }), h("div.scroll", {}, table),
-    h("h2", { text: "Replicas at work (last hour)" }), workers,
+    h("h2", { text: "Replicas at work (last 10 minutes)" }), workers,
     h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage history. Refreshed ${new Date(o.at * 1000).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s.` }));
 }
 
@@ -259,7 +263,7 @@ function queueRows(stage, rows) {
 }
 
 async function replayAll(stage, count) {
-  const done = await act(`Replay ${stage} dead letters`, `Send all ${count} dead letter(s) of the ${stage} queue back to it? Their failed jobs are reopened.`, "Replay all", `/v1/admin/actions/replay/${stage}`, {});
+  const done = await act(`Replay ${stage} dead letters`, `Send all ${count} dead letter(s) of the ${stage} queue back to it? Their jobs resume (failed ones are reopened).`, "Replay all", `/v1/admin/actions/replay/${stage}`, {});
   if (done) route();
 }
 
@@ -328,7 +332,8 @@ async function loadJobs(results, params, cursor) {
         h("td", {}, h("a.mono", { href: `#/job/${j.job_id}`, text: shortId(j.job_id), title: j.job_id })),
         h("td", {}, stageBadge(j.stage)), h("td.n", { text: `${j.progress}%` }),
         h("td.mono", { title: j.wallet, text: shortWallet(j.wallet) }), h("td", { text: j.scene }),
-        h("td", { text: when(j.created_at) }), h("td.err", { text: j.error || "" })));
+        h("td", { text: when(j.created_at) }),
+        h("td.err", {}, j.error || "", j.dead_letter ? h("span.parked", { title: j.dead_letter.reason, text: `parked in ${j.dead_letter.queue} dead letters` }) : "")));
     }
     if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 7, text: "No job matches." })));
     if (page.next_cursor) results.append(h("button.more", { type: "button", onclick: () => loadJobs(results, params, page.next_cursor), text: "More" }));
@@ -364,10 +369,11 @@ function drawJob(root, job) {
   root.className = "";
   const actions = h("div.actions");
   if (session.can_act) {
-    if (job.stage === "failed") {
+    if (job.stage === "failed" || job.parked) {
+      const what = job.parked ? `Replay its dead letter into the ${job.parked.queue} queue?` : "It goes back to the queue it failed in (or is rendered again).";
       actions.append(h("button", { type: "button", id: "retry", onclick: async () => {
-        if (await act("Retry job", `Retry job ${shortId(job.job_id)}? It goes back to the queue it failed in.`, "Retry", `/v1/admin/actions/retry/${job.job_id}`)) route();
-      }, text: "Retry" }));
+        if (await act("Retry job", `Retry job ${shortId(job.job_id)}? ${what}`, "Retry", `/v1/admin/actions/retry/${job.job_id}`)) route();
+      }, text: job.parked ? "Replay its dead letter" : "Retry" }));
     }
     if (!["pinned", "minted", "failed"].includes(job.stage)) {
       actions.append(h("button.danger", { type: "button", id: "cancel", onclick: async () => {
@@ -380,6 +386,7 @@ function drawJob(root, job) {
     h("h1", {}, "Job ", h("span.mono", { text: job.job_id })),
     h("p.summary", {}, stageBadge(job.stage), ` ${job.progress}% · ${job.scene} · `, h("span.mono", { text: job.wallet }), ` · created ${when(job.created_at)}`),
     job.error ? h("p.error", { text: job.error }) : "",
+    job.parked ? h("p.warnbox", { text: `Parked in the ${job.parked.queue} dead letters since ${when(job.parked.at)}: ${job.parked.reason}` }) : "",
     actions,
     h("div.cards",
       h("section.card.wide", h("h2", { text: "Assets" }),
