@@ -93,10 +93,18 @@ start_rabbit() {
   done
   echo "RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1
 }
+# The local node's own pid: whatever holds its distribution port (25672). A node can hang while booting (seen
+# here: stuck recovering after a vhost deletion loop) with 5672 closed but 25672 taken, and then a second
+# `rabbitmq-server -detached` dies at once with dist_port_already_used.
+local_node_pid() { ss -ltnpH 'sport = :25672' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 if ! rabbit_answers; then
-  if rabbit_port_open; then
-    say "RabbitMQ accepts connections but does not answer AMQP; restarting it"
-    timeout 60 rabbitmqctl -q stop >/dev/null 2>&1 || pkill -9 -f 'beam.*rabbit' || true
+  if rabbit_port_open || [ -n "$(local_node_pid)" ]; then
+    say "RabbitMQ is running but does not answer AMQP; restarting it"
+    timeout 60 rabbitmqctl -q stop >/dev/null 2>&1 || true
+    pid=$(local_node_pid)
+    if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+    # CLI calls left hanging on the dead node hold the CLI's distribution ports; clear them too.
+    pkill -9 -f 'rabbitmqctl_escript' 2>/dev/null || true
     sleep 2
   fi
   start_rabbit
