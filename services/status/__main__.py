@@ -84,7 +84,7 @@ async def main() -> None:
         interval=settings.artifact_sweep_interval_seconds).run())
     disk = DiskGuard(settings.data_dir, settings.disk_degraded_free_percent, settings.disk_refuse_free_percent)
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
-                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"),
+                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), ipfs_gateway=settings.ipfs_gateway_url,
                       # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
                       # should not make the launcher or an orchestrator restart a working service.
                       checks={**checks, **chain.checks, "disk": disk.healthy}, disk=disk,

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import grpc
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -146,6 +146,7 @@ class BridgeDeps:
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
     ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
+    ipfs_gateway: str | None = None  # where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -264,11 +265,16 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         return {"scenes": describe_scenes()}
 
     # The stored object in its own content type (image/gif, video/mp4, application/json, ...).
-    @app.get("/ipfs/{cid}", responses={200: {"content": {"*/*": {}}}, **ERRORS})
-    async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> FileResponse:
+    @app.get("/ipfs/{cid}", responses={200: {"content": {"*/*": {}}},
+                                        307: {"description": "not stored here: the configured IPFS gateway"},
+                                        **ERRORS})
+    async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> Response:
         if not is_cid(cid):
             raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")
         stored = deps.ipfs.get(cid)
+        if stored is None and deps.ipfs_gateway:
+            # Pinned elsewhere (Pinata keeps no local copy): the same CID from the operator's gateway.
+            return RedirectResponse(f"{deps.ipfs_gateway.rstrip('/')}/ipfs/{cid}", status_code=307)
         if stored is None:
             raise ApiError(404, "not_found", f"{cid} is not pinned here", "cid")
         # Content-addressed: the bytes behind a CID never change.

@@ -97,15 +97,17 @@ async def note_stage(store: JobStore, job_id: str, stage: int, source: str, repl
     stage add nothing). A job reopened by a replay goes through its stages again, and that shows too. Also
     observes the stage-duration histograms (status.status_metrics) from the same rows."""
     await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12", (job_id,)
-    ) as cur:
-        earlier = [(r[0], r[1]) for r in await cur.fetchall()]
-    if earlier and earlier[0][0] == stage:
-        return False
-    now = time.time() if at is None else at
-    took = await _observe(store, job_id, stage, now, earlier)
-    async with store._lock:  # one connection: keep our write out of another's transaction
+    # Read and write under the store's lock: events of one job are applied concurrently (prefetch), and two
+    # progress events of a new stage read in between would both record it (and observe its span twice).
+    async with store._lock:
+        async with store.db.execute(
+            "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12", (job_id,)
+        ) as cur:
+            earlier = [(r[0], r[1]) for r in await cur.fetchall()]
+        if earlier and earlier[0][0] == stage:
+            return False
+        now = time.time() if at is None else at
+        took = await _observe(store, job_id, stage, now, earlier)
         await store.db.execute(
             "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
             (job_id, stage, now, source, replica, error[:1000], took))

@@ -45,6 +45,9 @@ class StatusSettings(ServiceSettings):
     preview_ip_rate_per_minute: float = Field(600, gt=0, description="previews one client IP may ask for a minute")
     preview_ip_burst: int = Field(60, ge=1)
     web_dir: Path | None = Field(None, description="built web apps (web/dist); default: beside the services")
+    ipfs_gateway_url: str | None = Field(None, pattern=r"^https?://", description="an IPFS gateway /ipfs/{cid} "
+                                         "redirects to for content not stored here (pinning to Pinata keeps no "
+                                         "local copy), e.g. your Pinata gateway")
     # The chain (status/chain.py). Each may also be given as MINTPIPE_CHAIN_...; without an RPC URL there is no
     # chain: no mint object, and the mint routes answer 503.
     chain_rpc_url: str | None = Field(None, description="Ethereum JSON-RPC URL the service reads and sends through")
