@@ -83,20 +83,36 @@ async def main():
         await asyncio.wait_for(conn.channel(), 5)
 asyncio.run(main())' >/dev/null 2>&1
 }
+# The node's open-file limit: started through `su rabbitmq` it gets PAM's soft 1024, which RabbitMQ turns into
+# ~927 file handles. Every quorum queue holds some, and a test run's systems declare hundreds (work, dead and ten
+# retry tiers per stage): at the limit the node stops answering, without a word in its log (seen here three
+# times). So it starts with the hard limit, and a running node with a low one is restarted.
+RABBIT_NOFILE=65536
+# The local node's own pid: whatever holds its distribution port (25672). A node can hang (5672 closed or
+# silent) while keeping 25672, and then a second `rabbitmq-server -detached` dies at once with
+# dist_port_already_used.
+local_node_pid() { ss -ltnpH 'sport = :25672' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+node_nofile() { pid=$(local_node_pid); [ -n "$pid" ] && awk '/Max open files/ {print $4}' "/proc/$pid/limits"; }
 start_rabbit() {
   command -v rabbitmq-server >/dev/null || { say "installing rabbitmq-server"; apt_install rabbitmq-server; }
   say "starting RabbitMQ"
-  rabbitmq-server -detached >/dev/null 2>&1 || true
+  if [ "$(id -u)" = 0 ] && id rabbitmq >/dev/null 2>&1 && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    su rabbitmq -s /bin/sh -c "ulimit -n $RABBIT_NOFILE 2>/dev/null || ulimit -n \$(ulimit -Hn); cd /var/lib/rabbitmq && \
+      /usr/lib/rabbitmq/bin/rabbitmq-server -detached" >/dev/null 2>&1 || true
+  else
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
   for _ in $(seq 1 60); do
     if timeout 30 rabbitmqctl -q await_startup >/dev/null 2>&1 && rabbit_answers; then return 0; fi
     sleep 2
   done
   echo "RabbitMQ did not start on 127.0.0.1:5672" >&2; exit 1
 }
-# The local node's own pid: whatever holds its distribution port (25672). A node can hang while booting (seen
-# here: stuck recovering after a vhost deletion loop) with 5672 closed but 25672 taken, and then a second
-# `rabbitmq-server -detached` dies at once with dist_port_already_used.
-local_node_pid() { ss -ltnpH 'sport = :25672' 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+if rabbit_answers && [ "$(node_nofile || echo 0)" -lt 10000 ] 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  say "RabbitMQ runs with $(node_nofile) open files at most; restarting it with more"
+  timeout 60 rabbitmqctl -q stop >/dev/null 2>&1 || true
+  pid=$(local_node_pid); if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; sleep 2; fi
+fi
 if ! rabbit_answers; then
   if rabbit_port_open || [ -n "$(local_node_pid)" ]; then
     say "RabbitMQ is running but does not answer AMQP; restarting it"
