@@ -7,11 +7,13 @@ hands it to them (status.bus). A watcher on replica B therefore sees an event co
 NOTIFY plus one store read later. Nothing is lost if a notification is: watchers still re-read the store every
 POLL_SECONDS (status.bus), and a listener that loses its connection reconnects with backoff.
 
-Why NOTIFY rather than a RabbitMQ fanout exchange (bench/replica_lag.py, this machine, 2 shared cores,
-loopback, 2,000 messages each, one sender, one receiver):
-  - delivery lag: NOTIFY median 0.20 ms / p95 0.43 ms; fanout (publisher confirms, an exclusive auto-delete
-    queue per replica, no-ack consumer) median 0.55 ms / p95 1.1 ms. Both are far below what a watcher
-    notices; the store re-read (~0.3 ms) dominates either way.
+Why NOTIFY rather than a RabbitMQ fanout exchange (bench/replica_lag.py, this machine, 2 cores shared with
+other work, loopback, 2,000 messages each sent one at a time):
+  - delivery lag: NOTIFY median 0.12 ms / p95 3.3 ms; fanout (publisher confirms, an exclusive auto-delete
+    queue per replica, no-ack consumer) median 0.42 ms / p95 4.0 ms: NOTIFY is 3.5x faster at the median,
+    and both are far below what a watcher notices. End to end, an SSE watcher on replica B sees an event
+    applied on replica A 2.4 ms (median; p95 11.8 ms) after the apply began, against 1.5 ms (p95 9.8 ms)
+    for a watcher on A itself: 1.6x, the difference being one NOTIFY and one store read.
   - moving parts: NOTIFY needs nothing but the database the replicas must share anyway (no queue per
     replica to declare, to leak when a replica is killed, or to count against the broker's file handles,
     which a test run already exhausted once: see scripts/bootstrap.sh), and a replica that cannot reach the
