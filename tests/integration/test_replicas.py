@@ -24,7 +24,7 @@ from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.consumer import apply_and_announce
 from tests.conftest import free_port
 from tests.support.broker import delete_topology
-from tests.support.status_replicas import sse_watch, status_replica
+from tests.support.status_replicas import grpc_watch, sse_watch, status_replica
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +36,12 @@ async def test_watchers_on_every_replica_see_every_change_whichever_replica_cons
     db = tmp_path / "jobs.sqlite3"
     async with status_replica(pg_dsn, db, "a") as a, status_replica(pg_dsn, db, "b") as b:
         job, _ = await a.store.reserve("k1", "a" * 64, WALLET, "gen1", json.dumps({"seed": 1}))
-        async with sse_watch(a.url, job.job_id) as on_a, sse_watch(b.url, job.job_id) as on_b:
+        async with sse_watch(a.url, job.job_id) as on_a, sse_watch(b.url, job.job_id) as on_b, \
+                grpc_watch(a.grpc_target, job.job_id) as grpc_a, grpc_watch(b.grpc_target, job.job_id) as grpc_b:
             assert (await asyncio.wait_for(on_a.get(), 10))["stage"] == "queued"
             assert (await asyncio.wait_for(on_b.get(), 10))["stage"] == "queued"
+            for watch in (grpc_a, grpc_b):
+                assert (await asyncio.wait_for(watch.get(), 10)).stage == jobs_pb2.STAGE_QUEUED
             steps = [(jobs_pb2.STAGE_RENDERING, 10), (jobs_pb2.STAGE_RENDERING, 40), (jobs_pb2.STAGE_RENDERING, 70),
                      (jobs_pb2.STAGE_RENDERED, 80), (jobs_pb2.STAGE_PINNING, 90), (jobs_pb2.STAGE_PINNED, 100)]
             for i, (stage, progress) in enumerate(steps):
@@ -51,6 +54,9 @@ async def test_watchers_on_every_replica_see_every_change_whichever_replica_cons
                 seen_b = await asyncio.wait_for(on_b.get(), 15)
                 assert seen_a == seen_b, f"step {i}: the replicas' watchers disagree"
                 assert seen_b["progress"] == progress, f"step {i} (consumed on {consumer.name}) not seen live"
+                for watch in (grpc_a, grpc_b):  # gRPC WatchJob clients on either replica, likewise
+                    job_now = await asyncio.wait_for(watch.get(), 15)
+                    assert (job_now.stage, job_now.progress) == (stage, progress), f"step {i} over gRPC"
             assert seen_b["stage"] == "pinned" and seen_b["token_uri"] == "ipfs://bafkreitoken"
 
 

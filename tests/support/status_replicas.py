@@ -1,7 +1,7 @@
 """Status replicas in one process for tests and benches: each with its own job-store connection, bus, change
 feed (status.feed, on a PostgreSQL database) and HTTP bridge served by uvicorn on loopback, all sharing one
 SQLite job store file (one host) and one PostgreSQL database. What a real replica adds (the events consumer,
-gRPC) is not needed to show what watchers on each bridge see."""
+the broker) is not needed to show what watchers on each bridge and each gRPC server see."""
 
 from __future__ import annotations
 
@@ -13,14 +13,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import httpx
 import uvicorn
 from httpx_sse import aconnect_sse
 
+from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from status.bus import JobBus
 from status.feed import PgChangeFeed
+from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.store import JobStore
 
@@ -32,6 +36,7 @@ class Replica:
     bus: JobBus
     feed: PgChangeFeed
     url: str
+    grpc_target: str
 
 
 def _free_port() -> int:
@@ -51,6 +56,9 @@ async def status_replica(dsn: str, db_path: Path, name: str, poll_seconds: float
     feed = PgChangeFeed(dsn, bus, store.get, name)
     await feed.start()
     port = _free_port()
+    grpc_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.StatusService"])
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), grpc_server.server)
+    await grpc_server.start({})
     deps = BridgeDeps(store=store, bus=bus, gateway=None, ipfs=LocalIpfsStore(db_path.parent / "ipfs"),  # type: ignore[arg-type]
                       checks={"change_feed": lambda: feed.connected}, ip_limiter=ip_limiter)
     server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
@@ -65,10 +73,12 @@ async def status_replica(dsn: str, db_path: Path, name: str, poll_seconds: float
             await asyncio.sleep(0.02)
         else:
             raise RuntimeError(f"replica {name} did not start (feed connected: {feed.connected})")
-        yield Replica(name, store, bus, feed, f"http://127.0.0.1:{port}")
+        yield Replica(name, store, bus, feed, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_server.port}")
     finally:
         server.should_exit = True
         await http
+        await grpc_server.begin_shutdown()
+        await grpc_server.stop(0)
         await feed.stop()
         await store.close()
 
@@ -95,3 +105,25 @@ async def sse_watch(url: str, job_id: str) -> AsyncIterator[asyncio.Queue[dict]]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def grpc_watch(target: str, job_id: str) -> AsyncIterator[asyncio.Queue[jobs_pb2.Job]]:
+    """The job's WatchJob stream on that replica's gRPC server: each Job in a queue, as it arrives."""
+    jobs: asyncio.Queue[jobs_pb2.Job] = asyncio.Queue()
+    channel = grpc.aio.insecure_channel(target)
+    call = status_pb2_grpc.StatusServiceStub(channel).WatchJob(status_pb2.WatchJobRequest(job_id=job_id))
+
+    async def read() -> None:
+        async for job in call:
+            jobs.put_nowait(job)
+
+    task = asyncio.create_task(read())
+    try:
+        yield jobs
+    finally:
+        call.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+            await task
+        await channel.close()
