@@ -30,9 +30,11 @@ async def main() -> None:
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
     store = LocalIpfsStore(settings.data_dir / "ipfs")
     backend = build_backend(settings, store)
-    pins = PinService(backend, PinLedger(settings.data_dir / "pins.sqlite3", backend.name), store,
+    pins = PinService(backend, PinLedger(settings.store_database("pins.sqlite3"), backend.name), store,
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
                       monthly_pins=settings.monthly_pins)
+    # Migrations first (a database newer than this code stops the replica here, naming the migration).
+    await pins.ledger.open()
     register_metrics(pins)
     try:
         await run_worker("pinner", settings, lambda broker, prefetch: pin_consumer(broker, artifacts, pins, prefetch),
