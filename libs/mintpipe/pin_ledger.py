@@ -42,7 +42,11 @@ class PinLedger:
         async with self._opening:
             if not self._ready:
                 await self.database.open()
-                await self.database.migrate()
+                try:
+                    await self.database.migrate()
+                except BaseException:
+                    await self.database.close()  # a refused database leaves no connection (nor its thread) behind
+                    raise
                 self._ready = True
         return self
 

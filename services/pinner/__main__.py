@@ -41,6 +41,7 @@ async def main() -> None:
                          {"store": store.root.is_dir})
     finally:
         await backend.aclose()
+        await pins.ledger.close()
         # What this replica did and how long it slept for the shared rate limit, for operators and benchmarks.
         get_logger("pinner").info("totals", **{k: round(v, 1) for k, v in sorted(pins.counts.items())})
 

@@ -221,14 +221,22 @@ class Overview:
                               "time_to_pinned_p95_s": percentile(durations, 95), "per_minute": minutes}}
 
     async def _pins(self, now: float) -> dict[str, Any]:
-        if self._ledger is None:
+        shared = isinstance(self.pin_ledger_path, Database)  # PostgreSQL: the store's own pool, kept open
+        if self._ledger is None or not shared:
+            # A SQLite file is opened for each (cached) overview and closed again, as the sync ledger did: no
+            # connection (and its thread) outlives the request.
             self._ledger = PinLedger(self.pin_ledger_path)
-        used = await self._ledger.pins_this_month(now)
-        last = await self._ledger.last_rate_limited()
+        try:
+            used = await self._ledger.pins_this_month(now)
+            last = await self._ledger.last_rate_limited()
+            blocked = await self._ledger.blocked_until() if last else None
+        finally:
+            if not shared:
+                await self._ledger.close()
         return {"used_this_month": used, "monthly_budget": self.monthly_pins,
                 "left": None if self.monthly_pins is None else max(self.monthly_pins - used, 0),
                 "last_429_at": last[0] if last else None, "last_429_retry_after_s": last[1] if last else None,
-                "blocked_until": await self._ledger.blocked_until() if last else None}
+                "blocked_until": blocked}
 
     async def export_gauges(self) -> None:
         """Queue depths and consumers, and the pin budget, into the Prometheus gauges (at scrape time)."""

@@ -73,7 +73,11 @@ class JobStore:
 
     async def open(self) -> None:
         await self.database.open()
-        await self.database.migrate()
+        try:
+            await self.database.migrate()
+        except BaseException:
+            await self.database.close()  # a refused database leaves no connection (nor its thread) behind
+            raise
         self._opened = True
 
     async def close(self) -> None:
