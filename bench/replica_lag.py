@@ -86,8 +86,7 @@ async def fanout_lag(n: int) -> list[float]:
 
 async def sse_lag(dsn: str, events: int, folder: Path) -> tuple[list[float], list[float]]:
     same, other = [], []
-    db = folder / "jobs.sqlite3"
-    async with status_replica(dsn, db, "a") as a, status_replica(dsn, db, "b") as b:
+    async with status_replica(dsn, folder / "a", "a") as a, status_replica(dsn, folder / "b", "b") as b:
         per_job = 99
         for j in range(max(1, events // per_job)):
             job, _ = await a.store.reserve(f"k{j}", f"{j:064x}", WALLET, "gen1", json.dumps({"seed": j}))

@@ -16,8 +16,8 @@ import time
 
 import asyncpg
 
+from mintpipe.db import PostgresDatabase
 from mintpipe.log import get_logger
-from mintpipe.replica_db import ensure_schema
 
 log = get_logger(__name__)
 
@@ -50,33 +50,38 @@ class PgRateLimiter:
         self.scope = scope
         self.refill = rate / per
         self.capacity = float(burst if burst is not None else max(1, int(rate)))
-        self._pool: asyncpg.Pool | None = None
+        self._db: PostgresDatabase | None = None
         self._opening = asyncio.Lock()
         self._pruned = time.monotonic()
 
     async def open(self) -> None:
         async with self._opening:
-            if self._pool is None:
-                pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, timeout=10)
-                async with pool.acquire() as conn:
-                    await ensure_schema(conn)
-                self._pool = pool
+            if self._db is None:
+                db = PostgresDatabase(self.dsn, min_size=1, max_size=2)
+                await db.open()
+                try:
+                    await db.migrate()  # rate_buckets: migration 0100 (a gateway may start before any store)
+                except BaseException:
+                    await db.close()
+                    raise
+                self._db = db
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
 
     async def take(self, key: str) -> float:
         """0 when allowed (a token is taken), else seconds until the next token."""
         try:
-            if self._pool is None:
+            if self._db is None:
                 await self.open()
-            assert self._pool is not None
-            granted, tokens = await self._pool.fetchrow(_TAKE, self.scope, key, self.capacity, self.refill)
+            assert self._db is not None
+            pool = self._db.pool
+            granted, tokens = await pool.fetchrow(_TAKE, self.scope, key, self.capacity, self.refill)
             if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
                 self._pruned = time.monotonic()
-                await self._pool.execute(_PRUNE, self.scope, self.capacity / self.refill)
+                await pool.execute(_PRUNE, self.scope, self.capacity / self.refill)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.warning("rate limit check skipped: database unreachable", scope=self.scope,
                         error=type(exc).__name__)

@@ -6,7 +6,6 @@ client gets UNAVAILABLE; retrying with the same key finds the reserved job and p
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 
@@ -44,8 +43,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
         The job was reserved a moment ago; a refused one is discarded with its key, so nothing remains."""
         if self.ledger is None or self.monthly_pins is None:
             return
-        granted, used, held = await asyncio.to_thread(self.ledger.reserve_budget, job_id, job_settings_hash,
-                                                      self.monthly_pins)
+        granted, used, held = await self.ledger.reserve_budget(job_id, job_settings_hash, self.monthly_pins)
         if not granted:
             try:
                 await self.status.DiscardJob(status_pb2.DiscardJobRequest(job_id=job_id), timeout=10)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from mintpipe.replica_db import DatabaseSettings
+from mintpipe.config import ServiceSettings
 
 
-class GatewaySettings(DatabaseSettings):
+class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     grpc_host: str = "127.0.0.1"

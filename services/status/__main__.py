@@ -13,11 +13,13 @@ from sse_starlette.sse import AppStatus
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
+from mintpipe.db import database_for
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
+from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig
@@ -51,11 +53,15 @@ async def main() -> None:
     configure_logging("status", settings.log_level)
     stop = shutdown_event()
 
-    store = JobStore(settings.database)
-    await store.open()
+    store = JobStore(database_for(settings.database_url, settings.database))
+    try:
+        await store.open()
+    except DatabaseNewerThanCode as exc:
+        log.error("refusing to start", error=str(exc), database=store.db.description)
+        raise SystemExit(2) from None
     bus = JobBus(settings.watch_poll_seconds)
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "status")
-    log.info("starting", broker=settings.amqp_url_redacted, database=str(settings.database))
+    log.info("starting", broker=settings.amqp_url_redacted, database=store.db.description)
     await broker.connect()
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
@@ -102,7 +108,10 @@ async def main() -> None:
                       web_dir=settings.web_dir,
                       ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
                                     if settings.admin_readonly_token else None,
-                                    monthly_pins=settings.monthly_pins, pin_ledger=settings.data_dir / "pins.sqlite3",
+                                    monthly_pins=settings.monthly_pins,
+                                    # On PostgreSQL the ledger shares the store's database (and its pool).
+                                    pin_ledger=store.db if store.engine == "postgresql"
+                                    else settings.data_dir / "pins.sqlite3",
                                     secure_cookie=settings.admin_secure_cookie,
                                     overview_cache_seconds=settings.overview_cache_seconds))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,

@@ -34,16 +34,20 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from mintpipe.log import get_logger
-from mintpipe.replica_db import connect
+from mintpipe.replica_db import connect, schema_of
 from status.bus import JobBus
 from status.records import JobRecord
 
 log = get_logger(__name__)
 
-CHANNEL = "mintpipe_job_changes"
+CHANNEL_PREFIX = "mintpipe_jobs_"  # + the schema: systems sharing a database in schemas of their own stay apart
 BATCH = 500  # ids sent in one statement at most
 _SEND = "SELECT pg_notify($1, $2 || '|' || job_id) FROM unnest($3::text[]) AS job_id"
 RECONNECT_MAX_SECONDS = 10.0
+
+
+async def channel_of(conn: asyncpg.Connection) -> str:
+    return (CHANNEL_PREFIX + await schema_of(conn))[:63]  # a channel name is at most 63 bytes
 
 
 class PgChangeFeed:
@@ -54,6 +58,7 @@ class PgChangeFeed:
         self.load = load
         self.replica = replica
         self.connected = False
+        self.channel: str | None = None
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._reloading: dict[str, bool] = {}  # job id -> another announcement came while re-reading it
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,11 +82,12 @@ class PgChangeFeed:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await connect(self.dsn)
+                self.channel = self.channel or await channel_of(conn)
                 self._listener_lost.clear()
                 conn.add_termination_listener(lambda _conn: self._listener_lost.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
+                await conn.add_listener(self.channel, self._on_notify)
                 self.connected, backoff = True, 0.2
-                log.info("change feed listening", channel=CHANNEL)
+                log.info("change feed listening", channel=self.channel)
                 while not self._listener_lost.is_set():
                     # A half-open connection sends no termination: ask it something now and then.
                     with contextlib.suppress(TimeoutError):
@@ -134,7 +140,8 @@ class PgChangeFeed:
             try:
                 if conn is None or conn.is_closed():
                     conn = await connect(self.dsn)
-                await conn.execute(_SEND, CHANNEL, self.replica, batch)
+                    self.channel = self.channel or await channel_of(conn)
+                await conn.execute(_SEND, self.channel, self.replica, batch)
                 batch, backoff = [], 0.2
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 # Kept and resent: the other replicas' watchers also poll, so a late announcement is harmless.

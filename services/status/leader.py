@@ -24,7 +24,7 @@ from typing import Any
 import asyncpg
 
 from mintpipe.log import get_logger
-from mintpipe.replica_db import LEADER_LOCK, connect
+from mintpipe.replica_db import LOCK_NAMESPACE, connect
 
 log = get_logger(__name__)
 
@@ -35,12 +35,10 @@ HEARTBEAT_SECONDS = 2.0
 class Leadership:
     """Runs `duties` (each a coroutine factory) while this replica leads; stops them when it no longer does."""
 
-    def __init__(self, replica: str, dsn: str | None = None, retry_seconds: float = 1.0,
-                 lock_key: int = LEADER_LOCK) -> None:
+    def __init__(self, replica: str, dsn: str | None = None, retry_seconds: float = 1.0) -> None:
         self.replica = replica
         self.dsn = dsn
         self.retry_seconds = retry_seconds
-        self.lock_key = lock_key
         self.is_leader = False
         self.duties: list[tuple[str, Duty]] = []
         self._running: list[asyncio.Task[None]] = []
@@ -73,7 +71,9 @@ class Leadership:
                 # Polled rather than blocking in pg_advisory_lock: a follower's connection stays checkable.
                 got = False
                 while not got:
-                    got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.lock_key)
+                    # Scoped to the schema: systems sharing a database in schemas of their own lead apart.
+                    got = await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                                              LOCK_NAMESPACE)
                     if not got:
                         await asyncio.sleep(self.retry_seconds)
                 self._lead()

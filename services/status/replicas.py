@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mintpipe.events import replica_id
 from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter, rate_limiter
+from mintpipe.replica_db import postgres_dsn
 from status.bus import JobBus
 from status.feed import PgChangeFeed
 from status.leader import Leadership
@@ -42,7 +43,7 @@ class Replicas:
 
 
 async def start_replicas(settings: StatusSettings, store: JobStore, bus: JobBus) -> Replicas:
-    dsn = settings.database_dsn
+    dsn = postgres_dsn(settings.database_url)
     name = settings.replica_name or replica_id()
     leadership = Leadership(name, dsn, settings.leader_retry_seconds)
     feed = None

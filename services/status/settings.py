@@ -6,10 +6,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import SettingsConfigDict
 from web3 import Web3
 
-from mintpipe.replica_db import DatabaseSettings
+from mintpipe.config import ServiceSettings
 
 
-class StatusSettings(DatabaseSettings):
+class StatusSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="STATUS_")
 
     grpc_host: str = "127.0.0.1"

@@ -33,8 +33,7 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 async def test_watchers_on_every_replica_see_every_change_whichever_replica_consumed_it(pg_dsn, tmp_path):
     # Watchers poll the store only every 600 s here: each change they see within the test came by the feed.
-    db = tmp_path / "jobs.sqlite3"
-    async with status_replica(pg_dsn, db, "a") as a, status_replica(pg_dsn, db, "b") as b:
+    async with status_replica(pg_dsn, tmp_path / "a", "a") as a, status_replica(pg_dsn, tmp_path / "b", "b") as b:
         job, _ = await a.store.reserve("k1", "a" * 64, WALLET, "gen1", json.dumps({"seed": 1}))
         async with sse_watch(a.url, job.job_id) as on_a, sse_watch(b.url, job.job_id) as on_b, \
                 grpc_watch(a.grpc_target, job.job_id) as grpc_a, grpc_watch(b.grpc_target, job.job_id) as grpc_b:

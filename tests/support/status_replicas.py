@@ -1,6 +1,6 @@
-"""Status replicas in one process for tests and benches: each with its own job-store connection, bus, change
-feed (status.feed, on a PostgreSQL database) and HTTP bridge served by uvicorn on loopback, all sharing one
-SQLite job store file (one host) and one PostgreSQL database. What a real replica adds (the events consumer,
+"""Status replicas in one process for tests and benches: each with its own job store pool, bus, change feed
+(status.feed), gRPC server and HTTP bridge served by uvicorn on loopback, sharing nothing but one PostgreSQL
+database (the job store's and the feed's) and no folder. What a real replica adds (the events consumer,
 the broker) is not needed to show what watchers on each bridge and each gRPC server see."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 from httpx_sse import aconnect_sse
 
+from mintpipe.db import PostgresDatabase
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
@@ -46,11 +47,11 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def status_replica(dsn: str, db_path: Path, name: str, poll_seconds: float = 600.0,
+async def status_replica(dsn: str, folder: Path, name: str, poll_seconds: float = 600.0,
                          ip_limiter: RateLimiter | None = None) -> AsyncIterator[Replica]:
     """A replica whose watchers poll only every `poll_seconds` (default: never within a test), so what they
     see live comes from the change feed."""
-    store = JobStore(db_path)
+    store = JobStore(PostgresDatabase(dsn))
     await store.open()
     bus = JobBus(poll_seconds)
     feed = PgChangeFeed(dsn, bus, store.get, name)
@@ -59,7 +60,7 @@ async def status_replica(dsn: str, db_path: Path, name: str, poll_seconds: float
     grpc_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.StatusService"])
     status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus), grpc_server.server)
     await grpc_server.start({})
-    deps = BridgeDeps(store=store, bus=bus, gateway=None, ipfs=LocalIpfsStore(db_path.parent / "ipfs"),  # type: ignore[arg-type]
+    deps = BridgeDeps(store=store, bus=bus, gateway=None, ipfs=LocalIpfsStore(folder / "ipfs"),  # type: ignore[arg-type]
                       checks={"change_feed": lambda: feed.connected}, ip_limiter=ip_limiter)
     server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                            access_log=False, lifespan="off"))
