@@ -7,13 +7,14 @@ hands it to them (status.bus). A watcher on replica B therefore sees an event co
 NOTIFY plus one store read later. Nothing is lost if a notification is: watchers still re-read the store every
 POLL_SECONDS (status.bus), and a listener that loses its connection reconnects with backoff.
 
-Why NOTIFY rather than a RabbitMQ fanout exchange (bench/replica_lag.py, this machine, 2 cores shared with
-other work, loopback, 2,000 messages each sent one at a time):
-  - delivery lag: NOTIFY median 0.12 ms / p95 3.3 ms; fanout (publisher confirms, an exclusive auto-delete
-    queue per replica, no-ack consumer) median 0.42 ms / p95 4.0 ms: NOTIFY is 3.5x faster at the median,
-    and both are far below what a watcher notices. End to end, an SSE watcher on replica B sees an event
-    applied on replica A 2.4 ms (median; p95 11.8 ms) after the apply began, against 1.5 ms (p95 9.8 ms)
-    for a watcher on A itself: 1.6x, the difference being one NOTIFY and one store read.
+Why NOTIFY rather than a RabbitMQ fanout exchange (bench/replica_lag.py, this machine: 2 cores shared with
+other work, load average ~7; loopback; 2,000 messages each, sent one at a time):
+  - delivery lag: NOTIFY median 0.11 ms / p95 0.55 ms; fanout (publisher confirms, an exclusive auto-delete
+    queue per replica, no-ack consumer) median 0.36 ms / p95 2.3 ms: NOTIFY is 3x faster at the median and 4x
+    at p95 (another run: 0.17 / 3.3 ms vs 1.3 / 8.2 ms), and both are far below what a watcher notices.
+    End to end, with the job store on PostgreSQL, an SSE watcher on replica B sees an event applied on
+    replica A 8.2 ms (median; p95 23.7 ms) after the apply began, against 6.1 ms (p95 18.0 ms) for a watcher
+    on A itself: 1.35x, the difference being one NOTIFY and one store read.
   - moving parts: NOTIFY needs nothing but the database the replicas must share anyway (no queue per
     replica to declare, to leak when a replica is killed, or to count against the broker's file handles,
     which a test run already exhausted once: see scripts/bootstrap.sh), and a replica that cannot reach the
