@@ -4,10 +4,10 @@ and the chain watcher and relayer (issue 11).
 With MINTPIPE_DATABASE_URL set to PostgreSQL, the leader is whoever holds a session-level advisory lock on a
 connection of its own. The lock lives as long as that connection: when the leader dies, even by kill -9, the
 kernel closes its socket, PostgreSQL ends the session and frees the lock, and a follower, which tries every
-STATUS_LEADER_RETRY_SECONDS (default 1), takes it over: bench/replica_lag.py, kill -9 -> the other leads,
-median 0.63 s, max 0.84 s over 8 kills (other runs: max 0.87 s, 0.99 s). A leader that loses its connection (database restart, network) stops
-its duties as soon as its heartbeat fails and competes again. Without PostgreSQL (one replica on SQLite) this
-replica leads alone.
+STATUS_LEADER_RETRY_SECONDS (default 1), takes it over. bench/replica_lag.py, kill -9 -> the other leads:
+median 0.63 s, max 0.84 s over 8 kills (other runs: max 0.87 s, 0.99 s). A leader that loses its connection
+(database restart, network) stops its duties as soon as its heartbeat fails and competes again. Without
+PostgreSQL (one replica on SQLite) this replica leads alone.
 
 The duties are idempotent (the sweepers re-check each job in the store; the watcher resumes from its stored
 cursor), so the short overlap a lost-but-unnoticed connection could allow until the heartbeat fails (at most
