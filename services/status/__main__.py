@@ -123,7 +123,7 @@ async def main() -> None:
     await stop.wait()
     log.info("draining")
     await grpc_server.begin_shutdown()
-    await replicas.stop()  # the sweepers and the chain watcher stop; another replica takes the lead
+    await replicas.stop_duties()
     chain.stop()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
@@ -134,6 +134,7 @@ async def main() -> None:
     await gateway_channel.close()
     await renderer_chan.close()
     await broker.close()
+    await replicas.close()
     await store.close()
     log.info("stopped")
 

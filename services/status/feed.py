@@ -71,6 +71,10 @@ class PgChangeFeed:
 
     async def stop(self) -> None:
         self.bus.relay = None
+        for _ in range(50):  # up to 1 s for the last announcements (a drain's final events) to go out
+            if self._outbox.empty():
+                break
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -32,7 +32,12 @@ class Replicas:
         """After every duty was added (Leadership.add): the duties start when this replica leads."""
         await self.leadership.start()
 
-    async def stop(self) -> None:
+    async def stop_duties(self) -> None:
+        """First thing when draining: the sweepers and the chain watcher stop, another replica takes the lead."""
+        await self.leadership.stop()
+
+    async def close(self) -> None:
+        """Last: the feed goes on announcing what the draining consumer still applies."""
         await self.leadership.stop()
         if self.feed is not None:
             await self.feed.stop()
