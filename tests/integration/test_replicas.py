@@ -153,3 +153,49 @@ async def _delete_queues(rabbit_url: str, prefix: str) -> None:
     await broker.connect(attempts=3)
     await delete_topology(broker)
     await broker.close()
+
+
+async def test_a_leader_whose_connection_is_cut_steps_down_and_the_other_leads(pg_dsn):
+    import asyncpg
+
+    from mintpipe.replica_db import LOCK_NAMESPACE
+    from status.leader import Leadership
+
+    runs = {"one": 0, "two": 0}
+
+    def duty(name: str):
+        async def sweep() -> None:
+            runs[name] += 1
+            await asyncio.Event().wait()
+        return sweep
+
+    one, two = Leadership("one", pg_dsn, 0.2), Leadership("two", pg_dsn, 0.2)
+    one.add("sweeper", duty("one"))
+    two.add("sweeper", duty("two"))
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await one.start()
+        for _ in range(100):
+            if one.is_leader:
+                break
+            await asyncio.sleep(0.05)
+        await two.start()
+        await asyncio.sleep(1.0)  # five of its attempts
+        assert (one.is_leader, two.is_leader) == (True, False) and runs == {"one": 1, "two": 0}
+
+        # The database ends the leader's session (a restart, a network cut, an operator): its lock goes with it.
+        holder = await admin.fetchval("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 "
+                                      "AND granted", LOCK_NAMESPACE)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder)
+        for _ in range(300):
+            if two.is_leader and not one.is_leader:
+                break
+            await asyncio.sleep(0.05)
+        assert (one.is_leader, two.is_leader) == (False, True), "the other replica took over, the old one stepped down"
+        assert runs == {"one": 1, "two": 1}
+        await asyncio.sleep(1.0)
+        assert not one.is_leader, "the old leader competes again, as a follower"
+    finally:
+        await one.stop()
+        await two.stop()
+        await admin.close()
