@@ -6,6 +6,7 @@
   sse         an SSE watcher's lag for an event applied on replica A (the store commit, then the bus), as seen
               by a watcher on A itself and by one on replica B (the feed: NOTIFY, then B re-reads the job)
   takeover    `kill -9` of the leading replica's process -> the other replica leads (status.leader, retry 1 s)
+  limit       one rate-limit check: the shared PostgreSQL bucket (one upsert) vs the in-memory one
 
 Needs the local PostgreSQL (MINTPIPE_BENCH_POSTGRES_URL, default postgresql://root@127.0.0.1:5432/postgres; a
 database of its own, dropped afterwards) and RabbitMQ (MINTPIPE_AMQP_URL; an auto-deleted exchange).
@@ -32,6 +33,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "libs"), str(ROOT / "services")]
 import aio_pika  # noqa: E402
 import asyncpg  # noqa: E402
 
+from mintpipe.pg_ratelimit import PgRateLimiter  # noqa: E402
+from mintpipe.ratelimit import KeyedRateLimiter  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
 from status.consumer import apply_and_announce  # noqa: E402
 from tests.support.status_replicas import sse_watch, status_replica  # noqa: E402
@@ -170,6 +173,19 @@ def takeover(dsn: str, kills: int, folder: Path) -> list[float]:
     return times
 
 
+async def limit_cost(dsn: str, n: int) -> tuple[list[float], list[float]]:
+    shared, local = PgRateLimiter(dsn, "bench", 1e6, 60, 1_000_000), KeyedRateLimiter(1e6, 60, 1_000_000)
+    await shared.take("warm")
+    out: tuple[list[float], list[float]] = ([], [])
+    for i in range(n):
+        for limiter, samples in ((shared, out[0]), (local, out[1])):
+            start = time.perf_counter()
+            await limiter.take(f"198.51.100.{i % 200}")
+            samples.append(time.perf_counter() - start)
+    await shared.close()
+    return out
+
+
 async def admin(sql: str) -> None:
     conn = await asyncpg.connect(SERVER)
     try:
@@ -199,6 +215,10 @@ async def main() -> None:
             print(f"  ratio B/A (median)      {statistics.median(other) / statistics.median(same):.2f}x")
             kills = await asyncio.to_thread(takeover, dsn, args.kills, Path(tmp))
             print(f"leader takeover after kill -9 (retry 1 s): {ms(kills)}, max {max(kills):.2f} s")
+        shared, local = await limit_cost(dsn, args.messages)
+        print("one rate-limit check:")
+        print(f"  PostgreSQL bucket       {ms(shared)}")
+        print(f"  in memory               {ms(local)}")
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
