@@ -125,7 +125,11 @@ def _pin_and_status(out: Path, work: Path, meter: Meter) -> None:
         write_atomic(work / "metadata.json", body)
         meta = await pins.pin(work / "metadata.json", "application/json", "metadata.json", job.job_id,
                               {"sha256": hashlib.sha256(body).hexdigest()})
-        pins.ledger.record_job_pinned(job.job_id, job.settings_hash)
+        done = pins.ledger.record_job_pinned(job.job_id, job.settings_hash)
+        if inspect.isawaitable(done):  # the ledger is async since it also runs on PostgreSQL
+            await done
+        if inspect.iscoroutinefunction(getattr(pins.ledger, "close", None)):
+            await pins.ledger.close()
         return meta
 
     async def status(token_cid: str) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from mintpipe.db import Database
 
 SHARED_PREFIX = "MINTPIPE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -36,6 +39,10 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="root of the artifact store, job store and local IPFS store")
     log_level: Literal[LOG_LEVELS] = "INFO"
     grace_seconds: float = Field(20.0, gt=0, le=600, description="SIGTERM drain budget")
+    database_url: str | None = Field(
+        None, description="postgresql://user:password@host:port/db: the job store, the pin ledger and every other "
+                          "table live in PostgreSQL (shared by replicas on several hosts); unset: SQLite files under "
+                          "the data folder")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -47,6 +54,15 @@ class ServiceSettings(BaseSettings):
     def _amqp_scheme(cls, value: str) -> str:
         if urlsplit(value).scheme not in ("amqp", "amqps"):
             raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _postgres_dsn(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+            if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
+                raise ValueError("must be a postgresql:// URL (or unset for SQLite files under the data folder)")
         return value
 
     @classmethod
@@ -64,6 +80,15 @@ class ServiceSettings(BaseSettings):
     @property
     def amqp_url_redacted(self) -> str:
         return redact_url(self.amqp_url)
+
+    def store_database(self, sqlite_name: str) -> Database:
+        """Where this service's tables live: PostgreSQL (database_url) or the SQLite file <data_dir>/<sqlite_name>."""
+        from mintpipe.db import database_for
+        return database_for(self.database_url, self.data_dir / sqlite_name)
+
+    @property
+    def database_redacted(self) -> str:
+        return redact_url(self.database_url) if self.database_url else "sqlite"
 
 
 def redact_url(url: str) -> str:

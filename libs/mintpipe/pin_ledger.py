@@ -1,41 +1,27 @@
 """The pin ledger: what has been pinned where, the monthly budget, the request window to the pinning backend
-and any wait the backend asked for (429 Retry-After), shared by every pinner replica and the gateway through
-one SQLite file on the shared volume.
+and any wait the backend asked for (429 Retry-After), shared by every pinner replica and the gateway.
 
-Why SQLite: the limit and the budget must hold across processes (not per replica), the data is tiny, and the
-file already lives beside the artifacts every replica mounts. Each operation is one short BEGIN IMMEDIATE
-transaction, so replicas serialise on the file lock, never on each other's work.
+Where: a SQLite file on the shared volume (the default), or PostgreSQL when MINTPIPE_DATABASE_URL is set, so
+replicas on several hosts share it (mintpipe.db; tables made by the migration 0004_pin_ledger). The limit and the
+budget must hold across processes (not per replica). Each operation is one short transaction: on SQLite
+BEGIN IMMEDIATE (replicas serialise on the file lock); on PostgreSQL each read-modify-write takes an advisory
+transaction lock on what it guards (the month's budget, one CID's claim, one backend's request window), so two
+replicas never both see room for the last slot or both claim one upload, and the lock goes at commit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mintpipe.db import Conn, Database, SqliteDatabase
+
 PINS_PER_JOB = 4  # GIF, MP4, PNG, metadata
 RESERVATION_TTL = 3600.0  # a job that never reaches the pinner stops holding budget after this
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pins (
-    backend TEXT NOT NULL, cid TEXT NOT NULL, size INTEGER NOT NULL, job_id TEXT NOT NULL,
-    pinned_at REAL NOT NULL, month TEXT NOT NULL, PRIMARY KEY (backend, cid));
-CREATE INDEX IF NOT EXISTS pins_month ON pins (backend, month);
-CREATE TABLE IF NOT EXISTS pinned_settings (backend TEXT NOT NULL, settings_hash TEXT NOT NULL,
-    PRIMARY KEY (backend, settings_hash));
-CREATE TABLE IF NOT EXISTS reservations (job_id TEXT PRIMARY KEY, pins INTEGER NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS request_window (backend TEXT NOT NULL, ts REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS request_window_ts ON request_window (backend, ts);
-CREATE TABLE IF NOT EXISTS request_blocks (backend TEXT PRIMARY KEY, blocked_until REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS job_results (job_id TEXT PRIMARY KEY, token_uri TEXT NOT NULL, assets_json TEXT NOT NULL,
-    pinned_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS last_rate_limited (backend TEXT PRIMARY KEY, at REAL NOT NULL, retry_after REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS upload_claims (backend TEXT NOT NULL, cid TEXT NOT NULL, owner TEXT NOT NULL,
-    expires REAL NOT NULL, PRIMARY KEY (backend, cid));
-"""
 
 
 def month_of(ts: float) -> str:
@@ -43,126 +29,122 @@ def month_of(ts: float) -> str:
 
 
 class PinLedger:
-    def __init__(self, path: Path, backend: str = "") -> None:
-        self.path = Path(path)
+    """Every method is a coroutine; the first call opens the database (and applies the migrations)."""
+
+    def __init__(self, target: Path | Database, backend: str = "") -> None:
+        self.database = target if isinstance(target, Database) else SqliteDatabase(Path(target), synchronous="FULL")
+        self.path = getattr(self.database, "path", None)
         self.backend = backend
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        self._ready = False
+        self._opening = asyncio.Lock()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+    async def open(self) -> PinLedger:
+        async with self._opening:
+            if not self._ready:
+                await self.database.open()
+                try:
+                    await self.database.migrate()
+                except BaseException:
+                    await self.database.close()  # a refused database leaves no connection (nor its thread) behind
+                    raise
+                self._ready = True
+        return self
 
-    def _tx(self) -> sqlite3.Connection:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        return db
+    async def close(self) -> None:
+        if self._ready:
+            self._ready = False
+            await self.database.close()
+
+    async def _db(self) -> Database:
+        if not self._ready:
+            await self.open()
+        return self.database
 
     # --- what is pinned -------------------------------------------------------------------------------
-    def is_pinned(self, cid: str) -> bool:
-        with self._connect() as db:
-            row = db.execute("SELECT 1 FROM pins WHERE backend=? AND cid=?", (self.backend, cid)).fetchone()
-        return row is not None
+    async def is_pinned(self, cid: str) -> bool:
+        db = await self._db()
+        return await db.fetchrow("SELECT 1 FROM pins WHERE backend=? AND cid=?", (self.backend, cid)) is not None
 
-    def record_pin(self, cid: str, size: int, job_id: str, now: float | None = None) -> bool:
+    async def record_pin(self, cid: str, size: int, job_id: str, now: float | None = None) -> bool:
         """Remember a pin; False when it was already known (then it cost nothing)."""
         now = time.time() if now is None else now
-        db = self._tx()
-        try:
-            cur = db.execute("INSERT OR IGNORE INTO pins VALUES (?,?,?,?,?,?)",
-                             (self.backend, cid, size, job_id, now, month_of(now)))
-            db.execute("COMMIT")
-            return cur.rowcount == 1
-        finally:
-            db.close()
+        db = await self._db()
+        return await db.execute(
+            "INSERT INTO pins (backend, cid, size, job_id, pinned_at, month) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT (backend, cid) DO NOTHING", (self.backend, cid, size, job_id, now, month_of(now))) == 1
 
-    def record_job_pinned(self, job_id: str, settings_hash: str) -> None:
-        db = self._tx()
-        try:
-            db.execute("INSERT OR IGNORE INTO pinned_settings VALUES (?,?)", (self.backend, settings_hash))
-            db.execute("DELETE FROM reservations WHERE job_id=?", (job_id,))
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    async def record_job_pinned(self, job_id: str, settings_hash: str) -> None:
+        db = await self._db()
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO pinned_settings (backend, settings_hash) VALUES (?,?) "
+                             "ON CONFLICT (backend, settings_hash) DO NOTHING", (self.backend, settings_hash))
+            await tx.execute("DELETE FROM reservations WHERE job_id=?", (job_id,))
 
-    def record_job_result(self, job_id: str, token_uri: str, assets: dict[str, str]) -> None:
+    async def record_job_result(self, job_id: str, token_uri: str, assets: dict[str, str]) -> None:
         """What a pinned job was announced with, so a late duplicate of its pin job (whose rendered files may be
         gone by then, see status.artifact_sweeper) announces the same again instead of failing."""
-        db = self._tx()
-        try:
-            db.execute("INSERT OR REPLACE INTO job_results VALUES (?,?,?,?)",
-                       (job_id, token_uri, json.dumps(assets, sort_keys=True), time.time()))
-            db.execute("COMMIT")
-        finally:
-            db.close()
+        db = await self._db()
+        await db.execute(
+            "INSERT INTO job_results (job_id, token_uri, assets_json, pinned_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (job_id) DO UPDATE SET token_uri=excluded.token_uri, assets_json=excluded.assets_json, "
+            "pinned_at=excluded.pinned_at", (job_id, token_uri, json.dumps(assets, sort_keys=True), time.time()))
 
-    def job_result(self, job_id: str) -> tuple[str, dict[str, str]] | None:
-        with self._connect() as db:
-            row = db.execute("SELECT token_uri, assets_json FROM job_results WHERE job_id=?", (job_id,)).fetchone()
+    async def job_result(self, job_id: str) -> tuple[str, dict[str, str]] | None:
+        db = await self._db()
+        row = await db.fetchrow("SELECT token_uri, assets_json FROM job_results WHERE job_id=?", (job_id,))
         return (row[0], json.loads(row[1])) if row else None
 
-    def pins_this_month(self, now: float | None = None) -> int:
+    async def pins_this_month(self, now: float | None = None) -> int:
         """Pins made this (UTC) month, whichever backend: the budget is the deployment's."""
         now = time.time() if now is None else now
-        with self._connect() as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)).fetchone()
-        return int(count)
+        db = await self._db()
+        return int(await db.fetchval("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)))
 
     # --- one uploader per CID ------------------------------------------------------------------------------
-    def claim_upload(self, cid: str, owner: str, ttl: float, now: float | None = None) -> float:
+    async def claim_upload(self, cid: str, owner: str, ttl: float, now: float | None = None) -> float:
         """Claim (or renew) the right to upload `cid`: 0 when `owner` holds it, else the seconds until the
         other holder's claim lapses. A redelivered message can run on two replicas at once; without this
         both see the CID as not pinned yet and both upload it. The claim lapses by itself if its holder dies."""
         now = time.time() if now is None else now
-        db = self._tx()
-        try:
-            row = db.execute("SELECT owner, expires FROM upload_claims WHERE backend=? AND cid=?",
-                             (self.backend, cid)).fetchone()
+        db = await self._db()
+        async with db.transaction(lock=f"upload_claim:{self.backend}:{cid}") as tx:
+            row = await tx.fetchrow("SELECT owner, expires FROM upload_claims WHERE backend=? AND cid=?",
+                                    (self.backend, cid))
             if row is not None and row[0] != owner and row[1] > now:
-                db.execute("COMMIT")
                 return max(row[1] - now, 0.001)
-            db.execute("INSERT OR REPLACE INTO upload_claims VALUES (?,?,?,?)", (self.backend, cid, owner, now + ttl))
-            db.execute("COMMIT")
+            await tx.execute("INSERT INTO upload_claims (backend, cid, owner, expires) VALUES (?,?,?,?) "
+                             "ON CONFLICT (backend, cid) DO UPDATE SET owner=excluded.owner, expires=excluded.expires",
+                             (self.backend, cid, owner, now + ttl))
             return 0.0
-        finally:
-            db.close()
 
-    def release_upload(self, cid: str, owner: str) -> None:
-        db = self._tx()
-        try:
-            db.execute("DELETE FROM upload_claims WHERE backend=? AND cid=? AND owner=?", (self.backend, cid, owner))
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    async def release_upload(self, cid: str, owner: str) -> None:
+        db = await self._db()
+        await db.execute("DELETE FROM upload_claims WHERE backend=? AND cid=? AND owner=?", (self.backend, cid, owner))
 
     # --- the budget -----------------------------------------------------------------------------------
-    def reserve_budget(self, job_id: str, settings_hash: str, budget: int,
-                       now: float | None = None) -> tuple[bool, int, int]:
+    async def reserve_budget(self, job_id: str, settings_hash: str, budget: int,
+                             now: float | None = None) -> tuple[bool, int, int]:
         """Hold this job's pins against the month's budget: (granted, used, held by jobs in flight).
 
         Settings already pinned cost nothing (same bytes, same CIDs), so they are always granted.
         """
         now = time.time() if now is None else now
-        db = self._tx()
-        try:
-            db.execute("DELETE FROM reservations WHERE created_at < ?", (now - RESERVATION_TTL,))
-            known = db.execute("SELECT 1 FROM pinned_settings WHERE settings_hash=?", (settings_hash,)).fetchone()
-            (used,) = db.execute("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),)).fetchone()
-            (held,) = db.execute("SELECT COALESCE(SUM(pins), 0) FROM reservations WHERE job_id != ?",
-                                 (job_id,)).fetchone()
-            granted = bool(known) or used + held + PINS_PER_JOB <= budget
-            if granted and not known:
-                db.execute("INSERT OR REPLACE INTO reservations VALUES (?,?,?)", (job_id, PINS_PER_JOB, now))
-            db.execute("COMMIT")
-            return granted, int(used), int(held)
-        finally:
-            db.close()
+        db = await self._db()
+        # One lock for the whole deployment's budget: two gateways must not both count the last pins as free.
+        async with db.transaction(lock="pin_budget") as tx:
+            await tx.execute("DELETE FROM reservations WHERE created_at < ?", (now - RESERVATION_TTL,))
+            known = await tx.fetchrow("SELECT 1 FROM pinned_settings WHERE settings_hash=?", (settings_hash,))
+            used = await tx.fetchval("SELECT COUNT(*) FROM pins WHERE month=?", (month_of(now),))
+            held = await tx.fetchval("SELECT COALESCE(SUM(pins), 0) FROM reservations WHERE job_id != ?", (job_id,))
+            granted = known is not None or used + held + PINS_PER_JOB <= budget
+            if granted and known is None:
+                await tx.execute(
+                    "INSERT INTO reservations (job_id, pins, created_at) VALUES (?,?,?) ON CONFLICT (job_id) "
+                    "DO UPDATE SET pins=excluded.pins, created_at=excluded.created_at", (job_id, PINS_PER_JOB, now))
+        return granted, int(used), int(held)
 
     # --- the shared request window ----------------------------------------------------------------------
-    def acquire_request_slot(self, limit: int, window: float, now: float | None = None) -> float:
+    async def acquire_request_slot(self, limit: int, window: float, now: float | None = None) -> float:
         """Take one request slot in the sliding window shared by all replicas.
 
         Returns 0 when taken, else the seconds until one frees up (nothing is taken then). Never more than
@@ -170,27 +152,23 @@ class PinLedger:
         backend is blocked (`block_requests`).
         """
         now = time.time() if now is None else now
-        db = self._tx()
-        try:
-            # Checked in the same transaction as the window: no replica takes a slot after a block is recorded.
-            blocked = self._blocked_until(db)
+        db = await self._db()
+        async with db.transaction(lock=f"request_window:{self.backend}") as tx:
+            # Checked in the same transaction (and lock) as the window: no replica takes a slot after a block is
+            # recorded.
+            blocked = await self._blocked_until(tx)
             if blocked > now:
-                db.execute("COMMIT")
                 return blocked - now
-            db.execute("DELETE FROM request_window WHERE backend=? AND ts <= ?", (self.backend, now - window))
-            rows = db.execute("SELECT ts FROM request_window WHERE backend=? ORDER BY ts LIMIT ?",
-                              (self.backend, limit)).fetchall()
+            await tx.execute("DELETE FROM request_window WHERE backend=? AND ts <= ?", (self.backend, now - window))
+            rows = await tx.fetch("SELECT ts FROM request_window WHERE backend=? ORDER BY ts LIMIT ?",
+                                  (self.backend, limit))
             if len(rows) < limit:
-                db.execute("INSERT INTO request_window VALUES (?,?)", (self.backend, now))
-                db.execute("COMMIT")
+                await tx.execute("INSERT INTO request_window (backend, ts) VALUES (?,?)", (self.backend, now))
                 return 0.0
-            db.execute("COMMIT")
             return max(rows[0][0] + window - now, 0.001)
-        finally:
-            db.close()
 
     # --- the backend's own "wait" (429 Retry-After), shared by all replicas -------------------------------
-    def block_requests(self, seconds: float, now: float | None = None) -> float:
+    async def block_requests(self, seconds: float, now: float | None = None) -> float:
         """The backend told one replica to wait `seconds`: no replica takes a request slot until then.
 
         A block is only ever extended, never shortened (an earlier, longer Retry-After still stands). Returns
@@ -198,30 +176,29 @@ class PinLedger:
         """
         now = time.time() if now is None else now
         until = now + seconds if math.isfinite(seconds) and seconds > 0 else now
-        db = self._tx()
-        try:
-            db.execute("INSERT INTO request_blocks VALUES (?,?) ON CONFLICT (backend) DO UPDATE "
-                       "SET blocked_until = max(blocked_until, excluded.blocked_until)", (self.backend, until))
+        db = await self._db()
+        async with db.transaction(lock=f"request_window:{self.backend}") as tx:
+            await tx.execute(
+                "INSERT INTO request_blocks (backend, blocked_until) VALUES (?,?) ON CONFLICT (backend) DO UPDATE "
+                "SET blocked_until = CASE WHEN request_blocks.blocked_until > excluded.blocked_until "
+                "THEN request_blocks.blocked_until ELSE excluded.blocked_until END", (self.backend, until))
             # For operators (the dashboard's "last 429"): when the backend last said to wait, and how long.
-            db.execute("INSERT OR REPLACE INTO last_rate_limited VALUES (?,?,?)",
-                       (self.backend, now, seconds if math.isfinite(seconds) else 0.0))
-            until = self._blocked_until(db)
-            db.execute("COMMIT")
-            return until
-        finally:
-            db.close()
+            await tx.execute(
+                "INSERT INTO last_rate_limited (backend, at, retry_after) VALUES (?,?,?) ON CONFLICT (backend) "
+                "DO UPDATE SET at=excluded.at, retry_after=excluded.retry_after",
+                (self.backend, now, seconds if math.isfinite(seconds) else 0.0))
+            return await self._blocked_until(tx)
 
-    def blocked_until(self) -> float:
+    async def blocked_until(self) -> float:
         """The epoch time before which no replica may call the backend (0 when it never said to wait)."""
-        with self._connect() as db:
-            return self._blocked_until(db)
+        return await self._blocked_until(await self._db())
 
-    def last_rate_limited(self) -> tuple[float, float] | None:
+    async def last_rate_limited(self) -> tuple[float, float] | None:
         """(when, Retry-After seconds) of the backend's latest 429 with a Retry-After, any backend; None if never."""
-        with self._connect() as db:
-            row = db.execute("SELECT at, retry_after FROM last_rate_limited ORDER BY at DESC LIMIT 1").fetchone()
+        db = await self._db()
+        row = await db.fetchrow("SELECT at, retry_after FROM last_rate_limited ORDER BY at DESC LIMIT 1")
         return (float(row[0]), float(row[1])) if row else None
 
-    def _blocked_until(self, db: sqlite3.Connection) -> float:
-        row = db.execute("SELECT blocked_until FROM request_blocks WHERE backend=?", (self.backend,)).fetchone()
-        return float(row[0]) if row else 0.0
+    async def _blocked_until(self, db: Conn) -> float:
+        value = await db.fetchval("SELECT blocked_until FROM request_blocks WHERE backend=?", (self.backend,))
+        return float(value) if value is not None else 0.0

@@ -1,9 +1,15 @@
-"""Per-key token buckets (per client IP at the bridge, per wallet at the gateway), bounded in memory."""
+"""Per-key token buckets (per client IP at the bridge, per wallet at the gateway), bounded in memory; with a
+PostgreSQL DSN (MINTPIPE_DATABASE_URL) shared by every replica instead (mintpipe.pg_ratelimit)."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Protocol
+
+
+class RateLimiter(Protocol):
+    async def take(self, key: str) -> float: ...
 
 
 class KeyedRateLimiter:
@@ -33,3 +39,20 @@ class KeyedRateLimiter:
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
+
+    async def take(self, key: str) -> float:
+        """`acquire` for callers that may be given the shared (PostgreSQL) limiter instead."""
+        return self.acquire(key)
+
+
+def rate_limiter(database_url: str | None, scope: str, rate: float, per: float = 60.0,
+                 burst: int | None = None) -> RateLimiter:
+    """Shared by every replica when `database_url` is a PostgreSQL DSN, in this process's memory otherwise."""
+    from mintpipe.replica_db import postgres_dsn
+
+    dsn = postgres_dsn(database_url)
+    if dsn is None:
+        return KeyedRateLimiter(rate, per, burst)
+    from mintpipe.pg_ratelimit import PgRateLimiter
+
+    return PgRateLimiter(dsn, scope, rate, per, burst)

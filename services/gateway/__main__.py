@@ -15,7 +15,7 @@ from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.metrics import serve_metrics
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.ratelimit import rate_limiter
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, status_pb2_grpc
 
 log = get_logger("gateway")
@@ -28,14 +28,17 @@ async def main() -> None:
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "gateway")
     log.info("starting", broker=settings.amqp_url_redacted, status=settings.status_target)
     await broker.connect()
+    ledger = await PinLedger(settings.store_database("pins.sqlite3")).open()
     status_channel = grpc.aio.insecure_channel(settings.status_target)
 
     server = GrpcServer(settings.grpc_host, settings.grpc_port,
                         [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name])
     gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
         GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel),
-                       PinLedger(settings.data_dir / "pins.sqlite3"), settings.monthly_pins,
-                       KeyedRateLimiter(settings.wallet_rate_per_minute, 60, settings.wallet_burst)), server.server)
+                       ledger, settings.monthly_pins,
+                       # Shared by every gateway replica when MINTPIPE_DATABASE_URL is PostgreSQL (issue 11).
+                       rate_limiter(settings.database_url, "wallet", settings.wallet_rate_per_minute, 60,
+                                    settings.wallet_burst)), server.server)
     await server.start({"broker": lambda: broker.connected})
     metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
     log.info("ready", grpc=server.port, metrics=f"http://{settings.metrics_host}:{metrics_port}/metrics")
@@ -47,6 +50,7 @@ async def main() -> None:
     await server.stop(grace=settings.grace_seconds)
     await status_channel.close()
     await broker.close()
+    await ledger.close()
     log.info("stopped")
 
 

@@ -6,7 +6,6 @@ client gets UNAVAILABLE; retrying with the same key finds the reserved job and p
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 
@@ -19,7 +18,7 @@ from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 from mintpipe.metrics import SUBMISSIONS
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import settings_hash
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
 
@@ -31,7 +30,7 @@ _STATUS_DOWN = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, broker: Broker, status: status_pb2_grpc.StatusServiceStub,
                  ledger: PinLedger | None = None, monthly_pins: int | None = None,
-                 wallet_limiter: KeyedRateLimiter | None = None) -> None:
+                 wallet_limiter: RateLimiter | None = None) -> None:
         self.broker = broker
         self.status = status
         self.ledger = ledger
@@ -44,8 +43,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
         The job was reserved a moment ago; a refused one is discarded with its key, so nothing remains."""
         if self.ledger is None or self.monthly_pins is None:
             return
-        granted, used, held = await asyncio.to_thread(self.ledger.reserve_budget, job_id, job_settings_hash,
-                                                      self.monthly_pins)
+        granted, used, held = await self.ledger.reserve_budget(job_id, job_settings_hash, self.monthly_pins)
         if not granted:
             try:
                 await self.status.DiscardJob(status_pb2.DiscardJobRequest(job_id=job_id), timeout=10)
@@ -74,7 +72,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
             job = validate_submission(request)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if self.wallet_limiter is not None and (wait := self.wallet_limiter.acquire(job.wallet)) > 0:
+        if self.wallet_limiter is not None and (wait := await self.wallet_limiter.take(job.wallet)) > 0:
             context.set_trailing_metadata((("retry-after", str(math.ceil(wait))),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"wallet: too many submissions from this wallet; retry in {math.ceil(wait)} s")

@@ -1,6 +1,6 @@
 """The `mintpipe` command.
 
-  mintpipe up [--renderers N] [--pinners M]   run the whole system until Ctrl-C / SIGTERM
+  mintpipe up [--renderers N] [--pinners M] [--status-replicas K]   run the whole system until Ctrl-C
   mintpipe demo [--renderers N] [--settings F]  start it, run one example job end to end, stop
   mintpipe render SETTINGS.json --out DIR     render one job locally, no broker
   mintpipe submit SETTINGS.json [--wallet W] [--wait]   submit a job (a progress bar until it ends)
@@ -33,10 +33,19 @@ DEFAULT_SETTINGS = {"seed": 2026}
 def _layout_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renderers", type=int, default=1, help="renderer replicas (default 1)")
     parser.add_argument("--pinners", type=int, default=1, help="pinner replicas (default 1)")
+    parser.add_argument("--status-replicas", type=int, default=1,
+                        help="status replicas, bridges at --http-port, +1, ... (more than 1 needs "
+                        "MINTPIPE_DATABASE_URL=postgresql://...)")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MINTPIPE_DATA_DIR", "data")))
     parser.add_argument("--http-port", type=int, default=int(os.environ.get("MINTPIPE_HTTP_PORT", "8080")))
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("MINTPIPE_PORT_BASE", "50050")),
                         help="gRPC ports are derived from it (gateway +1, status +2, replicas +100/+200)")
+
+
+def _postgres_configured() -> bool:
+    from mintpipe.replica_db import postgres_dsn
+
+    return postgres_dsn(os.environ.get("STATUS_DATABASE_URL") or os.environ.get("MINTPIPE_DATABASE_URL")) is not None
 
 
 async def _run(args: argparse.Namespace, demo: bool) -> int:
@@ -45,7 +54,15 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     if not 1 <= args.renderers <= 64 or not 1 <= args.pinners <= 64:
         print("--renderers and --pinners: 1-64", file=sys.stderr)
         return 2
-    layout = Layout(args.data_dir, args.http_port, args.port_base, args.renderers, args.pinners)
+    if not 1 <= args.status_replicas <= 16:
+        print("--status-replicas: 1-16", file=sys.stderr)
+        return 2
+    if args.status_replicas > 1 and not _postgres_configured():
+        print("--status-replicas: more than 1 needs MINTPIPE_DATABASE_URL set to a postgresql:// DSN (on SQLite "
+              "each replica would keep its own jobs, sweep alone and limit alone)", file=sys.stderr)
+        return 2
+    layout = Layout(args.data_dir, args.http_port, args.port_base, args.renderers, args.pinners,
+                    args.status_replicas)
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = layout.data_dir / "logs" if demo else None
     from launcher.chain import ChainRefused, start_chain
@@ -82,7 +99,9 @@ async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervis
         print(f"mintpipe: {exc}", file=sys.stderr)
         await supervisor.stop()
         return 1
-    print(f"mintpipe is up: {layout.http_url} (renderers={args.renderers}, pinners={args.pinners}, "
+    bridges = "" if layout.status_replicas == 1 else (
+        " and " + ", ".join(f"http://127.0.0.1:{layout.status_http_port(i)}" for i in range(1, layout.status_replicas)))
+    print(f"mintpipe is up: {layout.http_url}{bridges} (renderers={args.renderers}, pinners={args.pinners}, "
           f"data={layout.data_dir.resolve()})", flush=True)
     print("metrics: " + ", ".join(f"{name} {url}" for name, url in layout.metrics_urls().items()), flush=True)
     print(f"dashboard: {layout.http_url}/admin", flush=True)

@@ -31,6 +31,7 @@ class Layout:
     port_base: int = 50050
     renderers: int = 1
     pinners: int = 1
+    status_replicas: int = 1  # bridges at http_port, http_port + 1, ... (several need PostgreSQL: issue 11)
 
     @property
     def gateway_port(self) -> int:
@@ -39,6 +40,13 @@ class Layout:
     @property
     def status_port(self) -> int:
         return self.port_base + 2
+
+    def status_replica_port(self, i: int) -> int:
+        """gRPC port of status replica i (the first keeps status_port)."""
+        return self.status_port if i == 0 else self.port_base + 500 + i
+
+    def status_http_port(self, i: int) -> int:
+        return self.http_port + i
 
     def renderer_port(self, i: int) -> int:
         return self.port_base + 100 + i
@@ -84,15 +92,22 @@ class ServiceSpec:
 def build_specs(layout: Layout) -> list[ServiceSpec]:
     data = str(layout.data_dir.resolve())
     gateway = f"127.0.0.1:{layout.gateway_port}"
-    status = f"127.0.0.1:{layout.status_port}"
+    # The gateway reserves jobs through any status replica (pick_first: the next one when one is down).
+    status = (f"127.0.0.1:{layout.status_port}" if layout.status_replicas == 1 else
+              "ipv4:" + ",".join(f"127.0.0.1:{layout.status_replica_port(i)}" for i in range(layout.status_replicas)))
     # One target naming every renderer replica: the bridge balances previews over them (round_robin).
     renderers = "ipv4:" + ",".join(f"127.0.0.1:{layout.renderer_port(i)}" for i in range(layout.renderers))
     base = {"MINTPIPE_DATA_DIR": data, "PYTHONUNBUFFERED": "1"}
     specs = [
-        ServiceSpec("status", "status", {**base, "STATUS_GRPC_PORT": str(layout.status_port),
-                                         "STATUS_HTTP_PORT": str(layout.http_port),
-                                         "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers},
-                    layout.status_port, group=2, http_health=f"{layout.http_url}/healthz"),
+        ServiceSpec("status" if i == 0 else f"status-{i}", "status",
+                    {**base, "STATUS_GRPC_PORT": str(layout.status_replica_port(i)),
+                     "STATUS_HTTP_PORT": str(layout.status_http_port(i)),
+                     "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers},
+                    layout.status_replica_port(i), group=2,
+                    http_health=f"http://127.0.0.1:{layout.status_http_port(i)}/healthz")
+        for i in range(layout.status_replicas)
+    ]
+    specs += [
         ServiceSpec("gateway", "gateway", {**base, "GATEWAY_GRPC_PORT": str(layout.gateway_port),
                                            "GATEWAY_STATUS_TARGET": status,
                                            "GATEWAY_METRICS_PORT": str(layout.gateway_metrics_port)},

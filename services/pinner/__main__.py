@@ -30,15 +30,18 @@ async def main() -> None:
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
     store = LocalIpfsStore(settings.data_dir / "ipfs")
     backend = build_backend(settings, store)
-    pins = PinService(backend, PinLedger(settings.data_dir / "pins.sqlite3", backend.name), store,
+    pins = PinService(backend, PinLedger(settings.store_database("pins.sqlite3"), backend.name), store,
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
                       monthly_pins=settings.monthly_pins)
+    # Migrations first (a database newer than this code stops the replica here, naming the migration).
+    await pins.ledger.open()
     register_metrics(pins)
     try:
         await run_worker("pinner", settings, lambda broker, prefetch: pin_consumer(broker, artifacts, pins, prefetch),
                          {"store": store.root.is_dir})
     finally:
         await backend.aclose()
+        await pins.ledger.close()
         # What this replica did and how long it slept for the shared rate limit, for operators and benchmarks.
         get_logger("pinner").info("totals", **{k: round(v, 1) for k, v in sorted(pins.counts.items())})
 

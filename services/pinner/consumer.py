@@ -87,10 +87,10 @@ class PinHandler:
             raise JobCancelled
         meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
                                        {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()}, cancelled)
-        await asyncio.to_thread(self.pins.ledger.record_job_pinned, job.job_id, job.settings_hash)
+        await self.pins.ledger.record_job_pinned(job.job_id, job.settings_hash)
         announced = {"image": cids.get("image", ""), "animation": cids.get("animation", ""),
                      "preview": cids.get("preview", ""), "metadata": meta_cid}
-        await asyncio.to_thread(self.pins.ledger.record_job_result, job.job_id, f"ipfs://{meta_cid}", announced)
+        await self.pins.ledger.record_job_result(job.job_id, f"ipfs://{meta_cid}", announced)
         assets = jobs_pb2.JobAssets(**announced)
         await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNED, 100, assets=assets, token_uri=f"ipfs://{meta_cid}")
         log.info("pinned", token_uri=f"ipfs://{meta_cid}", **cids)
@@ -100,7 +100,7 @@ class PinHandler:
         service removes them once the job is pinned): announce what it was pinned with, upload nothing."""
         if await asyncio.to_thread(self.artifacts.job_dir(job.job_id).exists):
             return False
-        done = await asyncio.to_thread(self.pins.ledger.job_result, job.job_id)
+        done = await self.pins.ledger.job_result(job.job_id)
         if done is None:
             return False
         token_uri, assets = done

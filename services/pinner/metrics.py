@@ -3,6 +3,7 @@ shared pin ledger (the month's pins and budget) at scrape time, so the pin path 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -13,8 +14,26 @@ from pinner.pinning import PinService
 
 
 class PinCollector(Collector):
-    def __init__(self, pins: PinService) -> None:
+    def __init__(self, pins: PinService, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.pins = pins
+        self.loop = loop
+        self.last_used = 0
+
+    def _pins_this_month(self) -> int:
+        """The ledger is async (its connections belong to the service's event loop) and a scrape runs on the
+        metrics server's thread: ask the loop, and keep the last answer for a scrape the loop cannot serve."""
+        try:
+            asyncio.get_running_loop()
+            in_loop = True  # called from a coroutine (never wait on our own loop)
+        except RuntimeError:
+            in_loop = False
+        if self.loop is not None and self.loop.is_running() and not in_loop:
+            try:
+                future = asyncio.run_coroutine_threadsafe(self.pins.ledger.pins_this_month(), self.loop)
+                self.last_used = future.result(timeout=5)
+            except Exception:  # a scrape must not fail for a slow database: the last figure stands
+                pass
+        return self.last_used
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         counts = self.pins.counts
@@ -42,7 +61,7 @@ class PinCollector(Collector):
             waits.add_metric([backend, why], counts.get(f"{why}_waits", 0))
         yield slept
         yield waits
-        used = self.pins.ledger.pins_this_month()
+        used = self._pins_this_month()
         month = GaugeMetricFamily("mintpipe_pinner_pins_this_month", "pins made this month (the shared ledger)")
         month.add_metric([], used)
         yield month
@@ -52,4 +71,4 @@ class PinCollector(Collector):
 
 
 def register(pins: PinService) -> None:
-    REGISTRY.register(PinCollector(pins))
+    REGISTRY.register(PinCollector(pins, asyncio.get_running_loop()))

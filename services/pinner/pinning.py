@@ -58,11 +58,11 @@ class PinService:
         if not self.remote:
             return
         while True:
-            wait = await asyncio.to_thread(self.ledger.acquire_request_slot, self.rate_limit, self.rate_window)
+            wait = await self.ledger.acquire_request_slot(self.rate_limit, self.rate_window)
             if wait == 0:
                 return
             # Only for the message and the counters: the ledger already folded the block into `wait`.
-            told = await asyncio.to_thread(self.ledger.blocked_until) > time.time()
+            told = await self.ledger.blocked_until() > time.time()
             kind = "retry_after" if told else "rate"
             self.counts[f"{kind}_waits"] += 1
             if wait > MAX_INLINE_WAIT:  # the retry tier's delay is logged by the consumer
@@ -86,7 +86,7 @@ class PinService:
         except BackendRateLimited as exc:
             self.counts["rate_limited"] += 1
             if exc.retry_after:
-                until = await asyncio.to_thread(self.ledger.block_requests, exc.retry_after)
+                until = await self.ledger.block_requests(exc.retry_after)
                 log.warning("backend asked us to wait; every replica holds off", backend=self.backend.name,
                             retry_after=exc.retry_after, blocked_for=round(until - time.time(), 1))
             raise
@@ -98,12 +98,12 @@ class PinService:
         # No copy in the local store when pinning elsewhere: it would hold every asset a second time, forever
         # (about 10 MB a job). The local store is kept only where it is the pinning backend.
         cid = await asyncio.to_thread(cid_of_file, path)
-        if await asyncio.to_thread(self.ledger.is_pinned, cid):
+        if await self.ledger.is_pinned(cid):
             self.counts["skipped_known"] += 1
             return cid
         async with self._upload_claim(cid):
             # Whoever held the claim before us may have pinned it meanwhile.
-            if await asyncio.to_thread(self.ledger.is_pinned, cid):
+            if await self.ledger.is_pinned(cid):
                 self.counts["skipped_known"] += 1
                 return cid
             await self._pin_claimed(path, content_type, name, job_id, keyvalues, cid, cancelled)
@@ -114,7 +114,7 @@ class PinService:
         """Only one replica at a time checks-then-uploads a CID: a duplicate delivery of the same pin job often
         runs on two replicas at once, and both would see the CID as not pinned yet and both upload it."""
         owner, waited = uuid.uuid4().hex, 0.0
-        while (wait := await asyncio.to_thread(self.ledger.claim_upload, cid, owner, UPLOAD_CLAIM_TTL)) > 0:
+        while (wait := await self.ledger.claim_upload(cid, owner, UPLOAD_CLAIM_TTL)) > 0:
             if waited >= CLAIM_INLINE_WAIT:
                 raise TransientError("another replica is uploading the same content right now", retry_after=wait)
             self.counts["claim_waits"] += 1
@@ -126,22 +126,22 @@ class PinService:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-            await asyncio.to_thread(self.ledger.release_upload, cid, owner)
+            await self.ledger.release_upload(cid, owner)
 
     async def _renew_claim(self, cid: str, owner: str) -> None:
         while True:
             await asyncio.sleep(UPLOAD_CLAIM_TTL / 3)
-            await asyncio.to_thread(self.ledger.claim_upload, cid, owner, UPLOAD_CLAIM_TTL)
+            await self.ledger.claim_upload(cid, owner, UPLOAD_CLAIM_TTL)
 
     async def _pin_claimed(self, path: Path, content_type: str, name: str, job_id: str,
                            keyvalues: dict[str, str], cid: str, cancelled: Callable[[], bool] | None) -> None:
         # The ledger can miss a pin (a crash between upload and ledger write): ask the backend's own list.
         if await self._call_backend(lambda: self.backend.has(cid)):
             self.counts["skipped_listed"] += 1
-            await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
+            await self.ledger.record_pin(cid, path.stat().st_size, job_id)
             return
         if self.monthly_pins is not None:
-            used = await asyncio.to_thread(self.ledger.pins_this_month)
+            used = await self.ledger.pins_this_month()
             if used >= self.monthly_pins:
                 raise ParkError(f"monthly pin budget of {self.monthly_pins} spent ({used} pins this month); "
                                      "raise PINNER_MONTHLY_PINS or wait for next month, then replay")
@@ -150,5 +150,5 @@ class PinService:
         self.counts["uploads"] += 1
         if got != cid:
             raise IntegrityError(f"{self.backend.name} returned CID {got} for {name}, but its bytes hash to {cid}")
-        await asyncio.to_thread(self.ledger.record_pin, cid, path.stat().st_size, job_id)
+        await self.ledger.record_pin(cid, path.stat().st_size, job_id)
         log.info("uploaded", cid=cid, name=name, backend=self.backend.name)

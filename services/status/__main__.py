@@ -13,12 +13,13 @@ from sse_starlette.sse import AppStatus
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
+from mintpipe.db import database_for
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig
@@ -31,6 +32,7 @@ from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.preview import renderer_channel
+from status.replicas import start_replicas
 from status.settings import StatusSettings
 from status.store import JobStore
 from status.sweeper import OrphanSweeper, retention_sweeper
@@ -51,16 +53,24 @@ async def main() -> None:
     configure_logging("status", settings.log_level)
     stop = shutdown_event()
 
-    store = JobStore(settings.database)
-    await store.open()
-    bus = JobBus()
+    store = JobStore(database_for(settings.database_url, settings.database))
+    try:
+        await store.open()
+    except DatabaseNewerThanCode as exc:
+        log.error("refusing to start", error=str(exc), database=store.db.description)
+        raise SystemExit(2) from None
+    bus = JobBus(settings.watch_poll_seconds)
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "status")
-    log.info("starting", broker=settings.amqp_url_redacted, database=str(settings.database))
+    log.info("starting", broker=settings.amqp_url_redacted, database=store.db.description)
     await broker.connect()
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
                              [status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name])
-    chain = await start_chain(settings, store, bus)
+    # --- replicas (issue 11): leader-only duties, the change feed, shared limits (status.replicas) ---
+    replicas = await start_replicas(settings, store, bus)
+    leadership = replicas.leadership
+    # --- end replicas ---
+    chain = await start_chain(settings, store, bus, leadership)
     status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain.deps)),
                                                         grpc_server.server)
     checks = {"broker": lambda: broker.connected, "store": store.ping}
@@ -70,35 +80,38 @@ async def main() -> None:
     await consumer.start()
     dead_letters = DeadLetterWatch(broker, store, bus)
     await dead_letters.start()
-    sweeper = asyncio.create_task(
-        OrphanSweeper(store, broker, settings.orphan_after_seconds, settings.sweep_interval_seconds).run())
-    retention = asyncio.create_task(retention_sweeper(store, settings).run())
+    leadership.add("orphan-sweeper", OrphanSweeper(store, broker, settings.orphan_after_seconds,
+                                                   settings.sweep_interval_seconds).run)
+    leadership.add("retention-sweeper", retention_sweeper(store, settings).run)
 
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     renderer_chan = renderer_channel(settings.renderer_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     artifacts = ArtifactStore(settings.data_dir / "artifacts")
-    artifact_sweeper = asyncio.create_task(ArtifactSweeper(
+    leadership.add("artifact-sweeper", ArtifactSweeper(
         store, artifacts, pinned_grace=settings.artifact_keep_pinned_seconds,
         failed_keep=settings.artifact_keep_failed_hours * 3600,
-        interval=settings.artifact_sweep_interval_seconds).run())
+        interval=settings.artifact_sweep_interval_seconds).run)
+    await replicas.start()
     disk = DiskGuard(settings.data_dir, settings.disk_degraded_free_percent, settings.disk_refuse_free_percent)
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
                       ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), ipfs_gateway=settings.ipfs_gateway_url,
                       # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
                       # should not make the launcher or an orchestrator restart a working service.
-                      checks={**checks, **chain.checks, "disk": disk.healthy}, disk=disk,
-                      ip_limiter=KeyedRateLimiter(settings.ip_rate_per_minute, 60, settings.ip_burst),
+                      checks={**checks, **chain.checks, **replicas.checks, "disk": disk.healthy}, disk=disk,
+                      ip_limiter=replicas.ip_limiter, replica=leadership.snapshot,
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
                       max_body_bytes=settings.max_body_bytes, chain=chain.deps,
                       renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan),
-                      preview_limiter=KeyedRateLimiter(settings.preview_ip_rate_per_minute, 60,
-                                                       settings.preview_ip_burst),
+                      preview_limiter=replicas.preview_limiter,
                       web_dir=settings.web_dir,
                       ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
                                     if settings.admin_readonly_token else None,
-                                    monthly_pins=settings.monthly_pins, pin_ledger=settings.data_dir / "pins.sqlite3",
+                                    monthly_pins=settings.monthly_pins,
+                                    # On PostgreSQL the ledger shares the store's database (and its pool).
+                                    pin_ledger=store.db if store.engine == "postgresql"
+                                    else settings.data_dir / "pins.sqlite3",
                                     secure_cookie=settings.admin_secure_cookie,
                                     overview_cache_seconds=settings.overview_cache_seconds))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,
@@ -110,9 +123,7 @@ async def main() -> None:
     await stop.wait()
     log.info("draining")
     await grpc_server.begin_shutdown()
-    sweeper.cancel()
-    retention.cancel()
-    artifact_sweeper.cancel()
+    await replicas.stop_duties()
     chain.stop()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
@@ -123,6 +134,7 @@ async def main() -> None:
     await gateway_channel.close()
     await renderer_chan.close()
     await broker.close()
+    await replicas.close()
     await store.close()
     log.info("stopped")
 

@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from mintpipe.artifacts import CANCELLED
 from mintpipe.cid import is_cid
+from mintpipe.db import Database
 from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -57,7 +58,8 @@ QUEUES = ("render", "pin", "events")
 class OpsConfig:
     readonly_token: str | None = None
     monthly_pins: int | None = None
-    pin_ledger: Path | None = None  # default: beside the artifact store (<data_dir>/pins.sqlite3)
+    # default: beside the artifact store (<data_dir>/pins.sqlite3); a Database on PostgreSQL
+    pin_ledger: Path | Database | None = None
     secure_cookie: bool = False  # set Secure on the session cookie (behind HTTPS)
     web_dir: Path | None = None  # built web apps (web/dist); default: the checkout's
     overview_cache_seconds: float = 2.0  # dashboards polling at once share a snapshot this fresh
@@ -109,7 +111,8 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                       auth: OpsAuth) -> tuple[APIRouter, Overview]:
     store, broker = admin.store, admin.broker
     client_ip_of = auth.client_ip
-    ledger = config.pin_ledger or admin.artifacts.root.parent / "pins.sqlite3"
+    ledger = config.pin_ledger or (store.db if store.engine == "postgresql"
+                                   else admin.artifacts.root.parent / "pins.sqlite3")
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
                                     if s.name.endswith("_total")), config.overview_cache_seconds)
@@ -229,8 +232,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         sql = f"SELECT {_COLUMNS} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
         args.append(limit + 1)
-        async with store.db.execute(sql, args) as cur:
-            rows = await cur.fetchall()
+        rows = await store.db.fetch(sql, args)
         records = [_row_to_record(r) for r in rows[:limit]]
         parked = await ops_store.open_dead_letters(store, [r.job_id for r in records])
         jobs = [{**r.to_json(), "dead_letter": _times([parked[r.job_id]], "at")[0] if r.job_id in parked else None}
@@ -260,8 +262,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         retries = await ops_store.retry_history(store, job_id)
         for row in retries:
             row["stage"] = jobs_pb2.Stage.Name(row["stage"]).removeprefix("STAGE_").lower()
-        async with store.db.execute("SELECT key FROM idempotency_keys WHERE job_id = ?", (job_id,)) as cur:
-            keys = [r[0] for r in await cur.fetchall()]
+        keys = [r[0] for r in await store.db.fetch("SELECT key FROM idempotency_keys WHERE job_id = ?", (job_id,))]
         audit = [a for a in await ops_store.audit_page(store, 500)
                  if a["target"] == job_id or job_id in a["detail"].get("message_ids", ())]
         queued = {"stage": "queued", "at": record.created_at, "source": "gateway", "replica": "", "error": ""}

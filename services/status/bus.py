@@ -1,4 +1,5 @@
-"""In-process fan-out of job changes to watchers (gRPC Watch and SSE)."""
+"""In-process fan-out of job changes to watchers (gRPC Watch and SSE); with several replicas, `relay` also
+tells the other replicas (status.feed), which re-read the job and fan it out to their own watchers."""
 
 from __future__ import annotations
 
@@ -15,12 +16,24 @@ POLL_SECONDS = 2.0
 
 
 class JobBus:
-    def __init__(self) -> None:
+    def __init__(self, poll_seconds: float = POLL_SECONDS) -> None:
+        self.poll_seconds = poll_seconds
         self._subscribers: dict[str, set[asyncio.Queue[JobRecord]]] = defaultdict(set)
+        # Set by status.feed when MINTPIPE_DATABASE_URL is PostgreSQL: announces a changed job id to the others.
+        self.relay: Callable[[str], None] | None = None
 
     def publish(self, record: JobRecord) -> None:
+        """A change this replica made: to its own watchers, and announced to the other replicas."""
+        self.publish_local(record)
+        if self.relay is not None:
+            self.relay(record.job_id)
+
+    def publish_local(self, record: JobRecord) -> None:
         for queue in list(self._subscribers.get(record.job_id, ())):
             queue.put_nowait(record)
+
+    def watching(self, job_id: str) -> bool:
+        return bool(self._subscribers.get(job_id))
 
     async def watch(self, job_id: str, load: Callable[[str], Awaitable[JobRecord | None]],
                     terminal: frozenset[int] = TERMINAL_STAGES) -> AsyncIterator[JobRecord]:
@@ -34,10 +47,12 @@ class JobBus:
             yield current
             while current.stage not in terminal:
                 try:
-                    candidate = await asyncio.wait_for(queue.get(), timeout=POLL_SECONDS)
+                    candidate = await asyncio.wait_for(queue.get(), timeout=self.poll_seconds)
                 except TimeoutError:
                     candidate = await load(job_id)
-                if candidate is None or candidate.state == current.state:
+                # A re-read (poll or another replica's announcement) may return after a newer local change was
+                # queued: updated_at never decreases for a job (status.store), so an older record is skipped.
+                if candidate is None or candidate.state == current.state or candidate.updated_at < current.updated_at:
                     continue
                 current = candidate
                 yield current

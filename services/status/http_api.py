@@ -25,7 +25,7 @@ from mintpipe.cid import is_cid
 from mintpipe.disk import DiskGuard
 from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED, stage_name
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import describe_scenes
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
@@ -98,11 +98,17 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
+class ReplicaOut(BaseModel):
+    name: str = Field(description="the replica's name (STATUS_REPLICA_NAME, MINTPIPE_REPLICA, else host:pid)")
+    leader: bool = Field(description="this replica runs the sweepers and the chain watcher (one at a time)")
+
+
 class HealthOut(BaseModel):
     status: str = Field(description="ok, or degraded when a check fails (503)")
     checks: dict[str, bool]
     disk: dict[str, float] | None = Field(None, description="the data volume: total_bytes, free_bytes, "
                                           "free_percent, and the thresholds (degraded, new jobs refused)")
+    replica: ReplicaOut | None = Field(None, description="which status replica answered, and whether it leads")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 404, 409, 413, 429, 503)}
@@ -137,16 +143,17 @@ class BridgeDeps:
     ipfs: LocalIpfsStore
     checks: dict[str, Callable[[], Any]]
     admin: AdminDeps | None = None
-    ip_limiter: KeyedRateLimiter | None = None
+    ip_limiter: RateLimiter | None = None
     trust_forwarded_for: bool = False
     max_body_bytes: int = 64 * 1024
     disk: DiskGuard | None = None
     renderer: renderer_pb2_grpc.RendererServiceStub | None = None  # previews (status.preview)
-    preview_limiter: KeyedRateLimiter | None = None
+    preview_limiter: RateLimiter | None = None
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
     ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
     ipfs_gateway: str | None = None  # where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)
+    replica: Callable[[], dict[str, Any]] | None = None  # name and leadership, for /healthz (status.leader)
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:
@@ -181,7 +188,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         if deps.ip_limiter is not None:
-            wait = deps.ip_limiter.acquire(client_ip(request, deps.trust_forwarded_for))
+            wait = await deps.ip_limiter.take(client_ip(request, deps.trust_forwarded_for))
             if wait > 0:
                 submissions.labels("rate_limited").inc()
                 raise ApiError(429, "rate_limited", f"too many submissions from this address; retry in "
@@ -294,6 +301,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         body: dict[str, Any] = {"status": "ok" if ok else "degraded", "checks": results}
         if deps.disk is not None:
             body["disk"] = deps.disk.snapshot()
+        if deps.replica is not None:
+            body["replica"] = deps.replica()
         return JSONResponse(body, 200 if ok else 503)
 
     @app.get("/metrics", response_class=PlainTextResponse,

@@ -6,89 +6,26 @@
   service's dead-letter watch), with its reason, and when it was replayed;
 - admin_audit: every operator action (who, when, what, on what, outcome).
 
-All three survive restarts (unlike a broker UI's in-memory state). They are written on the store's connection
-in autocommit mode: one INSERT is its own transaction, so a write never waits on the job store's lock.
+All survive restarts (unlike a broker UI's in-memory state). They live in the job store's database, either
+engine (mintpipe.db; tables made by the migration 0003_ops). One INSERT is its own transaction.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from mintpipe.db import Conn
 from mintpipe.events import STAGE_NAMES
 from mintpipe.v1 import jobs_pb2
 from status import status_metrics as metrics
 from status.store import JobStore
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS stage_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    stage INTEGER NOT NULL,
-    at REAL NOT NULL,
-    source TEXT NOT NULL DEFAULT '',
-    replica TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT '',
-    took REAL  -- seconds from queued to this stage: set on `pinned` rows (the overview's time to pinned)
-);
-CREATE INDEX IF NOT EXISTS stage_history_job ON stage_history (job_id, id);
--- Covering indexes for the overview (measured with 10,000 jobs: bench/admin_overview.py): the last hour's
--- pinned rows with their time to pinned without a join, and the replicas at work without a table scan.
-CREATE INDEX IF NOT EXISTS stage_history_stage_at ON stage_history (stage, at, took);
-CREATE INDEX IF NOT EXISTS stage_history_at ON stage_history (at, source, replica);
--- Jobs by stage, and the oldest job waiting in a stage, from an index instead of a scan of every job.
-CREATE INDEX IF NOT EXISTS jobs_stage ON jobs (stage, updated_at);
-CREATE TABLE IF NOT EXISTS dead_letter_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    message_id TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL,
-    dead_lettered_by TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL,
-    replayed_at REAL
-);
-CREATE INDEX IF NOT EXISTS dead_letter_history_job ON dead_letter_history (job_id, id);
-CREATE INDEX IF NOT EXISTS dead_letter_history_open ON dead_letter_history (queue, replayed_at, at);
-CREATE TABLE IF NOT EXISTS retry_history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    stage INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    retry_in_s INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT '',
-    replica TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS retry_history_job ON retry_history (job_id, id);
-CREATE TABLE IF NOT EXISTS admin_audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail_json TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS admin_audit_at ON admin_audit (at);
-"""
-
-
-_READY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-
 
 async def ensure_schema(store: JobStore) -> None:
-    """Create the tables once per open connection (idempotent), so no other module has to remember to."""
-    db = store.db
-    if not _READY.get(db):
-        async with store._lock:  # executescript commits first: never in the middle of the store's transaction
-            if not _READY.get(db):
-                await db.executescript(SCHEMA)
-                _READY[db] = True
+    """Kept for callers of the earlier lazy schema: the tables now come with the store's migrations (0003_ops)."""
 
 
 async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",
@@ -96,25 +33,29 @@ async def note_stage(store: JobStore, job_id: str, stage: int, source: str, repl
     """Record a stage change unless the job's last recorded stage is already `stage` (progress events within a
     stage add nothing). A job reopened by a replay goes through its stages again, and that shows too. Also
     observes the stage-duration histograms (status.status_metrics) from the same rows."""
-    await ensure_schema(store)
-    # Read and write under the store's lock: events of one job are applied concurrently (prefetch), and two
-    # progress events of a new stage read in between would both record it (and observe its span twice).
-    async with store._lock:
-        async with store.db.execute(
-            "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12", (job_id,)
-        ) as cur:
-            earlier = [(r[0], r[1]) for r in await cur.fetchall()]
+    # Read and write as one: events of one job are applied concurrently (prefetch, and on PostgreSQL by several
+    # replicas), and two progress events of a new stage read in between would both record it (and observe its
+    # span twice). SQLite: the connection's lock; PostgreSQL: an advisory lock on the job, held to the commit.
+    last_sql = "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12"
+    if store.db.engine != "sqlite":
+        # Most events are progress within the stage already recorded: on PostgreSQL settle those with one read,
+        # outside any transaction (a recorded stage never goes away), rather than BEGIN, lock, read, COMMIT.
+        last = await store.db.fetchrow(last_sql.replace("LIMIT 12", "LIMIT 1"), (job_id,))
+        if last is not None and last[0] == stage:
+            return False
+    async with store.db.locked(f"stage_history:{job_id}") as conn:
+        earlier = [(r[0], r[1]) for r in await conn.fetch(last_sql, (job_id,))]
         if earlier and earlier[0][0] == stage:
             return False
         now = time.time() if at is None else at
-        took = await _observe(store, job_id, stage, now, earlier)
-        await store.db.execute(
+        took = await _observe(conn, job_id, stage, now, earlier)
+        await conn.execute(
             "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
             (job_id, stage, now, source, replica, error[:1000], took))
     return True
 
 
-async def _observe(store: JobStore, job_id: str, stage: int, now: float,
+async def _observe(conn: Conn, job_id: str, stage: int, now: float,
                    earlier: list[tuple[int, float]]) -> float | None:
     """Observes the stage-duration histograms; returns the time from queued to pinned on a `pinned` change."""
     def last(of: int) -> float | None:
@@ -125,9 +66,7 @@ async def _observe(store: JobStore, job_id: str, stage: int, now: float,
         reopened = last(jobs_pb2.STAGE_QUEUED)
         if reopened is not None:
             return reopened
-        async with store.db.execute("SELECT created_at FROM jobs WHERE job_id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return row[0] if row else None
+        return await conn.fetchval("SELECT created_at FROM jobs WHERE job_id = ?", (job_id,))
 
     spans: list[tuple[str, float | None]] = []
     if stage == jobs_pb2.STAGE_RENDERING:
@@ -150,82 +89,67 @@ async def _observe(store: JobStore, job_id: str, stage: int, now: float,
 
 
 async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT stage, at, source, replica, error FROM stage_history WHERE job_id = ? ORDER BY id", (job_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    rows = await store.db.fetch(
+        "SELECT stage, at, source, replica, error FROM stage_history WHERE job_id = ? ORDER BY id", (job_id,))
+    return [dict(r) for r in rows]
 
 
 async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, retry_in_s: int, reason: str,
                      source: str, replica: str) -> None:
-    await ensure_schema(store)
     metrics.RETRIES.labels(STAGE_NAMES.get(stage, "unknown")).inc()
-    async with store._lock:  # one connection: keep our write out of another's transaction
-        await store.db.execute(
-            "INSERT INTO retry_history (job_id, stage, attempt, retry_in_s, reason, source, replica, at) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            (job_id, stage, attempt, retry_in_s, reason[:1000], source, replica, time.time()))
+    await store.db.execute(
+        "INSERT INTO retry_history (job_id, stage, attempt, retry_in_s, reason, source, replica, at) "
+        "VALUES (?,?,?,?,?,?,?,?)",
+        (job_id, stage, attempt, retry_in_s, reason[:1000], source, replica, time.time()))
 
 
 async def retry_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    await ensure_schema(store)
-    async with store.db.execute(
+    rows = await store.db.fetch(
         "SELECT stage, attempt, retry_in_s, reason, source, replica, at FROM retry_history WHERE job_id = ? "
-        "ORDER BY id", (job_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+        "ORDER BY id", (job_id,))
+    return [dict(r) for r in rows]
 
 
 async def note_dead_letter(store: JobStore, job_id: str, queue: str, message_id: str, reason: str,
                            dead_lettered_by: str) -> None:
-    await ensure_schema(store)
     metrics.DEAD_LETTERS.labels(queue).inc()
-    async with store._lock:  # one connection: keep our write out of another's transaction
-        await store.db.execute(
-            "INSERT INTO dead_letter_history (job_id, queue, message_id, reason, dead_lettered_by, at) "
-            "VALUES (?,?,?,?,?,?)", (job_id, queue, message_id, reason[:1000], dead_lettered_by, time.time()))
+    await store.db.execute(
+        "INSERT INTO dead_letter_history (job_id, queue, message_id, reason, dead_lettered_by, at) "
+        "VALUES (?,?,?,?,?,?)", (job_id, queue, message_id, reason[:1000], dead_lettered_by, time.time()))
 
 
 async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> None:
-    await ensure_schema(store)
     if not message_ids:
         return
     marks = ",".join("?" * len(message_ids))
-    async with store._lock:  # one connection: keep our write out of another's transaction
-        await store.db.execute(
-            f"UPDATE dead_letter_history SET replayed_at = ? WHERE queue = ? AND replayed_at IS NULL "
-            f"AND message_id IN ({marks})", (time.time(), queue, *message_ids))
+    await store.db.execute(
+        f"UPDATE dead_letter_history SET replayed_at = ? WHERE queue = ? AND replayed_at IS NULL "
+        f"AND message_id IN ({marks})", (time.time(), queue, *message_ids))
 
 
 async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    await ensure_schema(store)
-    async with store.db.execute(
+    rows = await store.db.fetch(
         "SELECT queue, message_id, reason, dead_lettered_by, at, replayed_at FROM dead_letter_history "
-        "WHERE job_id = ? ORDER BY id", (job_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+        "WHERE job_id = ? ORDER BY id", (job_id,))
+    return [dict(r) for r in rows]
 
 
 async def open_dead_letters(store: JobStore, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """job id → its latest dead letter not replayed yet (queue, reason, at), for the given jobs."""
-    await ensure_schema(store)
     if not job_ids:
         return {}
     marks = ",".join("?" * len(job_ids))
-    async with store.db.execute(
+    rows = await store.db.fetch(
         f"SELECT job_id, queue, reason, at FROM dead_letter_history WHERE replayed_at IS NULL AND job_id IN ({marks}) "
-        "ORDER BY id", job_ids) as cur:
-        return {r[0]: {"queue": r[1], "reason": r[2], "at": r[3]} for r in await cur.fetchall()}
+        "ORDER BY id", job_ids)
+    return {r[0]: {"queue": r[1], "reason": r[2], "at": r[3]} for r in rows}
 
 
 async def oldest_open_dead_letter(store: JobStore) -> dict[str, float]:
     """queue → time of its oldest dead letter not replayed yet (what the broker cannot tell without a browse)."""
-    await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT queue, MIN(at) FROM dead_letter_history WHERE replayed_at IS NULL GROUP BY queue"
-    ) as cur:
-        return {r[0]: r[1] for r in await cur.fetchall()}
+    rows = await store.db.fetch(
+        "SELECT queue, MIN(at) FROM dead_letter_history WHERE replayed_at IS NULL GROUP BY queue")
+    return {r[0]: r[1] for r in rows}
 
 
 @dataclass(frozen=True)
@@ -238,16 +162,13 @@ class AuditEntry:
 
 
 async def audit(store: JobStore, entry: AuditEntry) -> None:
-    await ensure_schema(store)
-    async with store._lock:  # one connection: keep our write out of another's transaction
-        await store.db.execute(
-            "INSERT INTO admin_audit (at, actor, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?)",
-            (time.time(), entry.actor, entry.action, entry.target, entry.outcome,
-             json.dumps(entry.detail, sort_keys=True, default=str)[:4000]))
+    await store.db.execute(
+        "INSERT INTO admin_audit (at, actor, action, target, outcome, detail_json) VALUES (?,?,?,?,?,?)",
+        (time.time(), entry.actor, entry.action, entry.target, entry.outcome,
+         json.dumps(entry.detail, sort_keys=True, default=str)[:4000]))
 
 
 async def audit_page(store: JobStore, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
-    await ensure_schema(store)
     sql = "SELECT id, at, actor, action, target, outcome, detail_json FROM admin_audit"
     args: list[Any] = []
     if before is not None:
@@ -255,7 +176,6 @@ async def audit_page(store: JobStore, limit: int = 50, before: int | None = None
         args.append(before)
     sql += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
-    async with store.db.execute(sql, args) as cur:
-        rows = await cur.fetchall()
+    rows = await store.db.fetch(sql, args)
     return [{**{k: r[k] for k in ("id", "at", "actor", "action", "target", "outcome")},
              "detail": json.loads(r["detail_json"])} for r in rows]

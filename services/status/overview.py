@@ -26,12 +26,13 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from mintpipe.broker import RETRY_TIERS, Broker
+from mintpipe.db import Database
 from mintpipe.events import STAGE_NAMES
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import jobs_pb2
 from status import status_metrics as metrics
-from status.ops_store import ensure_schema, oldest_open_dead_letter
+from status.ops_store import oldest_open_dead_letter
 from status.store import JobStore
 
 log = get_logger(__name__)
@@ -71,7 +72,7 @@ class QueueSampler:
 
 
 class Overview:
-    def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path, monthly_pins: int | None,
+    def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path | Database, monthly_pins: int | None,
                  events_applied=None, cache_seconds: float = SNAPSHOT_TTL) -> None:
         self.cache_seconds = cache_seconds
         self.broker = broker
@@ -147,16 +148,14 @@ class Overview:
 
     # --- job store ------------------------------------------------------------------------------------------
     async def _flows(self, now: float) -> dict[str, tuple[float | None, float | None]]:
-        await ensure_schema(self.store)
         since = now - RATE_WINDOW
-        async with self.store.db.execute(
+        db = self.store.db
+        rows = await db.fetch(
             "SELECT stage, COUNT(*) FROM stage_history WHERE at >= ? AND stage IN (?,?,?) GROUP BY stage",
-            (since, jobs_pb2.STAGE_RENDERING, jobs_pb2.STAGE_RENDERED, jobs_pb2.STAGE_PINNING),
-        ) as cur:
-            counts = {r[0]: r[1] for r in await cur.fetchall()}
-        async with self.store.db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE created_at >= ? AND published = 1", (since,)) as cur:
-            counts[jobs_pb2.STAGE_QUEUED] = (await cur.fetchone())[0]
+            (since, jobs_pb2.STAGE_RENDERING, jobs_pb2.STAGE_RENDERED, jobs_pb2.STAGE_PINNING))
+        counts = {r[0]: r[1] for r in rows}
+        counts[jobs_pb2.STAGE_QUEUED] = await db.fetchval(
+            "SELECT COUNT(*) FROM jobs WHERE created_at >= ? AND published = 1", (since,))
         flows: dict[str, tuple[float | None, float | None]] = {
             stage: (counts.get(a, 0) / RATE_WINDOW, counts.get(b, 0) / RATE_WINDOW)
             for stage, (a, b) in STAGE_FLOW.items()}
@@ -174,23 +173,21 @@ class Overview:
             ("render", "SELECT MIN(updated_at) FROM jobs WHERE stage = ? AND published = 1", (jobs_pb2.STAGE_QUEUED,)),
             ("pin", "SELECT MIN(updated_at) FROM jobs WHERE stage = ?", (jobs_pb2.STAGE_RENDERED,)),
         ):
-            async with self.store.db.execute(sql, args) as cur:
-                (at,) = await cur.fetchone()
+            at = await self.store.db.fetchval(sql, args)
             if at is not None:
                 out[stage] = max(0.0, now - at)
         return out
 
     async def jobs(self, now: float) -> dict[str, Any]:
-        async with self.store.db.execute("SELECT stage, COUNT(*) FROM jobs GROUP BY stage") as cur:
-            by_stage = {STAGE_NAMES.get(r[0], str(r[0])): r[1] for r in await cur.fetchall()}
+        db = self.store.db
+        by_stage = {STAGE_NAMES.get(r[0], str(r[0])): r[1]
+                    for r in await db.fetch("SELECT stage, COUNT(*) FROM jobs GROUP BY stage")}
         hour = now - 3600
-        async with self.store.db.execute(
+        pinned = await db.fetch(
             "SELECT at, took FROM stage_history WHERE stage = ? AND at >= ? AND took IS NOT NULL",
-            (jobs_pb2.STAGE_PINNED, hour)) as cur:
-            pinned = await cur.fetchall()
-        async with self.store.db.execute(
-            "SELECT at FROM stage_history WHERE stage = ? AND at >= ?", (jobs_pb2.STAGE_FAILED, hour)) as cur:
-            failed = [r[0] for r in await cur.fetchall()]
+            (jobs_pb2.STAGE_PINNED, hour))
+        failed = [r[0] for r in await db.fetch(
+            "SELECT at FROM stage_history WHERE stage = ? AND at >= ?", (jobs_pb2.STAGE_FAILED, hour))]
         minutes: list[dict[str, Any]] = []
         start = math.floor(now / 60) * 60 - 59 * 60
         buckets: list[list[float]] = [[] for _ in range(60)]
@@ -206,12 +203,15 @@ class Overview:
         for i, took in enumerate(buckets):
             minutes.append({"minute": start + i * 60, "pinned": len(took), "failed": failed_per[i],
                             "p50_s": percentile(took, 50), "p95_s": percentile(took, 95)})
-        async with self.store.db.execute(
-            "SELECT replica, source, MAX(at), COUNT(*) FROM stage_history INDEXED BY stage_history_at "
+        # INDEXED BY: SQLite's planner picked the (stage, at) index and scanned (bench/admin_overview.py);
+        # PostgreSQL's planner has statistics and takes no such hint.
+        indexed = " INDEXED BY stage_history_at" if db.engine == "sqlite" else ""
+        rows = await db.fetch(
+            f"SELECT replica, source, MAX(at), COUNT(*) FROM stage_history{indexed} "
             "WHERE at >= ? AND replica != '' AND source IN ('renderer', 'pinner') GROUP BY replica, source "
-            "ORDER BY source, replica", (now - REPLICA_WINDOW,)) as cur:
-            replicas = [{"replica": r[0], "service": r[1], "last_seen_s": max(now - r[2], 0.0), "stage_changes": r[3]}
-                        for r in await cur.fetchall()]
+            "ORDER BY source, replica", (now - REPLICA_WINDOW,))
+        replicas = [{"replica": r[0], "service": r[1], "last_seen_s": max(now - r[2], 0.0), "stage_changes": r[3]}
+                    for r in rows]
         durations = [t for _, t in pinned]
         return {"by_stage": {name: by_stage.get(name, 0) for name in STAGE_NAMES.values()},
                 "total": sum(by_stage.values()), "replicas": replicas,
@@ -220,15 +220,23 @@ class Overview:
                               "time_to_pinned_p50_s": percentile(durations, 50),
                               "time_to_pinned_p95_s": percentile(durations, 95), "per_minute": minutes}}
 
-    def _pins(self, now: float) -> dict[str, Any]:
-        if self._ledger is None:
+    async def _pins(self, now: float) -> dict[str, Any]:
+        shared = isinstance(self.pin_ledger_path, Database)  # PostgreSQL: the store's own pool, kept open
+        if self._ledger is None or not shared:
+            # A SQLite file is opened for each (cached) overview and closed again, as the sync ledger did: no
+            # connection (and its thread) outlives the request.
             self._ledger = PinLedger(self.pin_ledger_path)
-        used = self._ledger.pins_this_month(now)
-        last = self._ledger.last_rate_limited()
+        try:
+            used = await self._ledger.pins_this_month(now)
+            last = await self._ledger.last_rate_limited()
+            blocked = await self._ledger.blocked_until() if last else None
+        finally:
+            if not shared:
+                await self._ledger.close()
         return {"used_this_month": used, "monthly_budget": self.monthly_pins,
                 "left": None if self.monthly_pins is None else max(self.monthly_pins - used, 0),
                 "last_429_at": last[0] if last else None, "last_429_retry_after_s": last[1] if last else None,
-                "blocked_until": self._ledger.blocked_until() if last else None}
+                "blocked_until": blocked}
 
     async def export_gauges(self) -> None:
         """Queue depths and consumers, and the pin budget, into the Prometheus gauges (at scrape time)."""
@@ -239,7 +247,7 @@ class Overview:
                 labels = (q["stage"], q["kind"], q["queue"])
                 metrics.QUEUE_DEPTH.labels(*labels).set(q["depth"])
                 metrics.QUEUE_CONSUMERS.labels(*labels).set(q["consumers"])
-        pins = await asyncio.to_thread(self._pins, now)
+        pins = await self._pins(now)
         metrics.PINS_THIS_MONTH.set(pins["used_this_month"])
         metrics.PIN_BUDGET_LEFT.set(-1 if pins["left"] is None else pins["left"])
 
@@ -255,7 +263,7 @@ class Overview:
         now = time.time()
         queues, broker_ok = await self.queues(now)
         jobs = await self.jobs(now)
-        pins = await asyncio.to_thread(self._pins, now)
+        pins = await self._pins(now)
         warnings = []
         for q in queues:
             if q.get("missing"):

@@ -18,7 +18,7 @@ import grpc
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import DEFAULT_SCENE, SettingsError, validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from status.http_errors import ApiError, ErrorOut
@@ -62,7 +62,7 @@ def _wants_json(request: Request) -> bool:
 
 
 def create_preview_router(renderer: renderer_pb2_grpc.RendererServiceStub,
-                          limiter: KeyedRateLimiter | None = None,
+                          limiter: RateLimiter | None = None,
                           client_ip: Any = None) -> APIRouter:
     router = APIRouter()
 
@@ -77,7 +77,7 @@ def create_preview_router(renderer: renderer_pb2_grpc.RendererServiceStub,
         except SettingsError as exc:
             raise ApiError(400, "invalid_argument", str(exc), exc.field) from None
         if limiter is not None and client_ip is not None:
-            wait = limiter.acquire(client_ip(request))
+            wait = await limiter.take(client_ip(request))
             if wait > 0:
                 seconds = max(1, math.ceil(wait))
                 raise ApiError(429, "rate_limited", f"preview: too many previews from this address; retry in "

@@ -99,6 +99,15 @@ class StatusSettings(ServiceSettings):
             raise ValueError("STATUS_DISK_REFUSE_FREE_PERCENT must not exceed STATUS_DISK_DEGRADED_FREE_PERCENT")
         return self
 
+    # Several replicas (issue 11, status.replicas): only with MINTPIPE_DATABASE_URL set to PostgreSQL.
+    replica_name: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^|]+$",
+                                     description="this replica's name in /healthz (default: MINTPIPE_REPLICA, "
+                                     "else host:pid)")
+    watch_poll_seconds: float = Field(2.0, gt=0, le=3600, description="watchers re-read their job this often, "
+                                      "in case a change's announcement was missed")
+    leader_retry_seconds: float = Field(1.0, gt=0, le=60, description="a follower tries to become the leader "
+                                        "this often: the takeover time when the leader dies")
+
     @property
     def database(self) -> Path:
         return self.db_path or self.data_dir / "jobs.sqlite3"

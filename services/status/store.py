@@ -1,55 +1,25 @@
-"""The durable job store on SQLite (WAL): jobs, and idempotency keys that outlive job cleanup.
+"""The durable job store: jobs, and idempotency keys that outlive job cleanup.
 
-Every write is one short transaction (BEGIN IMMEDIATE) so several processes may share the file;
-within a process an asyncio lock keeps read-modify-write sequences whole.
+On SQLite (WAL, the default: a file under the data folder) or PostgreSQL (MINTPIPE_DATABASE_URL), through
+mintpipe.db; the tables are made by mintpipe.migrations (0001_jobs). Every write is one short transaction
+(SQLite: BEGIN IMMEDIATE, so several processes may share the file, and an asyncio lock keeps a transaction whole
+on the one connection; PostgreSQL: a pooled connection, the job's row read FOR UPDATE before it is changed, so
+replicas applying events of one job take turns).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
 import uuid
 from pathlib import Path
 
-import aiosqlite
-
+from mintpipe.db import Conn, Database, SqliteDatabase
 from mintpipe.events import TERMINAL_STAGES
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.records import JobRecord
 from status.transitions import JobState, apply_event
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    wallet TEXT NOT NULL,
-    scene TEXT NOT NULL,
-    settings_json TEXT NOT NULL,
-    stage INTEGER NOT NULL,
-    progress INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    assets_json TEXT NOT NULL DEFAULT '{}',
-    token_uri TEXT NOT NULL DEFAULT '',
-    published INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_at DESC, job_id DESC);
-CREATE INDEX IF NOT EXISTS jobs_wallet_newest ON jobs (wallet, created_at DESC, job_id DESC);
-CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
-    request_hash TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
-CREATE TABLE IF NOT EXISTS cancellations (
-    job_id TEXT PRIMARY KEY,
-    cancelled_at REAL NOT NULL
-);
-"""
 
 _COLUMNS = ("job_id, wallet, scene, settings_json, stage, progress, error, assets_json, token_uri, published, "
             "created_at, updated_at")
@@ -67,7 +37,7 @@ class BadCursor(ValueError):
     pass
 
 
-def _row_to_record(row: aiosqlite.Row) -> JobRecord:
+def _row_to_record(row) -> JobRecord:  # type: ignore[no-untyped-def]  # a row of either engine
     state = JobState(stage=row["stage"], progress=row["progress"], error=row["error"],
                      assets=json.loads(row["assets_json"]), token_uri=row["token_uri"])
     return JobRecord(job_id=row["job_id"], wallet=row["wallet"], scene=row["scene"],
@@ -89,40 +59,46 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+    def __init__(self, target: Path | Database) -> None:
+        """`target`: a SQLite file (the embedded default) or any mintpipe.db Database (PostgreSQL)."""
+        if isinstance(target, Database):
+            self.database = target
+        else:
+            # FULL: events are acked once committed, so a commit must survive a host crash or power cut, not only
+            # a killed process (NORMAL in WAL mode may lose the last commits then). Measured here: 1.2-1.4k events
+            # a second applied one by one, against 4.3-5k with NORMAL; a default job makes about 15 events.
+            self.database = SqliteDatabase(Path(target), synchronous="FULL")
+        self.path = getattr(self.database, "path", None)
+        self._opened = False
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: events are acked once committed, so a commit must survive a host crash or power cut, not only a
-        # killed process (NORMAL in WAL mode may lose the last commits then). Measured here: 1.2-1.4k events a
-        # second applied one by one, against 4.3-5k with NORMAL; a default job makes about 15 events.
-        await self._db.execute("PRAGMA synchronous=FULL")
-        await self._db.execute("PRAGMA busy_timeout=30000")
-        await self._db.executescript(SCHEMA)
+        await self.database.open()
+        try:
+            await self.database.migrate()
+        except BaseException:
+            await self.database.close()  # a refused database leaves no connection (nor its thread) behind
+            raise
+        self._opened = True
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        if self._opened:
+            await self.database.close()
+            self._opened = False
 
     @property
-    def db(self) -> aiosqlite.Connection:
-        assert self._db is not None, "open() first"
-        return self._db
+    def db(self) -> Database:
+        return self.database
+
+    @property
+    def engine(self) -> str:
+        return self.database.engine
 
     async def ping(self) -> bool:
-        async with self.db.execute("SELECT 1") as cur:
-            return (await cur.fetchone()) is not None
+        return await self.db.fetchval("SELECT 1") == 1
 
-    async def _fetch(self, job_id: str) -> JobRecord | None:
-        async with self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
+    async def _fetch(self, job_id: str, conn: Conn | None = None, for_update: bool = False) -> JobRecord | None:
+        row = await (conn or self.db).fetchrow(
+            f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?" + (self.db.for_update if for_update else ""), (job_id,))
         return _row_to_record(row) if row else None
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -131,68 +107,55 @@ class JobStore:
     async def reserve(self, key: str, request_hash: str, wallet: str, scene: str,
                       settings_json: str) -> tuple[JobRecord, bool]:
         """The job for this idempotency key: a new one (created=True) or the one it already names."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                async with self.db.execute(
-                    "SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,)
-                ) as cur:
-                    row = await cur.fetchone()
+        while True:
+            async with self.db.transaction() as tx:
+                row = await tx.fetchrow(
+                    "SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,))
                 if row is not None:
                     if row["request_hash"] != request_hash:
                         raise IdempotencyConflict(row["job_id"])
-                    record = await self._fetch(row["job_id"])
+                    record = await self._fetch(row["job_id"], tx)
                     if record is not None:
-                        await self.db.execute("COMMIT")
                         return record, False
                     # The job was cleaned up but the key outlives it: make it again under the same id.
                     job_id = row["job_id"]
                 else:
                     job_id = uuid.uuid4().hex
-                    await self.db.execute(
-                        "INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?)",
-                        (key, request_hash, job_id, time.time()),
-                    )
+                    # ON CONFLICT: on PostgreSQL another replica may insert the same key between our SELECT and
+                    # this INSERT (SQLite's BEGIN IMMEDIATE rules that out); then we read its row again.
+                    if not await tx.execute(
+                        "INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?) "
+                        "ON CONFLICT (key) DO NOTHING", (key, request_hash, job_id, time.time()),
+                    ):
+                        continue
                 now = time.time()
-                await self.db.execute(
+                if not await tx.execute(
                     "INSERT INTO jobs (job_id, wallet, scene, settings_json, stage, created_at, updated_at) "
-                    "VALUES (?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?) ON CONFLICT (job_id) DO NOTHING",
                     (job_id, wallet, scene, settings_json, jobs_pb2.STAGE_QUEUED, now, now),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            record = await self._fetch(job_id)
+                ):
+                    continue  # another replica made the pruned job again a moment ago: read it
+                record = await self._fetch(job_id, tx)
             assert record is not None
             return record, True
 
     async def unpublished_before(self, cutoff: float, limit: int = 100) -> list[JobRecord]:
         """Queued jobs whose render job was never confirmed, reserved before `cutoff`."""
-        async with self.db.execute(
+        rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM jobs WHERE published = 0 AND stage = ? AND created_at < ? "
-            "ORDER BY created_at LIMIT ?", (jobs_pb2.STAGE_QUEUED, cutoff, limit),
-        ) as cur:
-            return [_row_to_record(r) for r in await cur.fetchall()]
+            "ORDER BY created_at LIMIT ?", (jobs_pb2.STAGE_QUEUED, cutoff, limit))
+        return [_row_to_record(r) for r in rows]
 
     async def mark_published(self, job_id: str) -> bool:
-        async with self._lock:
-            cur = await self.db.execute("UPDATE jobs SET published = 1 WHERE job_id = ?", (job_id,))
-            return cur.rowcount == 1
+        return await self.db.execute("UPDATE jobs SET published = 1 WHERE job_id = ?", (job_id,)) == 1
 
     async def discard_unpublished(self, job_id: str) -> bool:
         """Delete a job refused before publication, and its key. False if it was published (or is unknown)."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = await self.db.execute("DELETE FROM jobs WHERE job_id = ? AND published = 0", (job_id,))
-                if cur.rowcount == 1:
-                    await self.db.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            return cur.rowcount == 1
+        async with self.db.transaction() as tx:
+            deleted = await tx.execute("DELETE FROM jobs WHERE job_id = ? AND published = 0", (job_id,))
+            if deleted == 1:
+                await tx.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
+        return deleted == 1
 
     async def prune(self, jobs_before: float, keys_before: float) -> tuple[int, int]:
         """Retention: delete finished jobs (pinned, minted, failed) last updated before `jobs_before`, and
@@ -200,41 +163,31 @@ class JobStore:
         (a retry with it makes the same job again under the same id), and a job outlives its key."""
         finished = tuple(sorted(TERMINAL_STAGES))
         marks = ",".join("?" * len(finished))
-        async with self._lock:
-            jobs = await self.db.execute(
-                f"DELETE FROM jobs WHERE updated_at < ? AND stage IN ({marks})", (jobs_before, *finished))
-            keys = await self.db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (keys_before,))
-            return jobs.rowcount, keys.rowcount
+        jobs = await self.db.execute(
+            f"DELETE FROM jobs WHERE updated_at < ? AND stage IN ({marks})", (jobs_before, *finished))
+        keys = await self.db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (keys_before,))
+        return jobs, keys
 
     async def reopen(self, job_id: str) -> bool:
         """An operator replays a failed job's message: it is queued again, its error cleared."""
-        async with self._lock:
-            cur = await self.db.execute(
-                "UPDATE jobs SET stage = ?, error = '', updated_at = ? WHERE job_id = ? AND stage = ?",
-                (jobs_pb2.STAGE_QUEUED, time.time(), job_id, jobs_pb2.STAGE_FAILED))
-            return cur.rowcount == 1
+        return await self.db.execute(
+            "UPDATE jobs SET stage = ?, error = '', updated_at = ? WHERE job_id = ? AND stage = ?",
+            (jobs_pb2.STAGE_QUEUED, time.time(), job_id, jobs_pb2.STAGE_FAILED)) == 1
 
     async def apply(self, event: broker_pb2.JobEvent) -> JobRecord | None:
         """Apply one event; the updated job, or None when it changed nothing (or names no job we know)."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                record = await self._fetch(event.job_id)
-                new_state = apply_event(record.state, event) if record else None
-                if record is None or new_state is None:
-                    await self.db.execute("COMMIT")
-                    return None
-                now = max(time.time(), record.updated_at)
-                await self.db.execute(
-                    "UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? "
-                    "WHERE job_id=?",
-                    (new_state.stage, new_state.progress, new_state.error,
-                     json.dumps(new_state.assets, sort_keys=True), new_state.token_uri, now, event.job_id),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
+        async with self.db.transaction() as tx:
+            record = await self._fetch(event.job_id, tx, for_update=True)
+            new_state = apply_event(record.state, event) if record else None
+            if record is None or new_state is None:
+                return None
+            now = max(time.time(), record.updated_at)
+            await tx.execute(
+                "UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? "
+                "WHERE job_id=?",
+                (new_state.stage, new_state.progress, new_state.error,
+                 json.dumps(new_state.assets, sort_keys=True), new_state.token_uri, now, event.job_id),
+            )
         return JobRecord(job_id=record.job_id, wallet=record.wallet, scene=record.scene,
                          settings_json=record.settings_json, created_at=record.created_at,
                          updated_at=now, state=new_state, published=record.published)
@@ -258,8 +211,7 @@ class JobStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
         args.append(limit + 1)
-        async with self.db.execute(sql, args) as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.fetch(sql, args)
         records = [_row_to_record(r) for r in rows[:limit]]
         next_cursor = encode_cursor(records[-1]) if len(rows) > limit else ""
         return records, next_cursor
@@ -267,10 +219,8 @@ class JobStore:
     # Operators' cancels, kept apart from the job row (whose error a replay would clear): a replay skips these
     # jobs, and they outlive the artifact store's cancel markers, which are swept.
     async def record_cancel(self, job_id: str) -> None:
-        async with self._lock:
-            await self.db.execute("INSERT OR IGNORE INTO cancellations (job_id, cancelled_at) VALUES (?, ?)",
-                                  (job_id, time.time()))
+        await self.db.execute("INSERT INTO cancellations (job_id, cancelled_at) VALUES (?, ?) "
+                              "ON CONFLICT (job_id) DO NOTHING", (job_id, time.time()))
 
     async def is_cancelled(self, job_id: str) -> bool:
-        async with self.db.execute("SELECT 1 FROM cancellations WHERE job_id = ?", (job_id,)) as cur:
-            return (await cur.fetchone()) is not None
+        return await self.db.fetchrow("SELECT 1 FROM cancellations WHERE job_id = ?", (job_id,)) is not None

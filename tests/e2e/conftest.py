@@ -30,7 +30,7 @@ class System:
 
 @contextmanager
 def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int = 1,
-             env: dict[str, str] | None = None) -> Iterator[System]:
+             env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> Iterator[System]:
     """`mintpipe up` as a user runs it, on its own queue prefix, ports and data folder; stopped with SIGTERM,
     which must end it cleanly (exit 0) within a minute."""
     log_path = data_dir / "launcher.log"
@@ -47,7 +47,8 @@ def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int =
     }
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners)],
+            [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners),
+             *(extra_args or [])],
             env=full_env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{http_port}"
     try:

@@ -203,9 +203,9 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
 
     # A pinner records the backend's 429 (and its Retry-After) in the shared ledger; the overview shows it.
     ledger = PinLedger(store.path.parent / "pins.sqlite3", "pinata")
-    ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
+    await ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
     before = time.time()
-    ledger.block_requests(30)
+    await ledger.block_requests(30)
     await asyncio.sleep(2.1)  # past the snapshot dashboards share
     pins = (await client.get("/v1/admin/overview", headers=BEARER)).json()["pins"]
     assert pins["last_429_at"] >= before and pins["last_429_retry_after_s"] == 30

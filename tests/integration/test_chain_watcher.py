@@ -50,8 +50,7 @@ async def test_a_restart_in_between_loses_nothing_and_counts_nothing_twice(chain
         assert cursor_after[0] > cursor_before[0]
         minted = [j for j in (await second.client.get("/v1/jobs", params={"stage": "minted"})).json()["jobs"]]
         assert sorted(j["job_id"] for j in minted) == sorted([early, late])
-        async with second.store.db.execute("SELECT COUNT(*) FROM mints") as cur:
-            assert (await cur.fetchone())[0] == 2
+        assert await second.store.db.fetchval("SELECT COUNT(*) FROM mints") == 2
         tokens = {j["token_id"] for j in minted}
         assert len(tokens) == 2
 

@@ -7,6 +7,7 @@ import json
 import grpc
 import pytest
 
+from mintpipe.db import database_for
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, gateway_pb2
@@ -18,11 +19,12 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 
 @pytest.fixture
-async def budgeted(broker, tmp_path):
-    """A gateway whose plan allows two jobs' worth of pins this month."""
-    ledger = PinLedger(tmp_path / "pins.sqlite3")
+async def budgeted(broker, tmp_path, db_url):
+    """A gateway whose plan allows two jobs' worth of pins this month (its ledger on either engine)."""
+    ledger = PinLedger(database_for(db_url, tmp_path / "pins.sqlite3"))
     async with running_gateway(broker, tmp_path, ledger=ledger, monthly_pins=2 * PINS_PER_JOB) as side:
         yield side.gateway, side.store, ledger
+    await ledger.close()
 
 
 def submit(seed: int, key: str = "") -> gateway_pb2.SubmitJobRequest:
@@ -54,9 +56,9 @@ async def test_a_job_the_budget_cannot_cover_is_refused_before_anything_is_queue
 async def test_pins_already_made_this_month_count_and_settings_already_pinned_cost_nothing(budgeted, broker, probe):
     stub, _store, ledger = budgeted
     for n in range(PINS_PER_JOB):  # an earlier job's pins, this month
-        ledger.record_pin(f"bafkreiearlier{n}", 100, "0" * 32)
+        await ledger.record_pin(f"bafkreiearlier{n}", 100, "0" * 32)
     seed_one_hash = settings_hash("gen1", validate_settings("gen1", {"seed": 1}))
-    ledger.record_job_pinned("0" * 32, seed_one_hash)
+    await ledger.record_job_pinned("0" * 32, seed_one_hash)
 
     first = await stub.SubmitJob(submit(5), timeout=10)  # 4 used + 4 held = the whole budget
     with pytest.raises(grpc.aio.AioRpcError) as refused:

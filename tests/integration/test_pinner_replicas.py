@@ -169,10 +169,10 @@ async def test_a_pinner_killed_between_upload_and_ack_uploads_nothing_twice(rabb
             await asyncio.sleep(0.05)
         (cid,) = uploaded
         ledger = PinLedger(tmp_path / "pins.sqlite3", "pinata-v3")
-        assert not ledger.is_pinned(cid), "the kill must fall before the ledger write"
+        assert not await ledger.is_pinned(cid), "the kill must fall before the ledger write"
         first.send_signal(signal.SIGKILL)
         first.wait()
-        assert not ledger.is_pinned(cid), "only the backend knows of the first upload now"
+        assert not await ledger.is_pinned(cid), "only the backend knows of the first upload now"
         restarted = time.time()
         second = start_pinner(rabbit_url, broker_prefix, tmp_path, emu, 1000, 60)
         try:
@@ -190,4 +190,4 @@ async def test_a_pinner_killed_between_upload_and_ack_uploads_nothing_twice(rabb
     # The restarted replica found the first asset through the backend's own list, not its ledger.
     assert [r["status"] for r in lookups] == [200]
     assert totals["skipped_listed"] == 1
-    assert ledger.is_pinned(cid)
+    assert await ledger.is_pinned(cid)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from mintpipe.consumer import TransientError
+from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendRateLimited, PinataBackend
@@ -38,16 +39,24 @@ def the_429(emu: Emulator) -> dict:
     return refused
 
 
-def test_a_block_is_shared_only_ever_extended_and_takes_no_slot(tmp_path):
-    one, two = PinLedger(tmp_path / "pins.sqlite3", "b"), PinLedger(tmp_path / "pins.sqlite3", "b")
-    assert one.block_requests(5, now=100.0) == 105.0
-    assert two.block_requests(1, now=101.0) == 105.0, "a shorter, later Retry-After must not cut a longer one"
-    assert two.block_requests(math.nan, now=101.0) == 105.0
-    assert PinLedger(tmp_path / "pins.sqlite3", "other").acquire_request_slot(1, 60, now=102.0) == 0
-    assert two.acquire_request_slot(1, 60, now=102.0) == pytest.approx(3.0)
-    # Waiting out the block took no slot: with a limit of 1 the first request after it still goes.
-    assert one.acquire_request_slot(1, 60, now=105.0) == 0
-    assert one.acquire_request_slot(1, 60, now=105.5) > 0
+async def test_a_block_is_shared_only_ever_extended_and_takes_no_slot(tmp_path, db_url):
+    # Three ledgers, three connections (pools on PostgreSQL) to one database: as replicas share it.
+    def ledger(backend: str) -> PinLedger:
+        return PinLedger(database_for(db_url, tmp_path / "pins.sqlite3"), backend)
+
+    one, two, other = ledger("b"), ledger("b"), ledger("other")
+    try:
+        assert await one.block_requests(5, now=100.0) == 105.0
+        assert await two.block_requests(1, now=101.0) == 105.0, "a shorter, later Retry-After must not cut a longer one"
+        assert await two.block_requests(math.nan, now=101.0) == 105.0
+        assert await other.acquire_request_slot(1, 60, now=102.0) == 0
+        assert await two.acquire_request_slot(1, 60, now=102.0) == pytest.approx(3.0)
+        # Waiting out the block took no slot: with a limit of 1 the first request after it still goes.
+        assert await one.acquire_request_slot(1, 60, now=105.0) == 0
+        assert await one.acquire_request_slot(1, 60, now=105.5) > 0
+    finally:
+        for each in (one, two, other):
+            await each.close()
 
 
 async def test_after_a_429_no_replica_calls_before_its_retry_after(tmp_path):

@@ -31,8 +31,7 @@ async def finished_job(store: JobStore, key: str) -> tuple[str, float]:
 
 
 async def survivors(store: JobStore, job_id: str, key: str) -> tuple[bool, bool]:
-    async with store.db.execute("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)) as cur:
-        key_kept = await cur.fetchone() is not None
+    key_kept = await store.db.fetchrow("SELECT 1 FROM idempotency_keys WHERE key = ?", (key,)) is not None
     return await store.get(job_id) is not None, key_kept
 
 

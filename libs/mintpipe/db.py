@@ -1,0 +1,285 @@
+"""One database interface, two engines: SQLite (aiosqlite, the embedded default) and PostgreSQL (asyncpg).
+
+Every store (jobs, chain, ops history, the pin ledger, ...) talks to a `Database`, never to a driver:
+
+    rows  = await db.fetch("SELECT ... WHERE job_id = ?", (job_id,))      # list of rows (row["col"], row[0])
+    row   = await db.fetchrow(sql, args)                                   # one row or None
+    value = await db.fetchval(sql, args)                                   # first column of the first row
+    count = await db.execute(sql, args)                                    # rows changed
+    async with db.transaction(lock="budget") as tx:                        # one atomic unit
+        await tx.fetchrow(...); await tx.execute(...)
+    async with db.locked(key) as tx: ...                                   # serialised, not necessarily atomic
+
+SQL is written once with `?` placeholders in the subset both engines speak (upserts as
+`INSERT ... ON CONFLICT (...) DO UPDATE/NOTHING`, no scalar MAX/MIN, booleans as 0/1). The PostgreSQL engine
+rewrites `?` to `$1..$n` (cached per statement). `db.for_update` is " FOR UPDATE" on PostgreSQL, "" on SQLite.
+
+Concurrency, and why it differs per engine:
+- SQLite: one connection per process (aiosqlite), an asyncio lock keeps a transaction whole on it, and
+  `BEGIN IMMEDIATE` serialises processes sharing the file. `lock=` keys are ignored: the file lock is already
+  global. `locked()` only takes the asyncio lock (statements stay in autocommit: no extra BEGIN/COMMIT per event).
+- PostgreSQL: a small pool (several replicas share the server's ~100 connections), each transaction on its own
+  connection, READ COMMITTED. `lock=key` takes `pg_advisory_xact_lock(hashtextextended(key, 0))` first, so
+  read-modify-write sequences on one key (a budget, a CID claim, one job's history) are serialised across
+  replicas and released at commit; rows read to be updated use `db.for_update`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and url.split("://", 1)[0] in POSTGRES_SCHEMES  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=1024)
+def to_dollar_params(sql: str) -> str:
+    """`?` placeholders to asyncpg's `$n` (our SQL has no `?` inside string literals)."""
+    counter = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _m: f"${next(counter)}", sql)
+
+
+def split_script(script: str) -> list[str]:
+    """A multi-statement SQL script as its statements (SQLite's own completeness test, not a naive split)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
+        out.append(buf.strip())
+    return out
+
+
+class Conn:
+    """What a transaction hands out: the same four calls as the Database, on one connection."""
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, args: Sequence[Any] = ()) -> Any | None:
+        rows = await self.fetch(sql, args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        row = await self.fetchrow(sql, args)
+        return row[0] if row is not None else None
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+
+class Database(Conn):
+    engine: str = ""
+    for_update: str = ""
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self, lock: str | None = None) -> Any:  # async context manager yielding a Conn
+        raise NotImplementedError
+
+    def locked(self, key: str) -> Any:  # async context manager yielding a Conn
+        raise NotImplementedError
+
+    async def migrate(self) -> list[str]:
+        """Apply every migration not yet recorded (see mintpipe.migrations); the ids applied now."""
+        from mintpipe.migrations import migrate
+        return await migrate(self)
+
+    @property
+    def description(self) -> str:
+        return self.engine
+
+
+# ---- SQLite ---------------------------------------------------------------------------------------------------
+
+class _SqliteConn(Conn):
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.db.execute_fetchall(sql, args))
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return (await self.db.execute(sql, args)).rowcount
+
+
+class SqliteDatabase(Database):
+    engine = "sqlite"
+    for_update = ""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._conn: _SqliteConn | None = None
+        self.lock = asyncio.Lock()
+
+    @property
+    def description(self) -> str:
+        return f"sqlite:{self.path}"
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await db.execute("PRAGMA busy_timeout=30000")
+        self._conn = _SqliteConn(db)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.db.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> _SqliteConn:
+        assert self._conn is not None, "open() first"
+        return self._conn
+
+    @property
+    def raw(self) -> aiosqlite.Connection:
+        """The aiosqlite connection (SQLite-only checks such as PRAGMAs; stores never use it)."""
+        return self.conn.db
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        # Reads need no lock: inside another coroutine's transaction they see its writes so far, as before.
+        return await self.conn.fetch(sql, args)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        async with self.lock:  # one connection: keep this write out of another coroutine's transaction
+            return await self.conn.execute(sql, args)
+
+    @asynccontextmanager
+    async def transaction(self, lock: str | None = None) -> AsyncIterator[Conn]:
+        async with self.lock:
+            await self.conn.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.db.execute("ROLLBACK")
+                raise
+            await self.conn.db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def locked(self, key: str) -> AsyncIterator[Conn]:
+        async with self.lock:
+            yield self.conn
+
+
+# ---- PostgreSQL -----------------------------------------------------------------------------------------------
+
+def _rowcount(status: str) -> int:
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class _PgConn(Conn):
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return await self.conn.fetch(to_dollar_params(sql), *args)
+
+    async def fetchrow(self, sql: str, args: Sequence[Any] = ()) -> Any | None:
+        return await self.conn.fetchrow(to_dollar_params(sql), *args)
+
+    async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return await self.conn.fetchval(to_dollar_params(sql), *args)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return _rowcount(await self.conn.execute(to_dollar_params(sql), *args))
+
+
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
+
+
+class PostgresDatabase(Database):
+    engine = "postgresql"
+    for_update = " FOR UPDATE"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
+        self.url = url
+        self.min_size, self.max_size = min_size, max_size
+        self._pool: Any = None
+
+    @property
+    def description(self) -> str:
+        from mintpipe.config import redact_url
+        return redact_url(self.url)
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        import asyncpg  # only deployments on PostgreSQL load the driver
+
+        # statement_cache_size stays on (asyncpg's default): a statement is prepared once per connection, so
+        # each later call is one round trip.
+        self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size,
+                                               command_timeout=60)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> Any:
+        assert self._pool is not None, "open() first"
+        return self._pool
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        return await self.pool.fetch(to_dollar_params(sql), *args)
+
+    async def fetchrow(self, sql: str, args: Sequence[Any] = ()) -> Any | None:
+        return await self.pool.fetchrow(to_dollar_params(sql), *args)
+
+    async def fetchval(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return await self.pool.fetchval(to_dollar_params(sql), *args)
+
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return _rowcount(await self.pool.execute(to_dollar_params(sql), *args))
+
+    @asynccontextmanager
+    async def transaction(self, lock: str | None = None) -> AsyncIterator[Conn]:
+        async with self.pool.acquire() as raw, raw.transaction():
+            conn = _PgConn(raw)
+            if lock is not None:
+                await conn.execute(ADVISORY_LOCK, (lock,))
+            yield conn
+
+    def locked(self, key: str) -> Any:
+        return self.transaction(lock=key)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A raw asyncpg connection from the pool (migrations, tests)."""
+        async with self.pool.acquire() as raw:
+            yield raw
+
+
+def database_for(url: str | None, sqlite_path: Path, **sqlite_options: Any) -> Database:
+    """PostgreSQL when `url` is a postgresql:// DSN (MINTPIPE_DATABASE_URL), else the SQLite file `sqlite_path`."""
+    if is_postgres_url(url):
+        return PostgresDatabase(url)  # type: ignore[arg-type]
+    return SqliteDatabase(sqlite_path, **sqlite_options)
