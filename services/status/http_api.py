@@ -3,6 +3,7 @@ submissions are forwarded to the gateway over gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import grpc
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -134,7 +135,7 @@ class BridgeDeps:
     store: JobStore
     bus: JobBus
     gateway: gateway_pb2_grpc.GatewayServiceStub
-    ipfs: LocalIpfsStore
+    ipfs: LocalIpfsStore  # or mintpipe.ipfs_s3.S3IpfsStore, with MINTPIPE_ARTIFACTS_URL=s3://...
     checks: dict[str, Callable[[], Any]]
     admin: AdminDeps | None = None
     ip_limiter: KeyedRateLimiter | None = None
@@ -271,15 +272,18 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> Response:
         if not is_cid(cid):
             raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")
-        stored = deps.ipfs.get(cid)
+        stored = await asyncio.to_thread(deps.ipfs.get, cid)  # a stat, or a HEAD request on the object store
         if stored is None and deps.ipfs_gateway:
             # Pinned elsewhere (Pinata keeps no local copy): the same CID from the operator's gateway.
             return RedirectResponse(f"{deps.ipfs_gateway.rstrip('/')}/ipfs/{cid}", status_code=307)
         if stored is None:
             raise ApiError(404, "not_found", f"{cid} is not pinned here", "cid")
         # Content-addressed: the bytes behind a CID never change.
-        return FileResponse(stored.path, media_type=stored.content_type,
-                            headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'})
+        headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'}
+        if stored.path is None:  # in the object store: streamed through in 1 MiB chunks (no Range support)
+            return StreamingResponse(deps.ipfs.stream(stored.cid), media_type=stored.content_type,
+                                     headers={**headers, "Content-Length": str(stored.size)})
+        return FileResponse(stored.path, media_type=stored.content_type, headers=headers)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def healthz() -> JSONResponse:
