@@ -133,7 +133,7 @@ def open_bucket(url: str, aws: AwsSettings | None = None, check: bool = True) ->
             aws = AwsSettings()
         except ValidationError as exc:
             names = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors()}))
-            raise ObjectStoreConfigError(f"{names}: invalid value (see docs/operations.md)") from None
+            raise ObjectStoreConfigError(f"{names}: invalid value (see docs/artifacts.md)") from None
     if not aws.access_key_id or aws.secret_access_key is None:
         raise ObjectStoreConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set when "
                                      "MINTPIPE_ARTIFACTS_URL is an s3:// URL")
