@@ -136,12 +136,15 @@ def running_seaweed(workdir: Path, bind: str = "127.0.0.1") -> Iterator[Seaweed]
     config.write_text(json.dumps({"identities": [{
         "name": "mintpipe-tests", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    ports = _free_ports(12, bind)
+    # Every listener on a port of its own: the defaults (9333, 8080, 8888, 8333, Iceberg 8181, Lance 9101, IAM
+    # 8111, ...) collide with any other SeaweedFS on the machine, another test session's included.
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-             "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "metricsPort"]
+             "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port",
+             "metricsPort"]
+    ports = _free_ports(len(names), bind)
     args = [weed_binary(), "server", f"-ip={bind}", f"-ip.bind={bind}", f"-dir={workdir / 'data'}", "-s3",
             f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=0",
-            *(f"-{name}={port}" for name, port in zip(names, ports, strict=False))]
+            *(f"-{name}={port}" for name, port in zip(names, ports, strict=True))]
     log_path = workdir / "weed.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
