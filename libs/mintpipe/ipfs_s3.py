@@ -63,9 +63,11 @@ class S3IpfsStore:
         return StoredObject(cid, None, head.get("ContentType") or DEFAULT_CONTENT_TYPE, head["ContentLength"],
                             unquote(meta.get("name", "")), pinned_at)
 
-    def stream(self, cid: str) -> Iterator[bytes]:
-        """The object's bytes in 1 MiB chunks (for serving: never the whole object in memory)."""
-        body = self.bucket.client.get_object(Bucket=self.bucket.name, Key=self._key(canonical_cid(cid)))["Body"]
+    def stream(self, cid: str, first: int | None = None, last: int | None = None) -> Iterator[bytes]:
+        """The object's bytes (or bytes first..last, inclusive) in 1 MiB chunks: never the whole object in memory."""
+        extra = {"Range": f"bytes={first}-{last}"} if first is not None else {}
+        body = self.bucket.client.get_object(Bucket=self.bucket.name, Key=self._key(canonical_cid(cid)),
+                                             **extra)["Body"]
         try:
             yield from body.iter_chunks(READ_CHUNK)
         finally:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import grpc
 from fastapi import FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette.sse import EventSourceResponse
@@ -44,6 +44,7 @@ from status.http_errors import (
     http_exception_handler,
     validation_error_handler,
 )
+from status.ipfs_serve import object_response
 from status.pages import create_page_router
 from status.preview import create_preview_router
 from status.records import JobRecord
@@ -269,7 +270,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     @app.get("/ipfs/{cid}", responses={200: {"content": {"*/*": {}}},
                                         307: {"description": "not stored here: the configured IPFS gateway"},
                                         **ERRORS})
-    async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> Response:
+    async def ipfs(cid: Annotated[str, Path(max_length=200)], request: Request) -> Response:
         if not is_cid(cid):
             raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")
         stored = await asyncio.to_thread(deps.ipfs.get, cid)  # a stat, or a HEAD request on the object store
@@ -280,9 +281,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
             raise ApiError(404, "not_found", f"{cid} is not pinned here", "cid")
         # Content-addressed: the bytes behind a CID never change.
         headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'}
-        if stored.path is None:  # in the object store: streamed through in 1 MiB chunks (no Range support)
-            return StreamingResponse(deps.ipfs.stream(stored.cid), media_type=stored.content_type,
-                                     headers={**headers, "Content-Length": str(stored.size)})
+        if stored.path is None:  # in the object store: streamed through, byte ranges too (status.ipfs_serve)
+            return object_response(deps.ipfs, stored, headers, request.headers.get("range"))
         return FileResponse(stored.path, media_type=stored.content_type, headers=headers)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})

@@ -100,6 +100,17 @@ async def test_a_job_is_pinned_through_the_object_store_and_served_by_status_wit
             assert cid_of_bytes(gif.content) == pinned.assets.image and gif.content.startswith(b"GIF89a")
             mp4 = await client.get(f"/ipfs/{pinned.assets.animation}")
             assert mp4.headers["content-type"] == "video/mp4" and cid_of_bytes(mp4.content) == pinned.assets.animation
+            # Byte ranges, as a browser's video player asks for them (mobile Safari plays nothing without).
+            head = await client.get(f"/ipfs/{pinned.assets.animation}", headers={"Range": "bytes=4-11"})
+            assert head.status_code == 206 and head.content == mp4.content[4:12] == b"ftypisom"
+            assert head.headers["content-range"] == f"bytes 4-11/{len(mp4.content)}"
+            tail = await client.get(f"/ipfs/{pinned.assets.animation}", headers={"Range": "bytes=-100"})
+            assert tail.status_code == 206 and tail.content == mp4.content[-100:]
+            rest = await client.get(f"/ipfs/{pinned.assets.animation}", headers={"Range": "bytes=1000-"})
+            assert rest.status_code == 206 and rest.content == mp4.content[1000:]
+            past = await client.get(f"/ipfs/{pinned.assets.animation}",
+                                    headers={"Range": f"bytes={len(mp4.content)}-"})
+            assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(mp4.content)}"
             meta = await client.get(f"/{pinned.token_uri.replace('ipfs://', 'ipfs/')}")
             assert meta.headers["content-type"] == "application/json"
             assert meta.json()["image"] == f"ipfs://{pinned.assets.image}"
