@@ -28,7 +28,7 @@ from typing import Any
 import botocore.exceptions
 
 from mintpipe.artifacts import CANCELLED, MANIFEST, ArtifactCorrupt, ArtifactMissing, check_job_id
-from mintpipe.s3 import READ_CHUNK, TRANSFER, Bucket, bucket_healthy, delete_keys, is_missing, list_keys
+from mintpipe.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, delete_keys, is_missing, list_keys
 
 _KEY = re.compile(r"^[0-9a-f]{32}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 ARTIFACTS = "artifacts/"
@@ -122,7 +122,8 @@ class S3ArtifactStore:
         try:
             path = folder / key.rsplit("/", 1)[1]
             try:
-                body = self.bucket.client.get_object(Bucket=self.bucket.name, Key=object_key)["Body"]
+                got = self.bucket.client.get_object(Bucket=self.bucket.name, Key=object_key)
+                body = got["Body"]
             except botocore.exceptions.ClientError as exc:
                 if is_missing(exc):
                     raise ArtifactMissing(f"{key} is missing from the artifact store") from None
@@ -134,8 +135,11 @@ class S3ArtifactStore:
                     fh.write(chunk)
             if digest.hexdigest() != sha256:
                 raise ArtifactCorrupt(f"{key} does not match its sha256 (integrity)")
+            if got.get("ETag"):
+                COPIES[str(path)] = (self.bucket.name, object_key, got["ETag"])
             yield path
         finally:
+            COPIES.pop(str(folder / key.rsplit("/", 1)[-1]), None)
             shutil.rmtree(folder, ignore_errors=True)
 
     def has_job(self, job_id: str) -> bool:

@@ -21,7 +21,7 @@ import botocore.exceptions
 
 from mintpipe.cid import canonical_cid, cid_of_bytes, cid_of_file
 from mintpipe.ipfs_store import DEFAULT_CONTENT_TYPE, PinResult, StoredObject
-from mintpipe.s3 import READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
+from mintpipe.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
 
 IPFS = "ipfs/"
 
@@ -109,7 +109,22 @@ class S3IpfsStore:
         size = os.path.getsize(path)
         if self.has(cid):
             return PinResult(cid, size, True)
+        source = COPIES.get(os.fspath(path))
+        if source is not None and source[0] == self.bucket.name and self._copy(source, cid, content_type, name):
+            return PinResult(cid, size, False)
         self.bucket.client.upload_file(os.fspath(path), self.bucket.name, self._key(cid), Config=TRANSFER,
                                        ExtraArgs=self._extra(content_type, name))
         return PinResult(cid, size, False)
+
+    def _copy(self, source: tuple[str, str, str], cid: str, content_type: str, name: str) -> bool:
+        """Server-side copy of the very object the local file was downloaded from (its ETag unchanged); False when
+        the server refuses (changed since, or no CopyObject): the caller uploads the verified file instead."""
+        bucket, key, etag = source
+        try:
+            self.bucket.client.copy_object(Bucket=self.bucket.name, Key=self._key(cid),
+                                           CopySource={"Bucket": bucket, "Key": key}, CopySourceIfMatch=etag,
+                                           MetadataDirective="REPLACE", **self._extra(content_type, name))
+        except botocore.exceptions.ClientError:
+            return False
+        return True
 

@@ -177,6 +177,11 @@ def check_bucket(bucket: Bucket) -> None:
                                      f"({type(exc).__name__})") from None
 
 
+# Local files that are verified copies of an object (path -> bucket, key, ETag), while they exist: the local IPFS
+# store on the same bucket then copies the object server-side instead of uploading the file again (the pinner's
+# GIF: 8.5 MB less sent per job). The ETag pins the copy to the exact object that was downloaded and hashed.
+COPIES: dict[str, tuple[str, str, str]] = {}
+
 _HEALTHY_FOR = 5.0  # health probes run every second; one HeadBucket per 5 s and process is plenty
 _last_healthy: dict[str, float] = {}
 

@@ -187,3 +187,28 @@ def test_a_malformed_url_is_refused_by_the_settings_naming_the_variable(tmp_path
                           cwd=ROOT)
     assert done.returncode == 2
     assert "MINTPIPE_ARTIFACTS_URL" in done.stderr and "bucket name" in done.stderr
+
+
+def test_a_pin_copies_the_verified_object_server_side_and_never_a_changed_one(seaweed, s3_url, s3_ipfs, tmp_path):
+    from mintpipe.artifacts_s3 import S3ArtifactStore
+    from mintpipe.cid import cid_of_file
+    from mintpipe.s3 import TRAFFIC
+
+    store = S3ArtifactStore(open_bucket(s3_url, AwsSettings(**seaweed.aws_env())), tmp_path / "pinner")
+    job_id, data = uuid.uuid4().hex, random.Random(8).randbytes(300_000)
+    put_job(store, job_id, {"image.gif": data, "other.gif": data + b"!"})
+    with store.verified_copy(f"{job_id}/image.gif", hashlib.sha256(data).hexdigest()) as path:
+        before = TRAFFIC.snapshot()
+        pinned = s3_ipfs.add_file(path, "image/gif", "image.gif", cid_of_file(path))
+        after = TRAFFIC.snapshot()
+    assert after["by_operation"].get("CopyObject", 0) == before["by_operation"].get("CopyObject", 0) + 1
+    assert after["bytes_sent"] - before["bytes_sent"] < 10_000, "the pin uploaded the bytes again"
+    assert s3_ipfs.read(pinned.cid) == data and s3_ipfs.get(pinned.cid).content_type == "image/gif"
+
+    # The object changes after it was downloaded and hashed: the copy is refused (ETag) and the verified bytes
+    # are uploaded instead, so a CID never names other bytes than its own.
+    changed = data[::-1]
+    with store.verified_copy(f"{job_id}/other.gif", hashlib.sha256(data + b"!").hexdigest()) as path:
+        seaweed.client().put_object(Bucket=store.bucket.name, Key=store._key(f"{job_id}/other.gif"), Body=changed)
+        second = s3_ipfs.add_file(path, "image/gif", "other.gif", cid_of_file(path))
+    assert s3_ipfs.read(second.cid) == data + b"!"
