@@ -210,7 +210,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 def open_artifacts(url: str | None, data_dir: Path, check: bool = True) -> Artifacts:
     """The store `MINTPIPE_ARTIFACTS_URL` names: unset, the folder `<data_dir>/artifacts` (unchanged default);
     `s3://bucket/prefix`, the object store, with `<data_dir>/scratch` for this process's local working files.
-    Raises mintpipe.s3.ObjectStoreConfigError naming the variable when the object store cannot be used."""
+    Raises mintpipe.config.ObjectStoreConfigError naming the variable when the object store cannot be used."""
     if not url:
         return ArtifactStore(Path(data_dir) / "artifacts")
     from mintpipe.artifacts_s3 import S3ArtifactStore  # boto3 is imported only by deployments that use it

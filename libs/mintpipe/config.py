@@ -79,12 +79,15 @@ class ServiceSettings(BaseSettings):
         return redact_url(self.amqp_url)
 
 
+class ObjectStoreConfigError(Exception):
+    """The object store cannot be used as configured; the message names the variable to fix."""
+
+
 def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
     """The artifact store (and with `ipfs`, the local IPFS store) the settings name, or exit at once with a message
     naming the variable to fix (MINTPIPE_ARTIFACTS_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never a secret."""
     from mintpipe.artifacts import open_artifacts
     from mintpipe.ipfs_store import open_ipfs
-    from mintpipe.s3 import ObjectStoreConfigError
 
     try:
         artifacts = open_artifacts(settings.artifacts_url, settings.data_dir)

@@ -27,6 +27,8 @@ from botocore.config import Config
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mintpipe.config import ObjectStoreConfigError
+
 # S3's smallest part is 5 MiB (all but the last). A default job's GIF is ~9.3 MB and its MP4 under 1 MB: the GIF
 # goes up in 2 parts, the rest in one PUT each. One part in flight at a time (use_threads=False): the upload reads
 # 5 MiB, sends it, reads the next; bench/artifacts_s3.py measures what that adds to a renderer's peak memory.
@@ -35,10 +37,6 @@ TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PAR
 READ_CHUNK = 1 << 20
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
-
-
-class ObjectStoreConfigError(Exception):
-    """The object store cannot be used as configured; the message names the variable to fix."""
 
 
 def parse_artifacts_url(value: str) -> tuple[str, str]:

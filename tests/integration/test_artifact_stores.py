@@ -212,3 +212,14 @@ def test_a_pin_copies_the_verified_object_server_side_and_never_a_changed_one(se
         seaweed.client().put_object(Bucket=store.bucket.name, Key=store._key(f"{job_id}/other.gif"), Body=changed)
         second = s3_ipfs.add_file(path, "image/gif", "other.gif", cid_of_file(path))
     assert s3_ipfs.read(second.cid) == data + b"!"
+
+
+def test_the_default_local_folder_never_loads_the_s3_client(tmp_path):
+    # boto3's import alone is ~35 MB of a process's memory (bench/artifacts_s3.py) and ~1.1 s of its start here.
+    code = ("import sys; from mintpipe.config import ServiceSettings, open_stores_or_exit; "
+            f"a, i = open_stores_or_exit(ServiceSettings(data_dir={str(tmp_path)!r}), True); "
+            "print(type(a).__name__, type(i).__name__, 'botocore' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MINTPIPE_"))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, check=True)
+    assert done.stdout.split() == ["ArtifactStore", "LocalIpfsStore", "False"]
