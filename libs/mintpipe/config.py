@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     broker_prefix: str = Field("mintpipe", pattern=r"^[a-zA-Z0-9_.-]{1,64}$",
                                description="prefix of every queue and exchange")
     data_dir: Path = Field(Path("data"), description="root of the artifact store, job store and local IPFS store")
+    artifacts_url: str | None = Field(None, description="s3://bucket/prefix: artifacts, cancel markers and the "
+                                      "local IPFS store in that S3-compatible object store (endpoint and "
+                                      "credentials from the AWS_* variables); unset: folders under data_dir")
     log_level: Literal[LOG_LEVELS] = "INFO"
     grace_seconds: float = Field(20.0, gt=0, le=600, description="SIGTERM drain budget")
     database_url: str | None = Field(
@@ -48,6 +51,16 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return log_level_name(value) if isinstance(value, str) else value
+
+    @field_validator("artifacts_url")
+    @classmethod
+    def _artifacts_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from mintpipe.s3 import parse_artifacts_url  # boto3 is imported only by deployments that use it
+
+        parse_artifacts_url(value)
+        return value
 
     @field_validator("amqp_url")
     @classmethod
@@ -89,6 +102,24 @@ class ServiceSettings(BaseSettings):
     @property
     def database_redacted(self) -> str:
         return redact_url(self.database_url) if self.database_url else "sqlite"
+
+
+class ObjectStoreConfigError(Exception):
+    """The object store cannot be used as configured; the message names the variable to fix."""
+
+
+def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
+    """The artifact store (and with `ipfs`, the local IPFS store) the settings name, or exit at once with a message
+    naming the variable to fix (MINTPIPE_ARTIFACTS_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never a secret."""
+    from mintpipe.artifacts import open_artifacts
+    from mintpipe.ipfs_store import open_ipfs
+
+    try:
+        artifacts = open_artifacts(settings.artifacts_url, settings.data_dir)
+        return (artifacts, open_ipfs(settings.artifacts_url, settings.data_dir, check=False)) if ipfs else artifacts
+    except ObjectStoreConfigError as exc:
+        print(f"{type(settings).__name__}: invalid configuration\n  {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def redact_url(url: str) -> str:

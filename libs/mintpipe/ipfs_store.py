@@ -42,7 +42,7 @@ class PinResult:
 @dataclass(frozen=True)
 class StoredObject:
     cid: str  # CIDv1 base32, whatever spelling it was asked for with
-    path: Path
+    path: Path | None  # None in the object store (mintpipe.ipfs_s3): read it with the store's `stream`
     content_type: str
     size: int
     name: str
@@ -64,6 +64,12 @@ class LocalIpfsStore:
         self._incoming = self.root / ".incoming"
         self._incoming.mkdir(parents=True, exist_ok=True)
         self._sweep_stale_temp_files()
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def healthy(self) -> bool:
+        return self.root.is_dir()
 
     # --- reading: cheap, the HTTP bridge calls these per request ---------------------------------------
 
@@ -192,3 +198,14 @@ class LocalIpfsStore:
             except FileNotFoundError:
                 pass  # another process swept it first
 
+
+
+def open_ipfs(url: str | None, data_dir: str | os.PathLike[str], check: bool = True):
+    """The local IPFS store `MINTPIPE_ARTIFACTS_URL` implies: unset, this folder store at `<data_dir>/ipfs`;
+    `s3://bucket/prefix`, objects under the prefix's `ipfs/` (mintpipe.ipfs_s3)."""
+    if not url:
+        return LocalIpfsStore(Path(data_dir) / "ipfs")
+    from mintpipe.ipfs_s3 import S3IpfsStore  # boto3 is imported only by deployments that use it
+    from mintpipe.s3 import open_bucket
+
+    return S3IpfsStore(open_bucket(url, check=check))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mintpipe.artifacts import ArtifactStore
-from mintpipe.config import load_settings
+from mintpipe.config import load_settings, open_stores_or_exit
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
@@ -27,8 +26,8 @@ def build_backend(settings: PinnerSettings, store: LocalIpfsStore) -> PinBackend
 
 async def main() -> None:
     settings = load_settings(PinnerSettings)
-    artifacts = ArtifactStore(settings.data_dir / "artifacts")
-    store = LocalIpfsStore(settings.data_dir / "ipfs")
+    # With MINTPIPE_ARTIFACTS_URL=s3://..., both live in the object store (the local backend's pins too).
+    artifacts, store = open_stores_or_exit(settings, ipfs=True)
     backend = build_backend(settings, store)
     pins = PinService(backend, PinLedger(settings.store_database("pins.sqlite3"), backend.name), store,
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
@@ -38,7 +37,7 @@ async def main() -> None:
     register_metrics(pins)
     try:
         await run_worker("pinner", settings, lambda broker, prefetch: pin_consumer(broker, artifacts, pins, prefetch),
-                         {"store": store.root.is_dir})
+                         {"store": lambda: asyncio.to_thread(store.healthy)})
     finally:
         await backend.aclose()
         await pins.ledger.close()

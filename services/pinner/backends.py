@@ -47,7 +47,7 @@ class LocalBackend:
         self.store = store
 
     async def has(self, cid: str) -> bool:
-        return self.store.has(cid)
+        return await asyncio.to_thread(self.store.has, cid)  # a HEAD request on the object store
 
     async def pin_file(self, path: Path, content_type: str, name: str, keyvalues: dict[str, str],
                        cid: str | None = None) -> str:

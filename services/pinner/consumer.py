@@ -7,7 +7,7 @@ import hashlib
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.artifacts import ArtifactStore, sha256_file, write_atomic
+from mintpipe.artifacts import ArtifactCorrupt, ArtifactMissing, Artifacts, write_atomic
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
 from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
@@ -45,7 +45,7 @@ class PinHandler:
     each upload request (after the lookups and rate-limit waits before it): acked, dropped, nothing more uploaded.
     """
 
-    def __init__(self, broker: Broker, artifacts: ArtifactStore, pins: PinService) -> None:
+    def __init__(self, broker: Broker, artifacts: Artifacts, pins: PinService) -> None:
         self.broker = broker
         self.artifacts = artifacts
         self.pins = pins
@@ -59,8 +59,12 @@ class PinHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, 0, error=reason, attempt=attempt,
                                retry_in_s=retry_in)
 
+    async def _cancelled(self, job_id: str) -> bool:
+        # A stat() on the local folder, a HEAD request on the object store: off the event loop either way.
+        return await asyncio.to_thread(self.artifacts.is_cancelled, job_id)
+
     async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
-        if self.artifacts.is_cancelled(job.job_id):
+        if await self._cancelled(job.job_id):
             raise JobCancelled
         if await self._announce_again(job):
             return
@@ -73,20 +77,27 @@ class PinHandler:
         cids: dict[str, str] = {}
         steps = len(job.artifacts) + 1
         for done, artifact in enumerate(job.artifacts, start=1):
-            if self.artifacts.is_cancelled(job.job_id):  # an operator's cancel: upload nothing more
+            if await self._cancelled(job.job_id):  # an operator's cancel: upload nothing more
                 raise JobCancelled
-            path = await asyncio.to_thread(self._verified_path, artifact)
-            cids[artifact.kind] = await self.pins.pin(path, artifact.content_type, path.name, job.job_id,
-                                                      {**keyvalues, "sha256": artifact.sha256}, cancelled)
+            # The local folder's file itself, or a private copy streamed from the object store; either way its
+            # bytes were just checked against the manifest's sha256.
+            copy = self.artifacts.verified_copy(artifact.key, artifact.sha256)
+            path = await asyncio.to_thread(self._enter, copy, artifact)
+            try:
+                cids[artifact.kind] = await self.pins.pin(path, artifact.content_type, path.name, job.job_id,
+                                                          {**keyvalues, "sha256": artifact.sha256}, cancelled)
+            finally:
+                await asyncio.to_thread(copy.__exit__, None, None, None)
             await self.events.emit(job.job_id, jobs_pb2.STAGE_PINNING, band(PIN_START, PIN_END, 100 * done / steps))
 
         _cid, body = cid_of_json(build_metadata(job, cids))
-        meta_path = self.artifacts.job_dir(job.job_id) / METADATA_FILE
-        await asyncio.to_thread(write_atomic, meta_path, body)
-        if self.artifacts.is_cancelled(job.job_id):
-            raise JobCancelled
-        meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
-                                       {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()}, cancelled)
+        with self.artifacts.workspace(job.job_id) as folder:
+            meta_path = folder / METADATA_FILE
+            await asyncio.to_thread(write_atomic, meta_path, body)
+            if await self._cancelled(job.job_id):
+                raise JobCancelled
+            meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
+                                           {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()}, cancelled)
         await self.pins.ledger.record_job_pinned(job.job_id, job.settings_hash)
         announced = {"image": cids.get("image", ""), "animation": cids.get("animation", ""),
                      "preview": cids.get("preview", ""), "metadata": meta_cid}
@@ -98,7 +109,7 @@ class PinHandler:
     async def _announce_again(self, job: broker_pb2.PinJob) -> bool:
         """A late duplicate of a job pinned earlier, whose rendered files were cleaned up since (the status
         service removes them once the job is pinned): announce what it was pinned with, upload nothing."""
-        if await asyncio.to_thread(self.artifacts.job_dir(job.job_id).exists):
+        if await asyncio.to_thread(self.artifacts.has_job, job.job_id):
             return False
         done = await self.pins.ledger.job_result(job.job_id)
         if done is None:
@@ -109,21 +120,17 @@ class PinHandler:
         log.info("already pinned and its files cleaned up; announced again", token_uri=token_uri)
         return True
 
-    def _verified_path(self, artifact: broker_pb2.ArtifactRef):
+    @staticmethod
+    def _enter(copy, artifact: broker_pb2.ArtifactRef):
         try:
-            path = self.artifacts.path_of(artifact.key)
+            return copy.__enter__()
         except ValueError as exc:
             raise PermanentError(f"{artifact.kind}: {exc}") from None
-        if not path.is_file():
-            raise PermanentError(f"{artifact.kind}: {artifact.key} is missing from the artifact store; "
-                                 "replay the render job")
-        if sha256_file(path) != artifact.sha256:
-            raise PermanentError(f"{artifact.kind}: {artifact.key} does not match its sha256 (integrity); "
-                                 "replay the render job")
-        return path
+        except (ArtifactMissing, ArtifactCorrupt) as exc:
+            raise PermanentError(f"{artifact.kind}: {exc}; replay the render job") from None
 
 
-def pin_consumer(broker: Broker, artifacts: ArtifactStore, pins: PinService, prefetch: int = 2) -> QueueConsumer:
+def pin_consumer(broker: Broker, artifacts: Artifacts, pins: PinService, prefetch: int = 2) -> QueueConsumer:
     """The pin queue's consumer as every replica runs it (and the tests too)."""
     handler = PinHandler(broker, artifacts, pins)
     return QueueConsumer(broker, broker.topology.pin_queue, broker_pb2.PinJob, handler, prefetch=prefetch,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mintpipe.artifacts import ArtifactStore
-from mintpipe.config import load_settings
+from mintpipe.config import load_settings, open_stores_or_exit
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from mintpipe.worker import run_worker
 from renderer.consumer import render_consumer
@@ -15,7 +14,7 @@ from renderer.settings import RendererSettings
 
 async def main() -> None:
     settings = load_settings(RendererSettings)
-    artifacts = ArtifactStore(settings.data_dir / "artifacts")
+    artifacts = open_stores_or_exit(settings)
 
     def build(broker, prefetch):
         return render_consumer(broker, artifacts, prefetch, deadline=settings.deadline_seconds,
@@ -28,7 +27,8 @@ async def main() -> None:
         renderer_pb2_grpc.add_RendererServiceServicer_to_server(previews, server)
 
     service = renderer_pb2.DESCRIPTOR.services_by_name["RendererService"].full_name
-    await run_worker("renderer", settings, build, {"artifacts": artifacts.root.is_dir}, [(service, add_previews)])
+    checks = {"artifacts": lambda: asyncio.to_thread(artifacts.healthy)}
+    await run_worker("renderer", settings, build, checks, [(service, add_previews)])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.artifacts import ArtifactStore
+from mintpipe.artifacts import Artifacts
 from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
@@ -61,11 +61,14 @@ class RenderHandler:
     (`deadline` seconds): past it the render stops within a frame and the job goes to a retry tier with a
     reason, as a transient failure. The largest render the schema allows (240 frames of 1024²) takes ~15 s.
 
+    With the object store (MINTPIPE_ARTIFACTS_URL=s3://...) the files are rendered into a scratch folder of the
+    replica's own and uploaded before the manifest; the cancel marker is a HEAD request every CANCEL_POLL.
+
     An operator's cancel (a marker in the artifact store) is honoured before rendering, within half a second
     while rendering (the render stops within a frame), and before the hand-over: the message is acked, dropped.
     """
 
-    def __init__(self, broker: Broker, artifacts: ArtifactStore, deadline: float = DEFAULT_DEADLINE,
+    def __init__(self, broker: Broker, artifacts: Artifacts, deadline: float = DEFAULT_DEADLINE,
                  threads: int = 2) -> None:
         self.broker = broker
         self.artifacts = artifacts
@@ -81,14 +84,18 @@ class RenderHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_QUEUED, 0, error=reason, attempt=attempt,
                                retry_in_s=retry_in)
 
+    async def _cancelled(self, job_id: str) -> bool:
+        # A stat() on the local folder, a HEAD request on the object store: off the event loop either way.
+        return await asyncio.to_thread(self.artifacts.is_cancelled, job_id)
+
     async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
-        if self.artifacts.is_cancelled(job.job_id):
+        if await self._cancelled(job.job_id):
             raise JobCancelled
         try:
             settings = validate_settings(job.scene, json.loads(job.settings_json))
         except (SettingsError, json.JSONDecodeError) as exc:
             raise PermanentError(f"settings refused by the renderer: {exc}") from None
-        manifest = self.artifacts.read_manifest(job.job_id)
+        manifest = await asyncio.to_thread(self.artifacts.read_manifest, job.job_id)
         if manifest is None or manifest.get("renderer_version") != RENDERER_VERSION:
             manifest = await self._render(job, settings)
         elif problem := await asyncio.to_thread(self.artifacts.check_manifest, manifest):
@@ -99,7 +106,7 @@ class RenderHandler:
         else:
             log.info("assets already rendered; handing over again")
 
-        if self.artifacts.is_cancelled(job.job_id):
+        if await self._cancelled(job.job_id):
             raise JobCancelled
         pin = broker_pb2.PinJob(
             job_id=job.job_id, scene=job.scene, settings_json=job.settings_json, wallet=job.wallet,
@@ -122,19 +129,25 @@ class RenderHandler:
         cancel = threading.Event()
         watcher = asyncio.create_task(self._watch_for_cancel(job.job_id, cancel))
         try:
-            out_dir = self.artifacts.job_dir(job.job_id)
-            # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
-            began, cpu = time.monotonic(), os.times()
-            assets = await asyncio.wait_for(
-                asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads),
-                self.deadline)
-            observe_render(time.monotonic() - began, cpu, os.times(), assets)
+            # The local engine's workspace is the job's folder in the store; the object store's a private
+            # scratch folder whose files `publish` uploads (multipart, from disk) and which goes afterwards.
+            with self.artifacts.workspace(job.job_id) as out_dir:
+                # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
+                began, cpu = time.monotonic(), os.times()
+                assets = await asyncio.wait_for(
+                    asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads),
+                    self.deadline)
+                observe_render(time.monotonic() - began, cpu, os.times(), assets)
+                if await self._cancelled(job.job_id):
+                    raise JobCancelled
+                await asyncio.to_thread(self.artifacts.publish, job.job_id,
+                                        [(a.path, a.content_type, a.sha256) for a in assets])
         except TimeoutError:
             cancel.set()
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
                                  ) from None
         except RenderCancelled:
-            if self.artifacts.is_cancelled(job.job_id):
+            if await self._cancelled(job.job_id):
                 raise JobCancelled from None
             raise
         except asyncio.CancelledError:
@@ -148,19 +161,19 @@ class RenderHandler:
             "renderer_version": RENDERER_VERSION,
             "settings_hash": settings_hash(job.scene, settings),
             "artifacts": [
-                {"kind": a.kind, "key": self.artifacts.key_of(a.path), "content_type": a.content_type,
+                {"kind": a.kind, "key": self.artifacts.key_for(job.job_id, a.path.name), "content_type": a.content_type,
                  "size": a.size, "sha256": a.sha256}
                 for a in assets
             ],
         }
-        self.artifacts.write_manifest(job.job_id, manifest)
+        await asyncio.to_thread(self.artifacts.write_manifest, job.job_id, manifest)
         log.info("rendered", files={a.kind: a.size for a in assets})
         return manifest
 
     async def _watch_for_cancel(self, job_id: str, cancel: threading.Event) -> None:
         while not cancel.is_set():
             await asyncio.sleep(CANCEL_POLL)
-            if self.artifacts.is_cancelled(job_id):
+            if await self._cancelled(job_id):
                 cancel.set()
 
     async def _report(self, job_id: str, latest: asyncio.Queue[int]) -> None:
@@ -180,7 +193,7 @@ class RenderHandler:
                 return
 
 
-def render_consumer(broker: Broker, artifacts: ArtifactStore, prefetch: int = 1,
+def render_consumer(broker: Broker, artifacts: Artifacts, prefetch: int = 1,
                     deadline: float = DEFAULT_DEADLINE, max_attempts: int = MAX_ATTEMPTS,
                     threads: int = 2) -> QueueConsumer:
     """The render queue's consumer as every replica runs it (and the tests too)."""

@@ -10,13 +10,11 @@ import grpc
 import uvicorn
 from sse_starlette.sse import AppStatus
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.config import load_settings
+from mintpipe.config import load_settings, open_stores_or_exit
 from mintpipe.db import database_for
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.lifecycle import shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
@@ -51,6 +49,9 @@ class _Uvicorn(uvicorn.Server):
 async def main() -> None:
     settings = load_settings(StatusSettings)
     configure_logging("status", settings.log_level)
+    # With MINTPIPE_ARTIFACTS_URL=s3://..., both live in the object store: cancels reach every renderer and pinner,
+    # and /ipfs/{cid} serves what any pinner pinned, on any host. A bad configuration stops here, before anything.
+    artifacts, ipfs = await asyncio.to_thread(open_stores_or_exit, settings, True)
     stop = shutdown_event()
 
     store = JobStore(database_for(settings.database_url, settings.database))
@@ -61,7 +62,8 @@ async def main() -> None:
         raise SystemExit(2) from None
     bus = JobBus(settings.watch_poll_seconds)
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "status")
-    log.info("starting", broker=settings.amqp_url_redacted, database=store.db.description)
+    log.info("starting", broker=settings.amqp_url_redacted, database=store.db.description,
+             artifacts=artifacts.describe())
     await broker.connect()
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
@@ -87,7 +89,6 @@ async def main() -> None:
     gateway_channel = grpc.aio.insecure_channel(settings.gateway_target)
     renderer_chan = renderer_channel(settings.renderer_target)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    artifacts = ArtifactStore(settings.data_dir / "artifacts")
     leadership.add("artifact-sweeper", ArtifactSweeper(
         store, artifacts, pinned_grace=settings.artifact_keep_pinned_seconds,
         failed_keep=settings.artifact_keep_failed_hours * 3600,
@@ -95,7 +96,7 @@ async def main() -> None:
     await replicas.start()
     disk = DiskGuard(settings.data_dir, settings.disk_degraded_free_percent, settings.disk_refuse_free_percent)
     deps = BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(gateway_channel),
-                      ipfs=LocalIpfsStore(settings.data_dir / "ipfs"), ipfs_gateway=settings.ipfs_gateway_url,
+                      ipfs=ipfs, ipfs_gateway=settings.ipfs_gateway_url,
                       # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
                       # should not make the launcher or an orchestrator restart a working service.
                       checks={**checks, **chain.checks, **replicas.checks, "disk": disk.healthy}, disk=disk,

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from mintpipe.artifacts import ArtifactStore
+from mintpipe.artifacts import Artifacts
 from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable, broker_dead_letter_reason
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
@@ -41,7 +41,7 @@ class AdminDeps:
     store: JobStore
     bus: JobBus
     token: str | None
-    artifacts: ArtifactStore  # where a cancel leaves the marker every renderer and pinner looks for
+    artifacts: Artifacts  # where a cancel leaves the marker every renderer and pinner looks for
 
 
 QueueName = Annotated[str, Path(pattern=r"^(render|pin|events)$", description="render, pin or events")]

@@ -33,7 +33,6 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from mintpipe.artifacts import CANCELLED
 from mintpipe.cid import is_cid
 from mintpipe.db import Database
 from mintpipe.events import STAGES_BY_NAME, is_job_id
@@ -351,7 +350,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                                "job_id")
             # No message left anywhere (cancelled, or dropped): render it again from the stored settings. The
             # renderer finds its finished files if it had any, the pinner uploads nothing twice.
-            await asyncio.to_thread(_uncancel, admin.artifacts.root, job_id)
+            await asyncio.to_thread(admin.artifacts.remove_cancel_marker, job_id)  # lift the operator's cancel
             if not await store.reopen(job_id):
                 raise ApiError(409, "conflict", "the job changed meanwhile; reload", "job_id")
             await ops_store.note_stage(store, job_id, jobs_pb2.STAGE_QUEUED, "admin", "retry")
@@ -379,11 +378,6 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         return await recorded(who, "cancel", job_id, run)
 
     return router, overview
-
-
-def _uncancel(artifacts_root: Path, job_id: str) -> None:
-    """An operator retries a job they cancelled: lift the marker renderers and pinners look for."""
-    (artifacts_root / CANCELLED / job_id).unlink(missing_ok=True)
 
 
 def _summary(body: Any) -> dict[str, Any]:

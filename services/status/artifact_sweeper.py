@@ -18,7 +18,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from mintpipe.artifacts import ArtifactStore
+from mintpipe.artifacts import Artifacts
 from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.store import JobStore
@@ -35,7 +35,7 @@ class SweepResult:
 
 
 class ArtifactSweeper:
-    def __init__(self, store: JobStore, artifacts: ArtifactStore, *, pinned_grace: float, failed_keep: float,
+    def __init__(self, store: JobStore, artifacts: Artifacts, *, pinned_grace: float, failed_keep: float,
                  interval: float) -> None:
         self.store = store
         self.artifacts = artifacts

@@ -3,6 +3,7 @@ submissions are forwarded to the gateway over gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -43,6 +44,7 @@ from status.http_errors import (
     http_exception_handler,
     validation_error_handler,
 )
+from status.ipfs_serve import object_response
 from status.pages import create_page_router
 from status.preview import create_preview_router
 from status.records import JobRecord
@@ -140,7 +142,7 @@ class BridgeDeps:
     store: JobStore
     bus: JobBus
     gateway: gateway_pb2_grpc.GatewayServiceStub
-    ipfs: LocalIpfsStore
+    ipfs: LocalIpfsStore  # or mintpipe.ipfs_s3.S3IpfsStore, with MINTPIPE_ARTIFACTS_URL=s3://...
     checks: dict[str, Callable[[], Any]]
     admin: AdminDeps | None = None
     ip_limiter: RateLimiter | None = None
@@ -275,18 +277,20 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     @app.get("/ipfs/{cid}", responses={200: {"content": {"*/*": {}}},
                                         307: {"description": "not stored here: the configured IPFS gateway"},
                                         **ERRORS})
-    async def ipfs(cid: Annotated[str, Path(max_length=200)]) -> Response:
+    async def ipfs(cid: Annotated[str, Path(max_length=200)], request: Request) -> Response:
         if not is_cid(cid):
             raise ApiError(400, "invalid_argument", "cid: not a valid CID", "cid")
-        stored = deps.ipfs.get(cid)
+        stored = await asyncio.to_thread(deps.ipfs.get, cid)  # a stat, or a HEAD request on the object store
         if stored is None and deps.ipfs_gateway:
             # Pinned elsewhere (Pinata keeps no local copy): the same CID from the operator's gateway.
             return RedirectResponse(f"{deps.ipfs_gateway.rstrip('/')}/ipfs/{cid}", status_code=307)
         if stored is None:
             raise ApiError(404, "not_found", f"{cid} is not pinned here", "cid")
         # Content-addressed: the bytes behind a CID never change.
-        return FileResponse(stored.path, media_type=stored.content_type,
-                            headers={"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'})
+        headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'}
+        if stored.path is None:  # in the object store: streamed through, byte ranges too (status.ipfs_serve)
+            return object_response(deps.ipfs, stored, headers, request.headers.get("range"))
+        return FileResponse(stored.path, media_type=stored.content_type, headers=headers)
 
     @app.get("/healthz", response_model=HealthOut, responses={503: {"model": HealthOut}})
     async def healthz() -> JSONResponse:
