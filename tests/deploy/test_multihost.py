@@ -11,11 +11,10 @@ show every job minted, none failed or lost, and no content uploaded twice."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -35,21 +34,12 @@ RUN_TIMEOUT = 240.0  # seconds for every job to reach minted; ~40 s idle on two 
 
 
 @pytest.fixture
-def database_url() -> Iterator[str]:
-    """A database of this test's own on the machine's PostgreSQL, dropped at the end."""
-    name = f"mintpipe_test_{uuid.uuid4().hex[:10]}"
+def database_url(pg_database: str) -> str:
+    """This run's database (tests/support/postgres.py, dropped when the run ends), as the machine reaches it;
+    the whole database, not a schema: the replicas' LISTEN/NOTIFY and advisory locks are database-wide."""
+    from tests.support.postgres import dsn_for
 
-    def psql(sql: str) -> None:
-        done = subprocess.run(["psql", "-h", "127.0.0.1", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                              capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 refused `{sql}`: {done.stderr.strip()}")
-
-    psql(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://root@127.0.0.1:5432/{name}"
-    finally:
-        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return dsn_for(pg_database)
 
 
 class Follower(threading.Thread):
@@ -87,6 +77,16 @@ class Follower(threading.Thread):
                 time.sleep(0.5)
 
 
+def leader_since(log_path: Path, after: float) -> float:
+    """Seconds from `after` (epoch) until this status replica logged that it became the leader."""
+    for line in log_path.read_text().splitlines():
+        if '"this replica is the leader"' in line:
+            at = datetime.fromisoformat(json.loads(line)["timestamp"].replace("Z", "+00:00")).timestamp()
+            if at >= after:
+                return at - after
+    raise AssertionError("status-1 never took the lead after status-0 was killed")
+
+
 def test_jobs_cross_three_hosts_and_survive_a_status_replica_and_a_renderer_killed(
         rabbit_url: str, chain: TestChain, database_url: str, tmp_path: Path) -> None:
     from tests.support.seaweed import running_seaweed
@@ -97,7 +97,8 @@ def test_jobs_cross_three_hosts_and_survive_a_status_replica_and_a_renderer_kill
         deps = Deps(amqp_url=rabbit_url, database_url=database_url, artifacts_url=f"s3://{bucket}/multihost",
                     aws_env=seaweed.aws_env(), pinata_url=emulator.url, pinata_jwt=emulator.jwt,
                     chain_env={**chain.env(confirmations=0, relay=False)})
-        status_env = {"STATUS_CHAIN_POLL_SECONDS": "0.5"}
+        admin_token = uuid.uuid4().hex
+        status_env = {"STATUS_CHAIN_POLL_SECONDS": "0.5", "STATUS_ADMIN_TOKEN": admin_token}
         root = tmp_path / "hosts"
         with multihost_system(net, deps, root, renderers=2, status_env=status_env) as system:
             submit_to, watch_on = system.status
@@ -120,35 +121,58 @@ def test_jobs_cross_three_hosts_and_survive_a_status_replica_and_a_renderer_kill
                 except Exception as exc:  # counted: a job that cannot be minted shows in the ledger
                     mint_errors.append(f"{job['job_id']}: {exc!r}")
 
-            submitted, accepted = 0, []
+            submitted, accepted, refusals = 0, [], []
             with httpx.Client(base_url=submit_to.url, timeout=30) as client:
                 for seed in range(JOBS):
                     submitted += 1
-                    reply = client.post("/v1/jobs", json={"settings": {"seed": 1000 + seed, "frames": 48},
+                    reply = client.post("/v1/jobs", json={"settings": {"seed": 1000 + seed, "frames": 120},
                                                           "wallet": wallet},
                                         headers={"Idempotency-Key": f"mh-{uuid.uuid4().hex}"})
                     if reply.status_code == 202:
                         accepted.append(reply.json()["job_id"])
+                    else:
+                        refusals.append(f"{reply.status_code} {reply.text[:300]}")
+            assert not refusals, refusals
             followers = {job_id: Follower(watch_on.url, job_id, mint) for job_id in accepted}
             for follower in followers.values():
                 follower.start()
 
-            # Kill while renders are in flight: at least one job rendering, none pinned yet if we can.
+            # Kill while renders are in flight: once renderer-0 has a job at `rendering` (the operators' stage
+            # history names the replica), it and status-0 (the first leader) are SIGKILLed.
+            admin = httpx.Client(base_url=watch_on.url, timeout=10, headers={"Authorization": f"Bearer {admin_token}"})
+
+            def history(job_id: str) -> list[dict]:
+                reply = admin.get(f"/v1/admin/jobs/{job_id}/detail")
+                assert reply.status_code == 200, reply.text
+                return reply.json()["history"]
+
             deadline = time.monotonic() + 60
-            while not any("rendering" in f.stages for f in followers.values()):
-                assert time.monotonic() < deadline, "no job started rendering in 60 s:\n" + system.logs()[-4000:]
+            interrupted: list[str] = []
+            while not interrupted:
+                for j in accepted:
+                    stages = {(h["stage"], h["replica"]) for h in history(j)}
+                    if ("rendering", "renderer-0") in stages and not any(s == "rendered" for s, _ in stages):
+                        interrupted.append(j)
+                        break
+                assert time.monotonic() < deadline, "renderer-0 rendered nothing in 60 s: " + repr(
+                    {j: (f.stages, f.error) for j, f in followers.items()})
                 time.sleep(0.1)
             in_flight = sum(1 for f in followers.values() if "pinned" not in f.stages)
             system.kill("renderer-0")
             system.kill("status-0")
-            killed_at = time.monotonic()
+            killed_at, killed_wall = time.monotonic(), time.time()
 
             for follower in followers.values():
                 follower.join(RUN_TIMEOUT)
             recovery = time.monotonic() - killed_at
             with httpx.Client(base_url=watch_on.url, timeout=30) as client:
                 final = {job_id: client.get(f"/v1/jobs/{job_id}").json() for job_id in accepted}
+            finished_by = {j: {h["replica"] for h in history(j) if h["stage"] == "rendered"} for j in interrupted}
+            admin.close()
+            redone = [j for j, by in finished_by.items() if by == {"renderer-1"}]
             uploads = emulator.stats()["uploads_per_cid"]
+            takeover = leader_since(system.services["status-1"].log_path, killed_wall)
+            seaweed_keys = seaweed.keys(bucket, "multihost/")
 
         stages = {job_id: doc.get("stage") for job_id, doc in final.items()}
         ledger = {
@@ -161,19 +185,26 @@ def test_jobs_cross_three_hosts_and_survive_a_status_replica_and_a_renderer_kill
             "duplicate uploads": sum(n - 1 for n in uploads.values() if n > 1),
         }
         mode = "network namespaces + veth" if net.isolated else f"LOOPBACK FALLBACK ({net.refused})"
-        print(f"\nmulti-host ledger ({mode}; killed {', '.join(system.killed)} with {in_flight} job(s) "
-              f"not yet pinned; all done {recovery:.1f} s after the kill; SSE reconnects "
+        print(f"\nmulti-host ledger ({mode}; killed {', '.join(system.killed)} with {in_flight} job(s) not yet "
+              f"pinned, {len(redone)} render(s) cut short on renderer-0, redone on renderer-1; "
+              f" status-1 led {takeover:.2f} s after "
+              f"the kill; all minted {recovery:.1f} s after it; SSE reconnects "
               f"{sum(f.reconnects for f in followers.values())}; forwarded connections "
               f"{net.forwarder.connections if net.forwarder else 0}):")
         for key, value in ledger.items():
             print(f"  {key:18} {value}")
         problems = {j: (f.stages, f.error) for j, f in followers.items() if not f.stages or f.stages[-1] != "minted"}
         assert in_flight >= JOBS // 2, "the kills came too late to be mid-run"
+        # A job renderer-0 was rendering when it died was rendered again by the survivor (one it was seen rendering
+        # may have been finished between that look and the kill: those count as not interrupted).
+        assert redone, f"no render was interrupted by the kill: {finished_by}"
         assert not mint_errors, mint_errors
         assert not problems, f"jobs not followed to minted on the other replica: {problems}\n" + system.logs()[-6000:]
         assert ledger == {"submitted": JOBS, "accepted": JOBS, "pinned": JOBS, "minted": JOBS, "failed": 0,
                           "lost": 0, "duplicate uploads": 0}, ledger
-        # Each service kept to its own folder: the renderers' and the pinner's hold no artifact the others read.
-        assert all(p.parent == root for p in root.iterdir()) and len(list(root.glob("*.log"))) == 5
+        # The rendered files crossed from the render host to the pin host through the object store (each service
+        # had only its own folder), and every service's folder is its own.
+        assert seaweed_keys, "nothing was written to the object store"
+        assert len({s.data_dir for s in system.services.values()}) == len(system.services) == 6
         for key in (chain.signer_key, seaweed.secret_key, emulator.jwt):
             assert key.removeprefix("0x") not in system.logs()

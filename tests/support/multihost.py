@@ -160,7 +160,8 @@ def multihost_system(net: Network, deps: Deps, root: Path, *, renderers: int = 2
             http_port: int | None = None) -> Service:
         data_dir = root / name  # its own empty folder: nothing on disk is shared between services
         (data_dir / "tmp").mkdir(parents=True)
-        env = {**_env(net, host, deps, data_dir, prefix), **extra}
+        # MINTPIPE_REPLICA names the replica in the operators' stage history (which renderer rendered what).
+        env = {**_env(net, host, deps, data_dir, prefix), "MINTPIPE_REPLICA": name, **extra}
         services[name] = Service(name, host, module, env, data_dir, root / f"{name}.log", grpc_port, http_port)
         return services[name]
 
@@ -172,7 +173,7 @@ def multihost_system(net: Network, deps: Deps, root: Path, *, renderers: int = 2
     add("gateway", app, "gateway", {
         "GATEWAY_GRPC_HOST": app.bind, "GATEWAY_GRPC_PORT": str(gateway_port), "GATEWAY_METRICS_PORT": "0",
         # Both replicas, first reachable first: the gateway outlives either.
-        "GATEWAY_STATUS_TARGET": "ipv4:" + ",".join(f"127.0.0.1:{g}" for g, _ in status_ports)}, gateway_port)
+        "GATEWAY_STATUS_TARGET": "ipv4:" + ",".join(f"{app.bind}:{g}" for g, _ in status_ports)}, gateway_port)
     chain = {**deps.chain_env,
              "MINTPIPE_CHAIN_RPC_URL": net.url(app, deps.chain_env["MINTPIPE_CHAIN_RPC_URL"])} if deps.chain_env else {}
     for i, (grpc_port, http_port) in enumerate(status_ports):
