@@ -50,6 +50,7 @@ class Follower(threading.Thread):
         self.base_url, self.job_id, self.on_pinned = base_url, job_id, on_pinned
         self.stages: list[str] = []
         self.reconnects = 0
+        self.lags: list[float] = []  # seconds from the change (event id: the record's updated_at) to its arrival
         self.error: str | None = None
         self.done = threading.Event()
 
@@ -64,6 +65,8 @@ class Follower(threading.Thread):
                             if event.event != "job":
                                 continue
                             job = json.loads(event.data)
+                            if self.stages:  # the first is the job as it was when the stream opened
+                                self.lags.append(time.time() - float(event.id))
                             if not self.stages or self.stages[-1] != job["stage"]:
                                 self.stages.append(job["stage"])
                             if job["stage"] == "pinned" and self.stages.count("pinned") == 1:
@@ -187,12 +190,16 @@ def test_jobs_cross_three_hosts_and_survive_a_status_replica_and_a_renderer_kill
         mode = "network namespaces + veth" if net.isolated else f"LOOPBACK FALLBACK ({net.refused})"
         print(f"\nmulti-host ledger ({mode}; killed {', '.join(system.killed)} with {in_flight} job(s) not yet "
               f"pinned, {len(redone)} render(s) cut short on renderer-0, redone on renderer-1; "
-              f" status-1 led {takeover:.2f} s after "
+              f"status-1 led {takeover:.2f} s after "
               f"the kill; all minted {recovery:.1f} s after it; SSE reconnects "
               f"{sum(f.reconnects for f in followers.values())}; forwarded connections "
               f"{net.forwarder.connections if net.forwarder else 0}):")
         for key, value in ledger.items():
             print(f"  {key:18} {value}")
+        lags = sorted(lag for f in followers.values() for lag in f.lags)
+        if lags:
+            print(f"  SSE lag on status-1 (change applied on either replica -> event received here): median "
+                  f"{1000 * lags[len(lags) // 2]:.1f} ms, max {1000 * lags[-1]:.1f} ms over {len(lags)} events")
         problems = {j: (f.stages, f.error) for j, f in followers.items() if not f.stages or f.stages[-1] != "minted"}
         assert in_flight >= JOBS // 2, "the kills came too late to be mid-run"
         # A job renderer-0 was rendering when it died was rendered again by the survivor (one it was seen rendering
