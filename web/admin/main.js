@@ -101,7 +101,10 @@ async function act(title, text, okLabel, path, body) {
   if (!(await confirmAction(title, text, okLabel))) return null;
   try {
     const result = await api(path, { method: "POST", body });
-    toast(`${title}: done${result && result.replayed !== undefined ? ` (${result.replayed} sent back)` : ""}`);
+    let how = "";
+    if (result && result.replayed !== undefined) how = ` (${result.replayed} sent back)`;
+    else if (result && result.state) how = result.state === "minted" ? ` (minted: token ${result.token_id})` : ` (${result.state}: ${result.confirmations} of ${result.required_confirmations} confirmations)`;
+    toast(`${title}: done${how}`);
     return result;
   } catch (err) {
     toast(`${title}: ${err.message}`, true);
@@ -350,7 +353,7 @@ function jobView(view, jobId) {
   every(async () => {
     try {
       const job = await api(`/v1/admin/jobs/${encodeURIComponent(jobId)}/detail`);
-      const key = JSON.stringify([job.stage, job.progress, job.history.length, job.retries.length, job.dead_letters.length, job.audit.length]);
+      const key = JSON.stringify([job.stage, job.progress, job.history.length, job.retries.length, job.dead_letters.length, job.audit.length, job.known_mint]);
       if (key !== last) { last = key; drawJob($("#job"), job); }
       if (["pinned", "minted"].includes(job.stage) && job.assets.image) clearInterval(timer);
     } catch (err) {
@@ -375,6 +378,12 @@ function drawJob(root, job) {
         if (await act("Retry job", `Retry job ${shortId(job.job_id)}? ${what}`, "Retry", `/v1/admin/actions/retry/${job.job_id}`)) route();
       }, text: job.parked ? "Replay its dead letter" : "Retry" }));
     }
+    const m = job.known_mint;
+    if (job.chain && job.stage === "pinned" && m && !m.confirmed) {
+      actions.append(h("button", { type: "button", id: "reverify", onclick: async () => {
+        if (await act("Re-verify mint", `Check transaction ${m.tx_hash.slice(0, 10)}… on chain again for job ${shortId(job.job_id)}? Once it has ${m.required_confirmations} confirmation(s) the job becomes minted.`, "Re-verify", `/v1/admin/actions/reverify/${job.job_id}`)) route();
+      }, text: "Re-verify mint" }));
+    }
     if (!["pinned", "minted", "failed"].includes(job.stage)) {
       actions.append(h("button.danger", { type: "button", id: "cancel", onclick: async () => {
         if (await act("Cancel job", `Cancel job ${shortId(job.job_id)}? Renderers and pinners stop working on it.`, "Cancel job", `/v1/admin/actions/cancel/${job.job_id}`)) route();
@@ -387,6 +396,7 @@ function drawJob(root, job) {
     h("p.summary", {}, stageBadge(job.stage), ` ${job.progress}% · ${job.scene} · `, h("span.mono", { text: job.wallet }), ` · created ${when(job.created_at)}`),
     job.error ? h("p.error", { text: job.error }) : "",
     job.parked ? h("p.warnbox", { text: `Parked in the ${job.parked.queue} dead letters since ${when(job.parked.at)}: ${job.parked.reason}` }) : "",
+    mintLine(job),
     actions,
     h("div.cards",
       h("section.card.wide", h("h2", { text: "Assets" }),
@@ -406,6 +416,16 @@ function drawJob(root, job) {
     h("h2", { text: "Operator actions" }),
     table(["When", "Who", "What", "Outcome"], job.audit.map((a) => h("tr", {}, h("td", { text: when(a.at) }), h("td", { text: a.actor }), h("td", { text: a.action }), h("td", { text: a.outcome }))), "None.", "job-audit"),
   );
+}
+
+// What the chain side knows of the job's mint: a transaction seen (or relayed) but not confirmed is what an
+// operator is asked about ("I minted, it still says pinned").
+function mintLine(job) {
+  const m = job.known_mint;
+  if (!job.chain || !m) return job.chain && job.stage === "pinned" ? h("p.note#mint", { text: "Mint: no transaction known yet." }) : "";
+  const where = m.block ? ` in block ${m.block}` : " (not mined yet)";
+  const state = m.confirmed ? `confirmed, token ${m.token_id}` : `not confirmed (needs ${m.required_confirmations} confirmation(s))`;
+  return h(`p#mint.${m.confirmed ? "note" : "warnbox"}`, {}, `Mint ${m.source}${where}: ${state} · `, h("span.mono", { text: m.tx_hash }));
 }
 
 // --- audit --------------------------------------------------------------------------------------------------
