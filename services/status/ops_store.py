@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS retry_history (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS retry_history_job ON retry_history (job_id, id);
+-- The overview's rates of the retry tiers and dead-letter queues: the last minutes' rows without a table scan.
+CREATE INDEX IF NOT EXISTS retry_history_at ON retry_history (at);
+CREATE INDEX IF NOT EXISTS dead_letter_history_at ON dead_letter_history (at);
+CREATE INDEX IF NOT EXISTS dead_letter_history_replayed ON dead_letter_history (replayed_at);
 CREATE TABLE IF NOT EXISTS admin_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -149,12 +153,15 @@ async def _observe(store: JobStore, job_id: str, stage: int, now: float,
     return took
 
 
-async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+async def _job_rows(store: JobStore, table: str, columns: str, job_id: str) -> list[dict[str, Any]]:
+    """One job's rows of a history table, oldest first (the tables and columns are this module's own)."""
     await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT stage, at, source, replica, error FROM stage_history WHERE job_id = ? ORDER BY id", (job_id,)
-    ) as cur:
+    async with store.db.execute(f"SELECT {columns} FROM {table} WHERE job_id = ? ORDER BY id", (job_id,)) as cur:
         return [dict(r) for r in await cur.fetchall()]
+
+
+async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+    return await _job_rows(store, "stage_history", "stage, at, source, replica, error", job_id)
 
 
 async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, retry_in_s: int, reason: str,
@@ -169,12 +176,7 @@ async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, ret
 
 
 async def retry_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT stage, attempt, retry_in_s, reason, source, replica, at FROM retry_history WHERE job_id = ? "
-        "ORDER BY id", (job_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    return await _job_rows(store, "retry_history", "stage, attempt, retry_in_s, reason, source, replica, at", job_id)
 
 
 async def note_dead_letter(store: JobStore, job_id: str, queue: str, message_id: str, reason: str,
@@ -199,12 +201,8 @@ async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> 
 
 
 async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    await ensure_schema(store)
-    async with store.db.execute(
-        "SELECT queue, message_id, reason, dead_lettered_by, at, replayed_at FROM dead_letter_history "
-        "WHERE job_id = ? ORDER BY id", (job_id,)
-    ) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    return await _job_rows(store, "dead_letter_history", "queue, message_id, reason, dead_lettered_by, at, replayed_at",
+                           job_id)
 
 
 async def open_dead_letters(store: JobStore, job_ids: list[str]) -> dict[str, dict[str, Any]]:

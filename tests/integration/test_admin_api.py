@@ -214,6 +214,39 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert f'mintpipe_queue_depth{{kind="work",queue="{topo.render_queue}",stage="render"}} 3.0' in scraped
 
 
+async def test_retry_tiers_and_dead_letters_have_rates_from_what_went_in_and_came_out(ops, broker, probe):
+    client, store = ops
+    topo = broker.topology
+    applier = EventApplier(store, JobBus())
+    rendering, pinning, parked = await new_job(store), await new_job(store), await new_job(store)
+    # The renderer parks one job in the 1 s tier, the pinner one in the 5 s tier (as their on_retry report it).
+    await applier(broker_pb2.JobEvent(job_id=rendering, stage=jobs_pb2.STAGE_QUEUED, attempt=1, retry_in_s=1,
+                                      error="ffmpeg: out of memory", source="renderer", replica="renderer-0"), None)
+    await applier(broker_pb2.JobEvent(job_id=pinning, stage=jobs_pb2.STAGE_RENDERED, attempt=1, retry_in_s=5,
+                                      error="pinata: 503", source="pinner", replica="pinner-0"), None)
+    # One pin job dead-lettered (the watch records it) and replayed by an operator.
+    await broker.publish(topo.dead_letter_exchange, topo.pin_queue, broker_pb2.PinJob(job_id=parked),
+                         headers={REASON_HEADER: "pinata: 401"}, message_id=parked)
+    from status.ops_store import note_dead_letter
+
+    await note_dead_letter(store, parked, "pin", parked, "pinata: 401", "pinner")
+    await wait_for(lambda: probe.ready(topo.dead_queue(topo.pin_queue)))
+    assert (await client.post("/v1/admin/actions/replay/pin", headers=BEARER)).json()["replayed"] == 1
+    await asyncio.sleep(1.2)  # the 1 s tier's message has left it by its TTL; the 5 s tier's has not
+
+    queues = {(q["stage"], q["kind"], q["tier_seconds"]): q
+              for q in (await client.get("/v1/admin/overview", headers=BEARER)).json()["queues"]}
+    per_minute = pytest.approx(1 / 60)
+    assert (queues[("render", "retry", 1)]["rate_in"], queues[("render", "retry", 1)]["rate_out"]) == (
+        per_minute, per_minute)
+    assert (queues[("pin", "retry", 5)]["rate_in"], queues[("pin", "retry", 5)]["rate_out"]) == (per_minute, 0)
+    assert queues[("render", "retry", 5)]["rate_in"] == 0 and queues[("pin", "retry", 1)]["rate_in"] == 0
+    assert (queues[("pin", "dead", None)]["rate_in"], queues[("pin", "dead", None)]["rate_out"]) == (
+        per_minute, per_minute)
+    assert queues[("render", "dead", None)]["rate_in"] == 0
+    assert queues[("events", "dead", None)]["rate_out"] is None, "not known: shown as such, not as 0"
+
+
 async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe):
     client, store = ops
     topo = broker.topology

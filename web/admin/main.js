@@ -229,7 +229,15 @@ function drawOverview(root, o) {
   root.className = "";
   root.replaceChildren(warnings, cards, h("h2", { text: "Queues" }), h("div.scroll", {}, table),
     h("h2", { text: "Replicas at work (last 10 minutes)" }), workers,
-    h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage history. Refreshed ${new Date(o.at * 1000).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s.` }));
+    h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage, retry and dead-letter history (events: this process's consumer; "–" where not known). Refreshed ${new Date(o.at * 1000).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s.` }));
+}
+
+// Messages a second through all the retry tiers of a stage; null (shown "–") when no tier's rate is known.
+function sumRates(rows, key, together) {
+  const known = rows.filter((q) => q[key] !== null && q[key] !== undefined);
+  if (known.length) return known.reduce((a, q) => a + q[key], 0);
+  const all = together && rows.find((q) => q[together] !== null && q[together] !== undefined);
+  return all ? all[together] : null;
 }
 
 function queueRows(stage, rows) {
@@ -250,14 +258,15 @@ function queueRows(stage, rows) {
     const waiting = retries.reduce((a, q) => a + (q.depth || 0), 0);
     out.push(h("tr.sub", {},
       h("th", { scope: "row", title: retries.map((q) => `${q.queue}: ${q.depth ?? "?"}`).join("\n") }, h("small", { text: `↳ retrying ${retries.map((q) => `${q.tier_seconds}s:${q.depth ?? "?"}`).join(" ")}` })),
-      h("td.n", { text: num(waiting) }), h("td"), h("td"), h("td"),
+      h("td.n", { text: num(waiting) }), h("td.n", { text: num(sumRates(retries, "rate_in", "rate_in_all_tiers"), 2) }),
+      h("td.n", { text: num(sumRates(retries, "rate_out"), 2) }), h("td"),
       h("td.n", { text: waiting ? `≤ ${age(Math.max(...retries.filter((q) => q.depth).map((q) => q.tier_seconds)))}` : "–" }), h("td")));
   }
   if (dead) {
     const canReplay = session && session.can_act && dead.depth > 0;
     out.push(h(`tr.sub${dead.depth ? ".deadrow" : ""}`, {},
       h("th", { scope: "row", title: dead.queue }, h("small", { text: "↳ dead letters" })),
-      h("td.n", { text: num(dead.depth) }), h("td"), h("td"), h("td"),
+      h("td.n", { text: num(dead.depth) }), h("td.n", { text: num(dead.rate_in, 2) }), h("td.n", { text: num(dead.rate_out, 2) }), h("td"),
       h("td.n", { text: age(dead.oldest_age_s) }),
       h("td", {}, dead.depth ? h("a", { href: `#/dead/${stage}`, onclick: (e) => { e.preventDefault(); deadLetters(stage); }, text: "list" }) : "",
         canReplay ? [" ", h("button.small.danger", { type: "button", "data-replay": stage, onclick: () => replayAll(stage, dead.depth), text: "Replay all" })] : "")));
