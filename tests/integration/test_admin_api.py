@@ -5,67 +5,36 @@ overview's queue figures against what is really in the queues; actions and their
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import grpc
 import httpx
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
-from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
-from status.admin import AdminDeps
+from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import EventApplier
-from status.http_api import BridgeDeps, create_app
 from status.store import JobStore
 from tests.support.broker import wait_for
+from tests.support.operators import WALLET, new_job, operator_bridge, store_and_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TOKEN = "admin-token-for-tests"
 READONLY = "readonly-token-for-tests"
-WALLET = "0x000000000000000000000000000000000000dEaD"
 OTHER = "0x00000000000000000000000000000000000000AA"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@asynccontextmanager
-async def ops_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.AsyncClient]:
-    bus = JobBus()
-    channel = grpc.aio.insecure_channel("127.0.0.1:9")
-    app = create_app(BridgeDeps(
-        store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-        ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-        admin=AdminDeps(broker, store, bus, TOKEN, ArtifactStore(store.path.parent / "artifacts")),
-        ops=OpsConfig(readonly_token=READONLY, monthly_pins=100, pin_ledger=store.path.parent / "pins.sqlite3")))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            yield client
-    finally:
-        await channel.close()
+OPS = OpsConfig(readonly_token=READONLY, monthly_pins=100)
 
 
 @pytest.fixture
 async def ops(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    async with ops_client(broker, store) as client:
-        yield client, store
-    await store.close()
-
-
-async def new_job(store: JobStore, wallet: str = WALLET, key: str | None = None) -> str:
-    job, _ = await store.reserve(key or f"k-{uuid.uuid4()}", uuid.uuid4().hex * 2, wallet, "gen1",
-                                 json.dumps({"seed": 3}))
-    await store.mark_published(job.job_id)
-    return job.job_id
+    async with store_and_bridge(broker, tmp_path, TOKEN, OPS) as running:
+        yield running
 
 
 async def sign_in(client: httpx.AsyncClient, token: str) -> dict:
@@ -296,7 +265,7 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     store = JobStore(tmp_path / "jobs.sqlite3")
     await store.open()
     try:
-        async with ops_client(linked, store) as client:
+        async with operator_bridge(linked, store, TOKEN, OPS) as client:
             assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
             link.freeze()
             await asyncio.sleep(2.1)  # past the shared snapshot
