@@ -187,15 +187,12 @@ async def linked(broker, rabbit_url, tmp_path):
     link = CuttableLink(rabbit_url)
     linked_broker = Broker(await link.start(), broker.topology, "admin-over-link")
     await linked_broker.connect(attempts=3)
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
     try:
-        async with operator_bridge(linked_broker, store, TOKEN) as client:
+        async with store_and_bridge(linked_broker, tmp_path, TOKEN) as (client, store):
             yield client, store, link, linked_broker
     finally:
         await link.cut()
         await linked_broker.close()
-        await store.close()
 
 
 def assert_unavailable(reply: httpx.Response) -> None:

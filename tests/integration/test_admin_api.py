@@ -17,9 +17,8 @@ from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import EventApplier
-from status.store import JobStore
 from tests.support.broker import wait_for
-from tests.support.operators import WALLET, new_job, operator_bridge, store_and_bridge
+from tests.support.operators import WALLET, new_job, store_and_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TOKEN = "admin-token-for-tests"
@@ -262,10 +261,8 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     link = CuttableLink(rabbit_url)
     linked = Broker(await link.start(), broker.topology, "ops-over-link")
     await linked.connect(attempts=3)
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
     try:
-        async with operator_bridge(linked, store, TOKEN, OPS) as client:
+        async with store_and_bridge(linked, tmp_path, TOKEN, OPS) as (client, _store):
             assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
             link.freeze()
             await asyncio.sleep(2.1)  # past the shared snapshot
@@ -281,4 +278,3 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     finally:
         await link.cut()
         await linked.close()
-        await store.close()
