@@ -263,7 +263,7 @@ function queueRows(stage, rows) {
     out.push(h("tr.sub", {},
       h("th", { scope: "row", title: retries.map((q) => `${q.queue}: ${q.depth ?? "?"}`).join("\n") }, h("small", { text: waiting
         ? `↳ retrying: ${retries.filter((q) => q.depth).map((q) => `${age(q.tier_seconds)} tier ${q.depth}`).join(" · ")}`
-        : `↳ retry tiers (${retries.length}, ${age(retries[0].tier_seconds)} to ${age(retries[retries.length - 1].tier_seconds)})` })),
+        : "↳ retry tiers" }, waiting ? "" : h("span.qname", { text: ` (${retries.length}, ${age(retries[0].tier_seconds)} to ${age(retries[retries.length - 1].tier_seconds)})` }))),
       h("td.n", { text: num(waiting) }), h("td.n", { text: rate(sumRates(retries, "rate_in", "rate_in_all_tiers")) }),
       h("td.n", { text: rate(sumRates(retries, "rate_out")) }), h("td"),
       h("td.n", { text: waiting ? `≤ ${age(Math.max(...retries.filter((q) => q.depth).map((q) => q.tier_seconds)))}` : "–" }), h("td")));
