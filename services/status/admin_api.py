@@ -288,7 +288,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
 
     @router.get("/audit")
     async def audit_list(_who: Principal = seen, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         before: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                         before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, Any]:
         return {"entries": _times(await ops_store.audit_page(store, limit, before), "at")}
 
     # --- actions -----------------------------------------------------------------------------------------------
