@@ -186,7 +186,9 @@ class Overview:
         counts: dict[Any, list[int]] = {}
         # Rows that entered a tier within the last minute (in) or left it then (entered a tier's delay earlier).
         async with self.store.db.execute(
-            "SELECT stage, retry_in_s, SUM(at >= ?), SUM(at + retry_in_s >= ? AND at + retry_in_s < ?) "
+            # CASE rather than SUM(boolean): the same SQL for SQLite and PostgreSQL.
+            "SELECT stage, retry_in_s, SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN at + retry_in_s >= ? AND at + retry_in_s < ? THEN 1 ELSE 0 END) "
             "FROM retry_history WHERE at >= ? GROUP BY stage, retry_in_s",
             (since, since, now, since - longest)) as cur:
             for stage, tier, entered, left in await cur.fetchall():
@@ -195,7 +197,8 @@ class Overview:
                     got = counts.setdefault(key, [0, 0])
                     got[0], got[1] = got[0] + (entered or 0), got[1] + (left or 0)
         async with self.store.db.execute(
-            "SELECT queue, SUM(at >= ?), SUM(replayed_at >= ?) FROM dead_letter_history "
+            "SELECT queue, SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN replayed_at >= ? THEN 1 ELSE 0 END) FROM dead_letter_history "
             "WHERE at >= ? OR replayed_at >= ? GROUP BY queue", (since, since, since, since)) as cur:
             for queue, entered, replayed in await cur.fetchall():
                 counts[(queue, "dead", None)] = [entered or 0, replayed or 0]
