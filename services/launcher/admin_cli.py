@@ -15,7 +15,8 @@ import httpx
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    admin = sub.add_parser("admin", help="dead letters, replay, retry, cancel (needs MINTPIPE_ADMIN_TOKEN)")
+    admin = sub.add_parser("admin", help="dead letters, replay, retry, cancel, reverify a mint "
+                           "(needs MINTPIPE_ADMIN_TOKEN)")
     admin.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('MINTPIPE_HTTP_PORT', '8080')}")
     verbs = admin.add_subparsers(dest="verb", required=True)
     dead = verbs.add_parser("dead-letters", help="list dead letters of a queue with their reasons")
@@ -27,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cancel.add_argument("job_id")
     retry = verbs.add_parser("retry", help="retry a failed job (its dead letter if it has one, else a new render)")
     retry.add_argument("job_id")
+    reverify = verbs.add_parser("reverify", help="check a pinned job's mint transaction on chain again (the known "
+                                "one, or --tx-hash); a confirmed mint makes the job minted")
+    reverify.add_argument("job_id")
+    reverify.add_argument("--tx-hash", help="the mint transaction a wallet sent (default: the one the service knows)")
 
 
 def _fail(message: str) -> int:
@@ -52,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             # Actions go through the audited routes (status.admin_api): the audit list shows them as `admin (bearer)`.
             elif args.verb == "replay":
                 reply = client.post(f"/v1/admin/actions/replay/{args.queue}", json={"message_ids": args.ids})
+            elif args.verb == "reverify":
+                reply = client.post(f"/v1/admin/actions/reverify/{args.job_id}",
+                                    json={"tx_hash": args.tx_hash} if args.tx_hash else None)
             elif args.verb == "retry":
                 reply = client.post(f"/v1/admin/actions/retry/{args.job_id}")
             else:

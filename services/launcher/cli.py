@@ -4,9 +4,10 @@
   mintpipe demo [--renderers N] [--settings F]  start it, run one example job end to end, stop
   mintpipe render SETTINGS.json --out DIR     render one job locally, no broker
   mintpipe submit SETTINGS.json [--wallet W] [--wait]   submit a job (a progress bar until it ends)
-  mintpipe status ID | watch ID | jobs [--stage] [--wallet] [--since]   jobs from the bridge
-  mintpipe admin dead-letters|replay|cancel   operator routes (MINTPIPE_ADMIN_TOKEN)
-  mintpipe job ID [--wait-minted]             a job as JSON (token id, tx hash, block once minted)
+  mintpipe status ID [--wait-minted] | watch ID | jobs [--stage] [--wallet] [--since]   jobs from the bridge
+                                              (status: the job as JSON, with token id, tx hash, block once
+                                              minted; `mintpipe job ID` is the same verb)
+  mintpipe admin dead-letters|replay|retry|cancel|reverify   operator routes (MINTPIPE_ADMIN_TOKEN)
   mintpipe mint ID --tx-hash 0x… | --relay    report a mint, or have the service relay it
   mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
 """
@@ -161,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "admin":
         return admin_cli.run(args)
-    if args.command in ("submit", "status", "watch", "jobs"):
+    if args.command in ("submit", "status", "job", "watch", "jobs"):
         return jobs_cli.run(args)
-    if args.command in ("job", "mint"):
+    if args.command == "mint":
         return job_cli.run(args)
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))

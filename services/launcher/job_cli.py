@@ -1,29 +1,25 @@
-"""`mintpipe job ID` and `mintpipe mint ID`: a job and its mint from a terminal, through the bridge's HTTP API.
+"""`mintpipe mint ID`: report a job's mint, or ask the service to relay it, through the bridge's HTTP API.
 
-  mintpipe job JOB_ID [--wait-minted]         the job as JSON (stage, token URI, and once minted: token_id,
-                                              tx_hash, block, minted_at); --wait-minted follows it until minted
   mintpipe mint JOB_ID --tx-hash 0x… | --relay   report a mint sent from a wallet, or ask the service to relay it
 
-Exit 0 on success, 1 when the bridge refuses (one line on stderr saying why) or cannot be reached."""
+(A job and its mint are shown by `mintpipe status JOB_ID [--wait-minted]`, also called `mintpipe job`: see
+launcher.jobs_cli.) Exit 0 on success, 1 when the bridge refuses (one line on stderr saying why) or cannot be
+reached."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 import httpx
-from httpx_sse import connect_sse
+
+from launcher.jobs_cli import default_url
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    url = f"http://127.0.0.1:{os.environ.get('MINTPIPE_HTTP_PORT', '8080')}"
-    job = sub.add_parser("job", help="show a job (and its mint) as JSON")
-    job.add_argument("job_id")
-    job.add_argument("--wait-minted", action="store_true", help="follow the job until it is minted (or failed)")
-    job.add_argument("--url", default=url)
+    url = default_url()
     mint = sub.add_parser("mint", help="report a mint transaction, or ask the service to relay the mint")
     mint.add_argument("job_id")
     how = mint.add_mutually_exclusive_group(required=True)
@@ -52,19 +48,7 @@ def _answer(reply: httpx.Response) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         with httpx.Client(base_url=args.url, timeout=30) as client:
-            if args.command == "mint":
-                body = {"relay": True} if args.relay else {"tx_hash": args.tx_hash}
-                return _answer(client.post(f"/v1/jobs/{args.job_id}/mint", json=body))
-            if args.wait_minted:
-                with connect_sse(client, "GET", f"/v1/jobs/{args.job_id}/events", params={"until": "minted"},
-                                 timeout=httpx.Timeout(10, read=None)) as events:
-                    if events.response.status_code != 200:
-                        events.response.read()
-                        return _answer(events.response)
-                    for event in events.iter_sse():
-                        if event.event == "job" and event.data:
-                            job = json.loads(event.data)
-                            print(f"{job['stage']} {job['progress']}%", file=sys.stderr, flush=True)
-            return _answer(client.get(f"/v1/jobs/{args.job_id}"))
+            body = {"relay": True} if args.relay else {"tx_hash": args.tx_hash}
+            return _answer(client.post(f"/v1/jobs/{args.job_id}/mint", json=body))
     except httpx.HTTPError as exc:
         return _fail(f"cannot reach the bridge at {args.url}: {type(exc).__name__}: {exc}")

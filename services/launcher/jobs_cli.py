@@ -1,7 +1,10 @@
 """`mintpipe submit|status|watch|jobs`: the public HTTP API from a terminal.
 
   mintpipe submit SETTINGS.json [--wallet 0x…] [--key K] [--wait]   submit; with --wait, a progress bar until done
-  mintpipe status JOB_ID                                          the job as JSON
+  mintpipe status JOB_ID [--wait-minted]                          the job as JSON (with its mint once minted:
+                                                                  token_id, tx_hash, block, minted_at); with
+                                                                  --wait-minted, followed until minted first.
+                                                                  `mintpipe job` is the same verb
   mintpipe watch JOB_ID                                           its progress live (SSE) until it ends
   mintpipe jobs [--stage S] [--wallet 0x…] [--since 1h|ISO] [--limit N]   newest first
 
@@ -50,7 +53,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--scene", help="scene name (default gen1)")
     submit.add_argument("--key", help="Idempotency-Key: submitting again with it returns the same job")
     submit.add_argument("--wait", action="store_true", help="follow its progress until it ends")
-    url(sub.add_parser("status", help="a job as JSON")).add_argument("job_id")
+    # One verb, two names: `job` came with the chain, `status` with the operators' CLI; they printed the same.
+    status = url(sub.add_parser("status", aliases=["job"], help="a job (and its mint) as JSON"))
+    status.add_argument("job_id")
+    status.add_argument("--wait-minted", action="store_true", help="follow the job until it is minted (or failed)")
     url(sub.add_parser("watch", help="follow a job's progress until it ends")).add_argument("job_id")
     jobs = url(sub.add_parser("jobs", help="list jobs, newest first"))
     jobs.add_argument("--stage", help="queued, rendering, rendered, pinning, pinned, minted or failed")
@@ -92,14 +98,17 @@ def _bar(job: dict[str, Any], width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {job['progress']:3d}% {job['stage']}"
 
 
-def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """Show the job's progress from its SSE stream until a terminal stage; returns the last state."""
+def follow(client: httpx.Client, job_id: str, until: str = "pinned") -> dict[str, Any]:
+    """Show the job's progress from its SSE stream until a terminal stage (with until="minted": minted or
+    failed); returns the last state."""
+    ends = TERMINAL if until == "pinned" else {"minted", "failed"}
     tty = sys.stderr.isatty()
     last: dict[str, Any] | None = None
     shown = ""
     while True:
         try:
-            with connect_sse(client, "GET", f"/v1/jobs/{job_id}/events", timeout=httpx.Timeout(10, read=60)) as events:
+            with connect_sse(client, "GET", f"/v1/jobs/{job_id}/events", params={"until": until},
+                             timeout=httpx.Timeout(10, read=60)) as events:
                 if events.response.status_code == 404:
                     raise CliError(f"no job {job_id}")
                 for event in events.iter_sse():
@@ -112,7 +121,7 @@ def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
                     elif line.split("] ")[1].split()[-1] != shown:  # one line per stage in a log
                         print(line, file=sys.stderr, flush=True)
                     shown = last["stage"]
-                    if last["stage"] in TERMINAL:
+                    if last["stage"] in ends:
                         if tty:
                             print(file=sys.stderr)
                         return last
@@ -122,6 +131,21 @@ def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
                                "running?", NOT_RUNNING) from None
         # The stream ended early (a bridge restarting, or a proxy's timeout): pick it up again.
         time.sleep(1)
+
+
+def wait_minted(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    """Follows a job to pinned, then (when this service has a chain: a pinned job carries `mint`) to minted;
+    returns the job as read last (with its mint's fields)."""
+    path = f"/v1/jobs/{job['job_id']}"
+    if job["stage"] not in TERMINAL:
+        follow(client, job["job_id"])
+        job = _request(client, "GET", path)
+    if job["stage"] == "pinned" and job.get("mint") is None:
+        raise CliError("--wait-minted: this service runs without a chain, so a pinned job is never minted here")
+    if job["stage"] == "pinned":
+        follow(client, job["job_id"], until="minted")
+        job = _request(client, "GET", path)
+    return job
 
 
 def _finished(job: dict[str, Any]) -> int:
@@ -164,10 +188,12 @@ def run(args: argparse.Namespace) -> int:
                     print(json.dumps(accepted, indent=2))
                     return 0
                 return _finished(follow(client, accepted["job_id"]))
-            if args.command == "status":
-                job = _request(client, "GET", f"/v1/jobs/{args.job_id}")
+            if args.command in ("status", "job"):
+                job = _request(client, "GET", f"/v1/jobs/{args.job_id}")  # 404 and "not running" said plainly
+                if args.wait_minted and job["stage"] not in ("minted", "failed"):
+                    job = wait_minted(client, job)
                 print(json.dumps(job, indent=2))
-                return 0
+                return 1 if args.wait_minted and job["stage"] == "failed" else 0
             if args.command == "watch":
                 _request(client, "GET", f"/v1/jobs/{args.job_id}")  # 404 and "not running" said plainly first
                 return _finished(follow(client, args.job_id))

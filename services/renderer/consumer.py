@@ -15,7 +15,7 @@ from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
 from mintpipe.log import get_logger
-from mintpipe.metrics import ASSET_BYTES, RENDER_CPU_SECONDS, RENDER_SECONDS
+from mintpipe.metrics import ASSET_BYTES, DRAW_SECONDS, ENCODE_SECONDS, RENDER_CPU_SECONDS, RENDER_SECONDS
 from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, RenderCancelled, render_job
@@ -39,8 +39,13 @@ def check_render_job(job: broker_pb2.RenderJob) -> str | None:
     return None
 
 
-def observe_render(seconds: float, before: os.times_result, after: os.times_result, assets) -> None:
+def observe_render(seconds: float, before: os.times_result, after: os.times_result, assets,
+                   timings: dict[str, float]) -> None:
     RENDER_SECONDS.observe(seconds)
+    if timings:  # empty when the assets were already complete (a redelivery): nothing was drawn or encoded
+        DRAW_SECONDS.observe(timings["draw"])
+        for encoder in ("gif", "mp4", "png"):
+            ENCODE_SECONDS.labels(encoder).observe(timings[encoder])
     RENDER_CPU_SECONDS.labels("replica").inc(max(after.user + after.system - before.user - before.system, 0.0))
     RENDER_CPU_SECONDS.labels("ffmpeg").inc(max(after.children_user + after.children_system
                                                 - before.children_user - before.children_system, 0.0))
@@ -133,11 +138,12 @@ class RenderHandler:
             # scratch folder whose files `publish` uploads (multipart, from disk) and which goes afterwards.
             with self.artifacts.workspace(job.job_id) as out_dir:
                 # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
-                began, cpu = time.monotonic(), os.times()
+                began, cpu, timings = time.monotonic(), os.times(), {}
                 assets = await asyncio.wait_for(
-                    asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads),
+                    asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads,
+                                      timings),
                     self.deadline)
-                observe_render(time.monotonic() - began, cpu, os.times(), assets)
+                observe_render(time.monotonic() - began, cpu, os.times(), assets, timings)
                 if await self._cancelled(job.job_id):
                     raise JobCancelled
                 await asyncio.to_thread(self.artifacts.publish, job.job_id,

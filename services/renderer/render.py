@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,10 +49,12 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_preview(frame, path: Path) -> None:
+def write_preview(frame, path: Path) -> float:
     """The preview PNG: the frame's pixels exactly (lossless). Pillow's zlib releases the GIL, so this runs on a
-    thread of its own while the next frames render."""
+    thread of its own while the next frames render. Returns the seconds it took."""
+    began = time.perf_counter()
     Image.fromarray(frame).save(path, format="PNG", optimize=False, compress_level=PNG_LEVEL)
+    return time.perf_counter() - began
 
 
 class RenderCancelled(Exception):
@@ -60,21 +63,34 @@ class RenderCancelled(Exception):
 
 def render_job(scene: str, settings: dict, out_dir: Path,
                on_progress: Callable[[int, str], None] | None = None,
-               cancel: threading.Event | None = None, threads: int = 2) -> list[RenderedAsset]:
+               cancel: threading.Event | None = None, threads: int = 2,
+               timings: dict[str, float] | None = None) -> list[RenderedAsset]:
     """Renders the three assets into out_dir. `cancel`, checked between frames, stops the work within a frame
     (a thread cannot be killed, and a draining process would otherwise wait for the whole render). `threads`
-    share each frame's pixels and the GIF's frames; any count gives the same bytes."""
+    share each frame's pixels and the GIF's frames; any count gives the same bytes. `timings`, when given,
+    receives the seconds spent drawing frames (`draw`) and in each encoder (`gif`: palette and frame tasks
+    summed over threads; `mp4`: the ffmpeg process's CPU; `png`: writing the preview)."""
     settings = validate_settings(scene, settings)
     steady_heap()  # process-wide, once: stops the per-frame page-fault churn (see renderer/heap.py)
     report = on_progress or (lambda _p, _phase: None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n, size, fps = settings["frames"], settings["size"], settings["fps"]
-    frame_at = SCENE_RENDERERS[scene](settings, threads)
+    draw_frame = SCENE_RENDERERS[scene](settings, threads)
+    spent = {"draw": 0.0, "gif": 0.0, "mp4": 0.0, "png": 0.0}
+
+    def frame_at(i: int):
+        began = time.perf_counter()
+        try:
+            return draw_frame(i)
+        finally:
+            spent["draw"] += time.perf_counter() - began
 
     # One palette for the whole clip, fitted to frames spread over the loop (rendering is deterministic,
     # so these few frames are simply made twice).
+    began, drawn_before = time.perf_counter(), spent["draw"]
     palette = build_palette(frame_at(i) for i in palette_sample_indices(n, PALETTE_SAMPLES))
+    spent["gif"] += time.perf_counter() - began - (spent["draw"] - drawn_before)
     report(2, "palette")
 
     final = {"image": out_dir / "image.gif", "animation": out_dir / "animation.mp4",
@@ -88,7 +104,7 @@ def render_job(scene: str, settings: dict, out_dir: Path,
     every = max(1, min(10, n // 20))
     mp4 = Mp4Writer(temp["animation"], size, size, fps)
     preview_pool = ThreadPoolExecutor(1, thread_name_prefix="preview")
-    preview: Future[None] | None = None
+    preview: Future[float] | None = None
     try:
         with open(temp["image"], "wb") as fh, GifWriter(fh, size, size, palette, frame_delays_cs(n, fps),
                                              threads if threads > 1 else 0) as gif:
@@ -102,9 +118,11 @@ def render_job(scene: str, settings: dict, out_dir: Path,
                     preview = preview_pool.submit(write_preview, frame, temp["preview"])
                 if (k + 1) % every == 0 or k + 1 == n:
                     report(2 + (93 * (k + 1)) // n, "render")
+        spent["gif"] += gif.encode_seconds  # every frame's task has finished once the with-block closed it
         mp4.close()
+        spent["mp4"] = mp4.cpu_seconds
         if preview is not None:
-            preview.result()
+            spent["png"] = preview.result()
     except BaseException:
         mp4.abort()
         preview_pool.shutdown()  # the preview's file is removed below only once it is no longer being written
@@ -121,4 +139,6 @@ def render_job(scene: str, settings: dict, out_dir: Path,
         os.replace(temp[kind], final[kind])
         assets.append(RenderedAsset(kind, final[kind], content_type, size, digest))
     report(100, "done")
+    if timings is not None:
+        timings.update(spent)
     return assets

@@ -76,7 +76,6 @@ async def main() -> None:
     status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain.deps)),
                                                         grpc_server.server)
     checks = {"broker": lambda: broker.connected, "store": store.ping}
-    await grpc_server.start(checks)
 
     consumer = events_consumer(broker, store, bus, settings.prefetch)
     await consumer.start()
@@ -119,6 +118,15 @@ async def main() -> None:
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))
     http_task = asyncio.create_task(http.serve())
+    while not http.started:  # the bridge listening (uvicorn exits the task when it cannot bind)
+        if http_task.done():
+            await http_task
+            raise SystemExit(1)
+        await asyncio.sleep(0.02)
+    # gRPC (and its health, SERVING) last: a launcher or orchestrator told SERVING may rely on every part,
+    # the consumers, the dead-letter watch and the bridge, being up; a broker lost before this point stops the
+    # start (exit 1) instead of leaving a half-started service that says it is fine.
+    await grpc_server.start(checks)
     log.info("ready", http=f"http://{settings.http_host}:{settings.http_port}", grpc=grpc_server.port)
 
     await stop.wait()

@@ -9,6 +9,7 @@
   POST /v1/admin/actions/replay/{q}           replay all (or some) dead letters of a queue
   POST /v1/admin/actions/retry/{id}           retry a failed job
   POST /v1/admin/actions/cancel/{id}          cancel a job
+  POST /v1/admin/actions/reverify/{id}        check a pinned job's mint transaction on chain again (status.admin_mint)
   GET  /v1/admin/audit              who did what, when
 
 Reads need either token (admin or read-only); actions need the admin one, and with a session cookie also the
@@ -39,10 +40,11 @@ from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from mintpipe.wallets import normalize_wallet
-from status import ops_store
+from status import admin_mint, ops_store
 from status import status_metrics as metrics
 from status.admin import AdminDeps, ReplayRequest
 from status.admin_pages import create_admin_pages
+from status.chain_api import ChainDeps
 from status.http_errors import ApiError, ErrorOut
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
@@ -62,6 +64,10 @@ class OpsConfig:
     secure_cookie: bool = False  # set Secure on the session cookie (behind HTTPS)
     web_dir: Path | None = None  # built web apps (web/dist); default: the checkout's
     overview_cache_seconds: float = 2.0  # dashboards polling at once share a snapshot this fresh
+
+
+class ReverifyBody(BaseModel):
+    tx_hash: str | None = Field(None, max_length=100, description="the mint transaction; default: the one known")
 
 
 class LoginBody(BaseModel):
@@ -88,11 +94,11 @@ def _when(value: str | None, name: str) -> float | None:
 
 
 def mount_operators(app: FastAPI, admin: AdminDeps, bearer_routes: APIRouter, config: OpsConfig | None,
-                    client_ip: Callable[[Request], str]) -> None:
+                    client_ip: Callable[[Request], str], chain: ChainDeps | None = None) -> None:
     """The JSON API, the dashboard's files at /admin, and the queue gauges of /metrics (app.state.ops_metrics)."""
     config = config or OpsConfig()
     auth = OpsAuth(admin.token, config.readonly_token, client_ip)
-    router, overview = create_ops_router(admin, bearer_routes, config, auth)
+    router, overview = create_ops_router(admin, bearer_routes, config, auth, chain)
     app.include_router(router)
     app.include_router(create_admin_pages(auth, config.web_dir, config.secure_cookie))
 
@@ -107,7 +113,7 @@ def mount_operators(app: FastAPI, admin: AdminDeps, bearer_routes: APIRouter, co
 
 
 def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsConfig,
-                      auth: OpsAuth) -> tuple[APIRouter, Overview]:
+                      auth: OpsAuth, chain: ChainDeps | None = None) -> tuple[APIRouter, Overview]:
     store, broker = admin.store, admin.broker
     client_ip_of = auth.client_ip
     ledger = config.pin_ledger or (store.db if store.engine == "postgresql"
@@ -270,6 +276,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 "history": _times([queued, *history], "at"), "retries": _times(retries, "at"),
                 "dead_letters": _times(await ops_store.dead_letter_history(store, job_id), "at", "replayed_at"),
                 "audit": _times(audit, "at"), "parked": _times([parked], "at")[0] if parked else None,
+                "chain": chain is not None, "known_mint": await admin_mint.known_mint(chain, job_id),
                 "gateway_urls": {k: f"/ipfs/{v.removeprefix('ipfs://')}" if v else None
                                  for k, v in record.to_json()["assets"].items()}}
 
@@ -281,7 +288,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
 
     @router.get("/audit")
     async def audit_list(_who: Principal = seen, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                         before: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                         before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, Any]:
         return {"entries": _times(await ops_store.audit_page(store, limit, before), "at")}
 
     # --- actions -----------------------------------------------------------------------------------------------
@@ -377,13 +384,24 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
 
         return await recorded(who, "cancel", job_id, run)
 
+    @router.post("/actions/reverify/{job_id}")
+    async def reverify(job_id: str, who: Principal = acting, body: ReverifyBody | None = None) -> Any:
+        async def run() -> dict[str, Any]:
+            result = await admin_mint.reverify(chain, await known(job_id), body.tx_hash if body else None)
+            if result["state"] == "minted":
+                await ops_store.note_stage(store, job_id, jobs_pb2.STAGE_MINTED, "admin", "reverify")
+            return result
+
+        return await recorded(who, "reverify", job_id, run)
+
     return router, overview
 
 
 def _summary(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         return {}
-    keep = {k: body[k] for k in ("queue", "replayed", "how", "stage", "not_found") if k in body}
+    keep = {k: body[k] for k in ("queue", "replayed", "how", "stage", "not_found", "state", "tx_hash", "token_id")
+            if k in body}
     if "message_ids" in body:
         keep["message_ids"] = body["message_ids"][:50]
     return keep

@@ -3,7 +3,8 @@ document carries (`mint` on a pinned job; `token_id`, `tx_hash`, `block`, `minte
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from mintpipe.events import stage_name
 from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.bus import JobBus
-from status.chain import Chain, MintProblem
+from status.chain import Chain, MintOutcome, MintProblem
 from status.chain_store import ChainStore
 from status.http_errors import ApiError, ErrorOut
 from status.records import JobRecord, iso
@@ -132,6 +133,31 @@ class JobView:
         return job
 
 
+@contextmanager
+def mint_errors(job_id: str) -> Iterator[None]:
+    """A mint's problems as API errors: a report that does not check out says why; a node that does not answer
+    is a 503 to try again (never a 500)."""
+    try:
+        yield
+    except MintProblem as problem:
+        raise ApiError(problem.status, problem.code, problem.message, problem.field) from None
+    except (Web3Exception, OSError, TimeoutError, aiohttp.ClientError) as exc:
+        log.warning("chain node unreachable while checking a mint", job_id=job_id, error=type(exc).__name__)
+        raise ApiError(503, "chain_unavailable", "the chain node does not answer right now; report the "
+                       "transaction again in a minute (the watcher also finds it by itself)", None,
+                       {"Retry-After": "30"}) from None
+
+
+async def verified(d: ChainDeps, record: JobRecord, tx_hash: str) -> MintOutcome:
+    """Checks a mint transaction on chain (status.chain.Chain.verify), wakes the watcher, and tells the job's
+    watchers when it became minted. The one path for a wallet's report and an operator's re-verification."""
+    outcome = await d.chain.verify(record, tx_hash)
+    d.poke()
+    if outcome.record is not None:
+        d.bus.publish(outcome.record)
+    return outcome
+
+
 def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Awaitable[JobRecord]]) -> APIRouter:
     router = APIRouter()
     errors: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (400, 404, 409, 422, 429, 503)}
@@ -154,7 +180,7 @@ def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Await
         d = need_chain(409)
         record = await known_job(job_id)
         relayed = False
-        try:
+        with mint_errors(job_id):
             if body.relay:
                 if d.relayer is None:
                     raise MintProblem(409, "relay_off", "relay: this service has no relayer key; send the job's "
@@ -163,17 +189,7 @@ def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Await
                 tx_hash, relayed = relay.tx_hash, True
             else:
                 tx_hash = body.tx_hash or ""
-            outcome = await d.chain.verify(record, tx_hash)
-        except MintProblem as problem:
-            raise ApiError(problem.status, problem.code, problem.message, problem.field) from None
-        except (Web3Exception, OSError, TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("chain node unreachable while checking a mint", job_id=job_id, error=type(exc).__name__)
-            raise ApiError(503, "chain_unavailable", "the chain node does not answer right now; report the "
-                           "transaction again in a minute (the watcher also finds it by itself)", None,
-                           {"Retry-After": "30"}) from None
-        d.poke()
-        if outcome.record is not None:
-            d.bus.publish(outcome.record)
+            outcome = await verified(d, record, tx_hash)
         current = outcome.record or await known_job(job_id)
         response.status_code = 200 if outcome.state == "minted" else 202
         return {"job_id": job_id, "stage": stage_name(current.stage), "state": outcome.state,

@@ -323,7 +323,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         bearer_routes = create_admin_router(deps.admin)
         app.include_router(bearer_routes)
         mount_operators(app, deps.admin, bearer_routes, deps.ops,
-                        lambda request: client_ip(request, deps.trust_forwarded_for))
+                        lambda request: client_ip(request, deps.trust_forwarded_for), deps.chain)
     if deps.renderer is not None:
         app.include_router(create_preview_router(
             deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))

@@ -88,10 +88,14 @@ async def _observe(conn: Conn, job_id: str, stage: int, now: float,
     return took
 
 
-async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    rows = await store.db.fetch(
-        "SELECT stage, at, source, replica, error FROM stage_history WHERE job_id = ? ORDER BY id", (job_id,))
+async def _job_rows(store: JobStore, table: str, columns: str, job_id: str) -> list[dict[str, Any]]:
+    """One job's rows of a history table, oldest first (the tables and columns are this module's own)."""
+    rows = await store.db.fetch(f"SELECT {columns} FROM {table} WHERE job_id = ? ORDER BY id", (job_id,))
     return [dict(r) for r in rows]
+
+
+async def stage_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
+    return await _job_rows(store, "stage_history", "stage, at, source, replica, error", job_id)
 
 
 async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, retry_in_s: int, reason: str,
@@ -104,10 +108,7 @@ async def note_retry(store: JobStore, job_id: str, stage: int, attempt: int, ret
 
 
 async def retry_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    rows = await store.db.fetch(
-        "SELECT stage, attempt, retry_in_s, reason, source, replica, at FROM retry_history WHERE job_id = ? "
-        "ORDER BY id", (job_id,))
-    return [dict(r) for r in rows]
+    return await _job_rows(store, "retry_history", "stage, attempt, retry_in_s, reason, source, replica, at", job_id)
 
 
 async def note_dead_letter(store: JobStore, job_id: str, queue: str, message_id: str, reason: str,
@@ -128,10 +129,8 @@ async def note_replayed(store: JobStore, queue: str, message_ids: list[str]) -> 
 
 
 async def dead_letter_history(store: JobStore, job_id: str) -> list[dict[str, Any]]:
-    rows = await store.db.fetch(
-        "SELECT queue, message_id, reason, dead_lettered_by, at, replayed_at FROM dead_letter_history "
-        "WHERE job_id = ? ORDER BY id", (job_id,))
-    return [dict(r) for r in rows]
+    return await _job_rows(store, "dead_letter_history", "queue, message_id, reason, dead_lettered_by, at, replayed_at",
+                           job_id)
 
 
 async def open_dead_letters(store: JobStore, job_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,10 @@ cannot say is taken from where it is known:
 - rates in/out of the render and pin queues: stage changes in the job store over the last minute (a job
   entering `rendering` left the render queue, `rendered` entered the pin queue, ...); for the events queue,
   the events this process applied;
+- rates of the render and pin retry tiers: the retry history (a message enters its tier when the stage reports
+  the retry and leaves it, by the tier's TTL, exactly that many seconds later); of their dead-letter queues:
+  the dead-letter history (in when dead-lettered, out when replayed); the events queue's retry tiers and dead
+  letters: what this process's events consumer sent there (in; out is not known: shown as none);
 - oldest message age: the oldest job waiting in that stage (render: queued and published, pin: rendered),
   the oldest dead letter not yet replayed (dead-letter history); a retry tier holds a message at most its delay;
 - a queue is `growing` when its depth rose over the last three refreshes.
@@ -25,6 +29,7 @@ from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from mintpipe import metrics as shared_metrics
 from mintpipe.broker import RETRY_TIERS, Broker
 from mintpipe.db import Database
 from mintpipe.events import STAGE_NAMES
@@ -46,6 +51,9 @@ GROWING_SAMPLES = 3
 # render: out when a renderer takes the job (rendering); pin: in at `rendered`, out at `pinning`.
 STAGE_FLOW = {"render": (jobs_pb2.STAGE_QUEUED, jobs_pb2.STAGE_RENDERING),
               "pin": (jobs_pb2.STAGE_RENDERED, jobs_pb2.STAGE_PINNING)}
+# A retry's history row carries the stage its job waits in again: the renderer reports `queued`, the pinner
+# `rendered` (their on_retry).
+RETRY_STAGE = {jobs_pb2.STAGE_QUEUED: "render", jobs_pb2.STAGE_RENDERED: "pin"}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -83,6 +91,7 @@ class Overview:
         self._channel: AbstractChannel | None = None
         self._events_applied = events_applied  # () -> total events applied by this process
         self._events_seen: deque[tuple[float, float]] = deque(maxlen=120)
+        self._counters: dict[str, deque[tuple[float, float]]] = {}
         self._ledger: PinLedger | None = None
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._snapshot_lock = asyncio.Lock()
@@ -106,7 +115,7 @@ class Overview:
         if not self.broker.connected:
             return [], False
         rows: list[dict[str, Any]] = []
-        flows = await self._flows(now)
+        flows = {**await self._flows(now), **await self._side_flows(now)}
         oldest_dead = await oldest_open_dead_letter(self.store)
         oldest_waiting = await self._oldest_waiting(now)
         try:
@@ -134,8 +143,11 @@ class Overview:
                 row: dict[str, Any] = {"stage": stage, "kind": kind, "queue": name, "tier_seconds": tier,
                                        "depth": depth, "consumers": consumers,
                                        "growing": self.sampler.add(name, depth, now)}
+                row["rate_in"], row["rate_out"] = flows.get(stage if kind == "work" else (stage, kind, tier),
+                                                            (None, None))
+                if kind == "retry" and (stage, kind, "all") in flows:  # known for the tiers together only
+                    row["rate_in_all_tiers"] = flows[(stage, kind, "all")][0]
                 if kind == "work":
-                    row["rate_in"], row["rate_out"] = flows.get(stage, (None, None))
                     row["oldest_age_s"] = 0.0 if depth == 0 else oldest_waiting.get(stage)
                     row["no_consumer"] = consumers == 0
                 elif kind == "dead":
@@ -166,6 +178,52 @@ class Overview:
             rate = (total - old[1]) / (now - old[0]) if old and now - old[0] >= 1 else None
             flows["events"] = (rate, rate)  # applied events left the queue; in ≈ out unless it grows
         return flows
+
+    async def _side_flows(self, now: float) -> dict[Any, tuple[float | None, float | None]]:
+        """(stage, "retry", tier) and (stage, "dead", None) → messages a second in and out over the last minute."""
+        since, longest = now - RATE_WINDOW, max(RETRY_TIERS)
+        counts: dict[Any, list[int]] = {}
+        # Rows that entered a tier within the last minute (in) or left it then (entered a tier's delay earlier).
+        rows = await self.store.db.fetch(
+            # CASE rather than SUM(boolean): the same SQL for SQLite and PostgreSQL.
+            "SELECT stage, retry_in_s, SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN at + retry_in_s >= ? AND at + retry_in_s < ? THEN 1 ELSE 0 END) "
+            "FROM retry_history WHERE at >= ? GROUP BY stage, retry_in_s",
+            (since, since, now, since - longest))
+        for stage, tier, entered, left in rows:
+            if stage in RETRY_STAGE:
+                key = (RETRY_STAGE[stage], "retry", tier)
+                got = counts.setdefault(key, [0, 0])
+                got[0], got[1] = got[0] + (entered or 0), got[1] + (left or 0)
+        rows = await self.store.db.fetch(
+            "SELECT queue, SUM(CASE WHEN at >= ? THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN replayed_at >= ? THEN 1 ELSE 0 END) FROM dead_letter_history "
+            "WHERE at >= ? OR replayed_at >= ? GROUP BY queue", (since, since, since, since))
+        for queue, entered, replayed in rows:
+            counts[(queue, "dead", None)] = [entered or 0, replayed or 0]
+        flows: dict[Any, tuple[float | None, float | None]] = {
+            key: (a / RATE_WINDOW, b / RATE_WINDOW) for key, (a, b) in counts.items()}
+        for tier in RETRY_TIERS:  # every tier of render and pin has figures, 0 when nothing moved
+            for stage in ("render", "pin"):
+                flows.setdefault((stage, "retry", tier), (0.0, 0.0))
+        for stage in ("render", "pin"):
+            flows.setdefault((stage, "dead", None), (0.0, 0.0))
+        for kind, outcome in (("retry", "retried"), ("dead", "dead_lettered")):
+            rate = self._events_rate(outcome, now)
+            if kind == "dead":
+                flows[("events", "dead", None)] = (rate, None)
+            else:  # which tier is not counted: the in-rate of all the events queue's tiers
+                flows[("events", "retry", "all")] = (rate, None)
+        return flows
+
+    def _events_rate(self, outcome: str, now: float) -> float | None:
+        total = sum(s.value for m in shared_metrics.MESSAGES.collect() for s in m.samples
+                    if s.name.endswith("_total") and s.labels.get("queue") == "events"
+                    and s.labels.get("outcome") == outcome)
+        seen = self._counters.setdefault(outcome, deque(maxlen=120))
+        seen.append((now, total))
+        old = next(((t, v) for t, v in seen if now - t <= RATE_WINDOW), None)
+        return (total - old[1]) / (now - old[0]) if old and now - old[0] >= 1 else None
 
     async def _oldest_waiting(self, now: float) -> dict[str, float]:
         out: dict[str, float] = {}

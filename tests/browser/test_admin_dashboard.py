@@ -4,12 +4,15 @@ parks the job in `pin.dead`, and an operator replays it from the page.
 
 Checked as an operator would: search finds a job by wallet; the read-only token sees the dead letter but gets
 no button, and its request is refused; a forged action without the CSRF token is refused; replay from the
-page and the job then pins. Screenshots (1280x800 and 390x844) go to tests/artifacts/.
+page and the job then pins; a mint left unconfirmed is re-verified from the job's page (then the command line
+says it is already minted). Screenshots (1280x800 and 390x844) go to tests/artifacts/.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import System, launched
+from tests.support.chain import TestChain
+from tests.support.chain_status import send_tx
 from tests.support.emulator import Emulator, running_emulator
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -51,8 +56,13 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="module")
-def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Iterator[System]:
-    env = {"MINTPIPE_ADMIN_TOKEN": ADMIN, "MINTPIPE_ADMIN_READONLY_TOKEN": READONLY,
+def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory, emulator: Emulator,
+           chain: TestChain) -> Iterator[System]:
+    env = {**chain.env(confirmations=2, relay=False),
+           # The watcher looks once at start and then only when a mint is reported: a mint whose confirmations
+           # come later stays unconfirmed, as when the watcher is down, until an operator re-verifies it.
+           "STATUS_CHAIN_POLL_SECONDS": "300",
+           "MINTPIPE_ADMIN_TOKEN": ADMIN, "MINTPIPE_ADMIN_READONLY_TOKEN": READONLY,
            "PINNER_BACKEND": "pinata", "PINATA_JWT": emulator.jwt, "PINNER_PINATA_API_URL": emulator.url,
            "PINNER_PINATA_UPLOADS_URL": emulator.url,
            # Pinata keeps no local copy: the dashboard's GIF comes from the (emulated) Pinata gateway.
@@ -229,3 +239,43 @@ def test_a_dead_letter_is_replayed_from_the_page_and_the_job_then_pins(browser, 
     shot(mobile, "job-phone")
     assert mobile.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     phone.close()
+
+
+def test_a_stuck_mint_is_reverified_from_the_job_page(browser, system, parked, chain):
+    job_id = parked["pinned"]
+    tx_hash = send_tx(chain, job(system, job_id)["mint"]["tx"], chain.collector_keys[0])
+    reported = httpx.post(f"{system.base_url}/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash}, timeout=30)
+    assert reported.status_code == 202 and reported.json()["state"] == "confirming", reported.text
+    chain.mine(3)  # confirmed on chain; the watcher is not looking
+    assert job(system, job_id)["stage"] == "pinned"
+
+    context, page = sign_in(browser, system, READONLY, DESKTOP)
+    page.goto(f"{system.base_url}/admin#/job/{job_id}")
+    page.wait_for_selector("#mint")
+    assert "not confirmed" in page.inner_text("#mint") and page.locator("#reverify").count() == 0
+    context.close()
+
+    context, page = sign_in(browser, system, ADMIN, DESKTOP)
+    page.goto(f"{system.base_url}/admin#/job/{job_id}")
+    page.wait_for_selector("#reverify")
+    assert tx_hash in page.inner_text("#mint") and "not confirmed" in page.inner_text("#mint")
+    shot(page, "mint-unconfirmed-desktop")
+    page.click("#reverify")
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#toast:not([hidden])")
+    assert "minted: token" in page.inner_text("#toast")
+    minted = job(system, job_id)
+    assert minted["stage"] == "minted" and minted["tx_hash"] == tx_hash
+    assert chain.contract.functions.ownerOf(minted["token_id"]).call().lower() == OTHER_WALLET.lower()
+    page.wait_for_selector("#mint.note")
+    assert f"confirmed, token {minted['token_id']}" in page.inner_text("#mint")
+    page.wait_for_selector("#job-audit tbody tr")
+    assert "reverify" in page.inner_text("#job-audit")
+    shot(page, "mint-reverified-desktop")
+    context.close()
+
+    again = subprocess.run([sys.executable, "-m", "launcher", "admin", "--url", system.base_url, "reverify", job_id],
+                           env={**os.environ, "MINTPIPE_ADMIN_TOKEN": ADMIN}, capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 1 and "already minted" in again.stderr, again.stderr

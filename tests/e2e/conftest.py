@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, free_port_base
+from tests.support.broker import drop_prefix
 
 
 @dataclass
@@ -32,13 +33,14 @@ class System:
 def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int = 1,
              env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> Iterator[System]:
     """`mintpipe up` as a user runs it, on its own queue prefix, ports and data folder; stopped with SIGTERM,
-    which must end it cleanly (exit 0) within a minute."""
+    which must end it cleanly (exit 0) within a minute; its queues and exchanges are deleted afterwards."""
     log_path = data_dir / "launcher.log"
     http_port = free_port()
+    prefix = f"e2e{uuid.uuid4().hex[:8]}"
     full_env = {
         **os.environ,
         "MINTPIPE_AMQP_URL": rabbit_url,
-        "MINTPIPE_BROKER_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
+        "MINTPIPE_BROKER_PREFIX": prefix,
         "MINTPIPE_DATA_DIR": str(data_dir),
         "MINTPIPE_HTTP_PORT": str(http_port),
         "MINTPIPE_PORT_BASE": str(free_port_base()),
@@ -69,6 +71,7 @@ def launched(rabbit_url: str, data_dir: Path, renderers: int = 2, pinners: int =
             except subprocess.TimeoutExpired:
                 process.kill()
                 pytest.fail("launcher did not stop within 60 s of SIGTERM")
+        drop_prefix(rabbit_url, full_env["MINTPIPE_BROKER_PREFIX"])  # the system's queues, now it has stopped
     assert process.returncode == 0, log_path.read_text()[-4000:]
 
 

@@ -25,6 +25,7 @@ from httpx_sse import connect_sse
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from tests.conftest import free_port, free_port_base
 from tests.e2e.conftest import launched
+from tests.support.broker import drop_prefix
 from tests.support.chain import TestChain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chain, pytest.mark.timeout(300)]
@@ -176,7 +177,10 @@ def test_demo_starts_its_own_chain_and_mints(rabbit_url, tmp_path) -> None:
     env = {"MINTPIPE_AMQP_URL": rabbit_url, "MINTPIPE_BROKER_PREFIX": f"demo{os.getpid()}{time.time_ns() % 10**6}"}
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps({"seed": 5, "frames": 12}))
-    done = _launcher(env, tmp_path / "data", "demo", "--settings", str(settings), timeout=240)
+    try:
+        done = _launcher(env, tmp_path / "data", "demo", "--settings", str(settings), timeout=240)
+    finally:
+        drop_prefix(rabbit_url, env["MINTPIPE_BROKER_PREFIX"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "anvil's well-known dev keys" in out  # said in the log

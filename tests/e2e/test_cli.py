@@ -38,6 +38,8 @@ def test_submit_waits_with_progress_then_status_watch_and_jobs_agree(system: Sys
 
     status = mintpipe("status", job["job_id"], "--url", system.base_url)
     assert status.returncode == 0 and json.loads(status.stdout)["token_uri"] == job["token_uri"]
+    aliased = mintpipe("job", job["job_id"], "--url", system.base_url)  # the chain's name for the same verb
+    assert aliased.returncode == 0 and aliased.stdout == status.stdout
     watched = mintpipe("watch", job["job_id"], "--url", system.base_url)
     assert watched.returncode == 0 and json.loads(watched.stdout)["stage"] == "pinned"
 
@@ -51,6 +53,8 @@ def test_submit_waits_with_progress_then_status_watch_and_jobs_agree(system: Sys
 
     unknown = mintpipe("status", "0" * 32, "--url", system.base_url)
     assert unknown.returncode == 1 and "HTTP 404" in unknown.stderr
+    also = mintpipe("job", "0" * 32, "--url", system.base_url)
+    assert (also.returncode, also.stderr, also.stdout) == (unknown.returncode, unknown.stderr, unknown.stdout)
 
 
 def test_bad_input_and_a_system_that_is_not_running_are_said_plainly(tmp_path):

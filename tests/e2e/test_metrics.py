@@ -1,6 +1,7 @@
 """Every service's /metrics after real jobs, checked against what happened: one job pinned (its assets' bytes as
 served back from /ipfs), one submission refused, the stage durations of that one job, the queues empty with
-one consumer each, and an SSE client counted while its stream is open. The ports are the ones `mintpipe up`
+one consumer each, draw and encode seconds per encoder (the MP4's equal to its ffmpeg's CPU), the overview's
+rates for that one job, and an SSE client counted while its stream is open. The ports are the ones `mintpipe up`
 prints."""
 
 from __future__ import annotations
@@ -8,15 +9,18 @@ from __future__ import annotations
 import re
 import threading
 import time
+from datetime import datetime
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mintpipe.broker import RETRY_TIERS
 from tests.e2e.conftest import System, launched
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 WALLET = "0x000000000000000000000000000000000000dEaD"
+ADMIN = "metrics-admin-token"
 
 
 def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
@@ -30,6 +34,17 @@ def value(samples, name: str, **labels: str) -> float:
     return sum(found)
 
 
+def prefix_of(samples) -> str:
+    """The system's queue prefix, from the name of its render queue as exported."""
+    queue = next(lab["queue"] for n, lab, _ in samples if n == "mintpipe_queue_depth" and lab.get("kind") == "work"
+                 and lab.get("stage") == "render")
+    return queue.removesuffix(".render")
+
+
+def job_created(job: dict) -> float:
+    return datetime.fromisoformat(job["created_at"].replace("Z", "+00:00")).timestamp()
+
+
 def printed_metrics(system: System) -> dict[str, str]:
     line = next(li for li in system.log_path.read_text().splitlines() if li.startswith("metrics: "))
     return dict(re.findall(r"([\w-]+) (http://\S+?/metrics)", line))
@@ -37,7 +52,8 @@ def printed_metrics(system: System) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def system(rabbit_url, tmp_path_factory):
-    with launched(rabbit_url, tmp_path_factory.mktemp("metrics"), renderers=1, pinners=1) as running:
+    with launched(rabbit_url, tmp_path_factory.mktemp("metrics"), renderers=1, pinners=1,
+                  env={"MINTPIPE_ADMIN_TOKEN": ADMIN}) as running:
         yield running
 
 
@@ -80,6 +96,18 @@ def test_every_service_counts_what_happened_to_a_job(system: System):
     assert value(renderer, "mintpipe_messages_total", queue="render", outcome="acked") == 1
     assert value(renderer, "mintpipe_render_seconds_count") == 1
     assert value(renderer, "mintpipe_render_cpu_seconds_total", part="replica") > 0
+    # One job drawn and encoded once by each encoder. Each part is within the render's wall time (the GIF's
+    # two threads at most double it), and the MP4 encoder's seconds are its ffmpeg's CPU, part of the replica's
+    # children's CPU.
+    wall = value(renderer, "mintpipe_render_seconds_sum")
+    assert value(renderer, "mintpipe_render_draw_seconds_count") == 1
+    assert 0 < value(renderer, "mintpipe_render_draw_seconds_sum") < wall
+    for encoder, most in (("gif", 2 * wall), ("mp4", wall), ("png", wall)):
+        assert value(renderer, "mintpipe_encode_seconds_count", encoder=encoder) == 1, encoder
+        assert 0 < value(renderer, "mintpipe_encode_seconds_sum", encoder=encoder) < most, encoder
+    # (os.times counts children in 10 ms ticks, and also counts imageio-ffmpeg's one-off probe of its binary.)
+    assert value(renderer, "mintpipe_encode_seconds_sum", encoder="mp4") <= value(
+        renderer, "mintpipe_render_cpu_seconds_total", part="ffmpeg") + 0.011
     for kind, cid_key in (("image", "image"), ("animation", "animation"), ("preview", "preview")):
         served = httpx.get(f"{system.base_url}/ipfs/{job['assets'][cid_key].removeprefix('ipfs://')}").content
         assert value(renderer, "mintpipe_asset_bytes_total", kind=kind) == len(served)
@@ -106,6 +134,23 @@ def test_every_service_counts_what_happened_to_a_job(system: System):
         assert value(status, "mintpipe_queue_consumers", stage=stage, kind="work") == 1
         assert value(status, "mintpipe_queue_depth", stage=stage, kind="dead") == 0
     assert value(status, "mintpipe_pins_this_month") == 4
+    for tier in RETRY_TIERS:
+        assert value(status, "mintpipe_queue_depth", stage="render", kind="retry",
+                     queue=f"{prefix_of(status)}.render.retry.{tier}s") == 0
+
+    # The dashboard's overview, within the minute: one job in and out of render and pin, nothing through a retry
+    # tier or into dead letters.
+    overview = httpx.get(f"{system.base_url}/v1/admin/overview", headers={"Authorization": f"Bearer {ADMIN}"},
+                         timeout=10).json()
+    assert time.time() - job_created(job) < 55, "the job must be within the overview's one-minute window"
+    rows = {(q["stage"], q["kind"], q["tier_seconds"]): q for q in overview["queues"]}
+    for stage in ("render", "pin"):
+        assert (rows[(stage, "work", None)]["rate_in"], rows[(stage, "work", None)]["rate_out"]) == (
+            pytest.approx(1 / 60), pytest.approx(1 / 60)), stage
+        assert rows[(stage, "dead", None)]["rate_in"] == 0 and rows[(stage, "dead", None)]["rate_out"] == 0
+        for tier in RETRY_TIERS:
+            assert rows[(stage, "retry", tier)]["rate_in"] == 0 and rows[(stage, "retry", tier)]["depth"] == 0
+    assert overview["jobs"]["last_hour"]["pinned"] == 1
 
 
 def test_the_grafana_dashboard_uses_only_metrics_the_services_export(system: System):

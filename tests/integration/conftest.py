@@ -18,6 +18,8 @@ from status.bus import JobBus
 from status.consumer import events_consumer
 from status.store import JobStore
 from tests.support.broker import QueueProbe, delete_topology
+from tests.support.chain import TestChain
+from tests.support.chain_status import Status, running_status
 
 
 @pytest.fixture
@@ -69,3 +71,10 @@ async def status_side(broker: Broker, tmp_path):
     yield store, consumer
     await consumer.stop(1)
     await store.close()
+
+
+@pytest.fixture
+async def status(chain: TestChain, tmp_path) -> AsyncIterator[Status]:
+    """The status service's chain side (store, watcher, HTTP app) on the module's anvil: the chain tests'."""
+    async with running_status(chain, tmp_path) as running:
+        yield running

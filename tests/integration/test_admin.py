@@ -7,11 +7,8 @@ import asyncio
 import json
 import shutil
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import grpc
 import httpx
 import pytest
 
@@ -19,48 +16,24 @@ import status.admin
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, Broker
 from mintpipe.consumer import PermanentError, QueueConsumer
-from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
-from status.admin import AdminDeps
-from status.bus import JobBus
-from status.http_api import BridgeDeps, create_app
+from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.store import JobStore
 from tests.support.broker import wait_for
+from tests.support.operators import WALLET, new_job, operator_bridge, store_and_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TOKEN = "s3cret-admin-token"
-WALLET = "0x000000000000000000000000000000000000dEaD"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@asynccontextmanager
-async def admin_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.AsyncClient]:
-    bus = JobBus()
-    channel = grpc.aio.insecure_channel("127.0.0.1:9")  # no gateway needed for these routes
-    app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-                                ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-                                admin=AdminDeps(broker, store, bus, TOKEN,
-                                                ArtifactStore(store.path.parent / "artifacts"))))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge") as client:
-            yield client
-    finally:
-        await channel.close()
 
 
 @pytest.fixture
 async def admin(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    async with admin_client(broker, store) as client:
-        yield client, store
-    await store.close()
+    async with store_and_bridge(broker, tmp_path, TOKEN) as running:
+        yield running
 
 
 async def failed_job(store: JobStore, error: str) -> str:
-    job, _ = await store.reserve(f"k-{uuid.uuid4()}", uuid.uuid4().hex * 2, WALLET, "gen1", "{}")
-    await store.apply(broker_pb2.JobEvent(job_id=job.job_id, stage=jobs_pb2.STAGE_FAILED, error=error))
-    return job.job_id
+    return await new_job(store, failed=error, published=False)
 
 
 async def dead_letter(broker: Broker, job_id: str, reason: str) -> None:
@@ -214,15 +187,12 @@ async def linked(broker, rabbit_url, tmp_path):
     link = CuttableLink(rabbit_url)
     linked_broker = Broker(await link.start(), broker.topology, "admin-over-link")
     await linked_broker.connect(attempts=3)
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
     try:
-        async with admin_client(linked_broker, store) as client:
+        async with store_and_bridge(linked_broker, tmp_path, TOKEN) as (client, store):
             yield client, store, link, linked_broker
     finally:
         await link.cut()
         await linked_broker.close()
-        await store.close()
 
 
 def assert_unavailable(reply: httpx.Response) -> None:
@@ -318,7 +288,7 @@ async def test_a_replay_the_broker_refuses_midway_says_how_far_it_got(admin, bro
     fresh = Broker(rabbit_url, topo, "admin-after-limit")
     await fresh.connect(attempts=3)
     try:
-        async with admin_client(fresh, store) as again:
+        async with operator_bridge(fresh, store, TOKEN) as again:
             rest = await again.post("/v1/admin/dead-letters/render/replay", headers=AUTH, json={})
     finally:
         await fresh.close()
@@ -361,25 +331,14 @@ async def test_a_replay_skips_and_reports_cancelled_jobs_and_leaves_them_cancell
 
 async def test_without_an_admin_token_configured_every_admin_route_answers_401(broker, tmp_path):
     """MINTPIPE_ADMIN_TOKEN unset: nobody gets in, whatever they present (an empty bearer included)."""
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    channel = grpc.aio.insecure_channel("127.0.0.1:9")
-    bus = JobBus()
-    app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-                                ipfs=LocalIpfsStore(tmp_path / "ipfs"), checks={},
-                                admin=AdminDeps(broker, store, bus, None, ArtifactStore(tmp_path / "artifacts"))))
-    job, _ = await store.reserve("k-no-token", "a" * 64, WALLET, "gen1", "{}")
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge") as client:
-            routes = [("GET", "/v1/admin/dead-letters/render"), ("POST", "/v1/admin/dead-letters/pin/replay"),
-                      ("POST", f"/v1/admin/jobs/{job.job_id}/cancel")]
-            for method, path in routes:
-                for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"},
-                                {"Authorization": "Bearer null"}, {"Authorization": "Basic Og=="}):
-                    reply = await client.request(method, path, headers=headers, json={})
-                    assert reply.status_code == 401, (method, path, headers, reply.text)
-                    assert reply.json()["error"]["field"] == "Authorization"
+    async with store_and_bridge(broker, tmp_path, None) as (client, store):
+        job, _ = await store.reserve("k-no-token", "a" * 64, WALLET, "gen1", "{}")
+        routes = [("GET", "/v1/admin/dead-letters/render"), ("POST", "/v1/admin/dead-letters/pin/replay"),
+                  ("POST", f"/v1/admin/jobs/{job.job_id}/cancel")]
+        for method, path in routes:
+            for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"},
+                            {"Authorization": "Bearer null"}, {"Authorization": "Basic Og=="}):
+                reply = await client.request(method, path, headers=headers, json={})
+                assert reply.status_code == 401, (method, path, headers, reply.text)
+                assert reply.json()["error"]["field"] == "Authorization"
         assert (await store.get(job.job_id)).stage == jobs_pb2.STAGE_QUEUED, "a refused cancel changed the job"
-    finally:
-        await channel.close()
-        await store.close()

@@ -5,67 +5,35 @@ overview's queue figures against what is really in the queues; actions and their
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import grpc
 import httpx
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
-from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
-from status.admin import AdminDeps
+from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import EventApplier
-from status.http_api import BridgeDeps, create_app
-from status.store import JobStore
 from tests.support.broker import wait_for
+from tests.support.operators import WALLET, new_job, store_and_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TOKEN = "admin-token-for-tests"
 READONLY = "readonly-token-for-tests"
-WALLET = "0x000000000000000000000000000000000000dEaD"
 OTHER = "0x00000000000000000000000000000000000000AA"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@asynccontextmanager
-async def ops_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.AsyncClient]:
-    bus = JobBus()
-    channel = grpc.aio.insecure_channel("127.0.0.1:9")
-    app = create_app(BridgeDeps(
-        store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-        ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-        admin=AdminDeps(broker, store, bus, TOKEN, ArtifactStore(store.path.parent / "artifacts")),
-        ops=OpsConfig(readonly_token=READONLY, monthly_pins=100, pin_ledger=store.path.parent / "pins.sqlite3")))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            yield client
-    finally:
-        await channel.close()
+OPS = OpsConfig(readonly_token=READONLY, monthly_pins=100)
 
 
 @pytest.fixture
 async def ops(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
-    async with ops_client(broker, store) as client:
-        yield client, store
-    await store.close()
-
-
-async def new_job(store: JobStore, wallet: str = WALLET, key: str | None = None) -> str:
-    job, _ = await store.reserve(key or f"k-{uuid.uuid4()}", uuid.uuid4().hex * 2, wallet, "gen1",
-                                 json.dumps({"seed": 3}))
-    await store.mark_published(job.job_id)
-    return job.job_id
+    async with store_and_bridge(broker, tmp_path, TOKEN, OPS) as running:
+        yield running
 
 
 async def sign_in(client: httpx.AsyncClient, token: str) -> dict:
@@ -214,6 +182,39 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert f'mintpipe_queue_depth{{kind="work",queue="{topo.render_queue}",stage="render"}} 3.0' in scraped
 
 
+async def test_retry_tiers_and_dead_letters_have_rates_from_what_went_in_and_came_out(ops, broker, probe):
+    client, store = ops
+    topo = broker.topology
+    applier = EventApplier(store, JobBus())
+    rendering, pinning, parked = await new_job(store), await new_job(store), await new_job(store)
+    # The renderer parks one job in the 1 s tier, the pinner one in the 5 s tier (as their on_retry report it).
+    await applier(broker_pb2.JobEvent(job_id=rendering, stage=jobs_pb2.STAGE_QUEUED, attempt=1, retry_in_s=1,
+                                      error="ffmpeg: out of memory", source="renderer", replica="renderer-0"), None)
+    await applier(broker_pb2.JobEvent(job_id=pinning, stage=jobs_pb2.STAGE_RENDERED, attempt=1, retry_in_s=5,
+                                      error="pinata: 503", source="pinner", replica="pinner-0"), None)
+    # One pin job dead-lettered (the watch records it) and replayed by an operator.
+    await broker.publish(topo.dead_letter_exchange, topo.pin_queue, broker_pb2.PinJob(job_id=parked),
+                         headers={REASON_HEADER: "pinata: 401"}, message_id=parked)
+    from status.ops_store import note_dead_letter
+
+    await note_dead_letter(store, parked, "pin", parked, "pinata: 401", "pinner")
+    await wait_for(lambda: probe.ready(topo.dead_queue(topo.pin_queue)))
+    assert (await client.post("/v1/admin/actions/replay/pin", headers=BEARER)).json()["replayed"] == 1
+    await asyncio.sleep(1.2)  # the 1 s tier's message has left it by its TTL; the 5 s tier's has not
+
+    queues = {(q["stage"], q["kind"], q["tier_seconds"]): q
+              for q in (await client.get("/v1/admin/overview", headers=BEARER)).json()["queues"]}
+    per_minute = pytest.approx(1 / 60)
+    assert (queues[("render", "retry", 1)]["rate_in"], queues[("render", "retry", 1)]["rate_out"]) == (
+        per_minute, per_minute)
+    assert (queues[("pin", "retry", 5)]["rate_in"], queues[("pin", "retry", 5)]["rate_out"]) == (per_minute, 0)
+    assert queues[("render", "retry", 5)]["rate_in"] == 0 and queues[("pin", "retry", 1)]["rate_in"] == 0
+    assert (queues[("pin", "dead", None)]["rate_in"], queues[("pin", "dead", None)]["rate_out"]) == (
+        per_minute, per_minute)
+    assert queues[("render", "dead", None)]["rate_in"] == 0
+    assert queues[("events", "dead", None)]["rate_out"] is None, "not known: shown as such, not as 0"
+
+
 async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe):
     client, store = ops
     topo = broker.topology
@@ -260,10 +261,8 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     link = CuttableLink(rabbit_url)
     linked = Broker(await link.start(), broker.topology, "ops-over-link")
     await linked.connect(attempts=3)
-    store = JobStore(tmp_path / "jobs.sqlite3")
-    await store.open()
     try:
-        async with ops_client(linked, store) as client:
+        async with store_and_bridge(linked, tmp_path, TOKEN, OPS) as (client, _store):
             assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
             link.freeze()
             await asyncio.sleep(2.1)  # past the shared snapshot
@@ -279,4 +278,3 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     finally:
         await link.cut()
         await linked.close()
-        await store.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -14,12 +12,6 @@ from tests.support.chain import TestChain, running_chain
 from tests.support.chain_status import Status, running_status, send_tx
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def status(chain: TestChain, tmp_path: Path) -> AsyncIterator[Status]:
-    async with running_status(chain, tmp_path) as running:
-        yield running
 
 
 async def test_the_watcher_catches_a_mint_nobody_reported(chain, status) -> None:
@@ -55,13 +47,18 @@ async def test_a_restart_in_between_loses_nothing_and_counts_nothing_twice(chain
         assert len(tokens) == 2
 
 
+async def reported_mint(chain: TestChain, status: Status, wallet: str):
+    """A pinned job minted from collector 6's account and reported, after a chain snapshot to revert to."""
+    job_id = await status.pinned_job(wallet)
+    snapshot = chain.snapshot()
+    tx_hash = send_tx(chain, (await status.job(job_id))["mint"]["tx"], chain.collector_keys[6])
+    return job_id, snapshot, await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash})
+
+
 async def test_a_reorg_before_confirmations_leaves_no_minted_job(chain, tmp_path) -> None:
     wallet = chain.address_of(chain.collector_keys[6])
     async with running_status(chain, tmp_path, chain_confirmations=2) as status:
-        job_id = await status.pinned_job(wallet)
-        snapshot = chain.snapshot()
-        tx_hash = send_tx(chain, (await status.job(job_id))["mint"]["tx"], chain.collector_keys[6])
-        reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash})
+        job_id, snapshot, reply = await reported_mint(chain, status, wallet)
         assert reply.status_code == 202 and reply.json()["state"] == "confirming"
         assert reply.json()["required_confirmations"] == 2
         assert chain.revert(snapshot)
@@ -84,10 +81,7 @@ async def test_a_reorg_before_confirmations_leaves_no_minted_job(chain, tmp_path
 async def test_a_mint_undone_by_a_reorg_is_undone_in_the_store(chain, tmp_path) -> None:
     wallet = chain.address_of(chain.collector_keys[6])
     async with running_status(chain, tmp_path, chain_confirmations=0) as status:
-        job_id = await status.pinned_job(wallet)
-        snapshot = chain.snapshot()
-        tx_hash = send_tx(chain, (await status.job(job_id))["mint"]["tx"], chain.collector_keys[6])
-        reply = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash})
+        job_id, snapshot, reply = await reported_mint(chain, status, wallet)
         assert reply.status_code == 200 and (await status.job(job_id))["stage"] == "minted"
         assert chain.revert(snapshot)
         chain.mine(2)

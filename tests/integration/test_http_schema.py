@@ -27,13 +27,15 @@ NEED_A_RESOURCE = {"GET /v1/jobs/{job_id}", "POST /v1/admin/jobs/{job_id}/cancel
 # Not proven to succeed here (each is exercised, and every answer is checked against the schema): this bridge
 # has no chain (/v1/chain and mint answer 404/409 by design), and the negative cases' wrong admin tokens lock
 # this client out of the admin routes (10 a minute), the right token included. Covered by their own tests
-# (test_admin_api, test_admin, test_chain_mints); a fixture with its own limiter would prove them here too.
+# (test_admin_api, test_admin, test_chain_mints, test_admin_mint: a re-verification needs a chain); a fixture
+# with its own limiter would prove them here too.
 NOT_PROVEN_HERE = {"POST /v1/admin/jobs/{job_id}/cancel", "GET /v1/chain", "POST /v1/jobs/{job_id}/mint",
                    "DELETE /v1/admin/session",
                     "POST /v1/admin/session", "GET /v1/admin/audit", "GET /v1/admin/jobs",
                     "GET /v1/admin/jobs/{job_id}/detail", "GET /v1/admin/overview",
                     "GET /v1/admin/queues/{queue}/dead-letters", "POST /v1/admin/actions/cancel/{job_id}",
-                    "POST /v1/admin/actions/replay/{queue}", "POST /v1/admin/actions/retry/{job_id}"}
+                    "POST /v1/admin/actions/replay/{queue}", "POST /v1/admin/actions/retry/{job_id}",
+                    "POST /v1/admin/actions/reverify/{job_id}"}
 SSE_PATH = "/v1/jobs/{job_id}/events"
 CHECKS = [
     st_checks.not_a_server_error,

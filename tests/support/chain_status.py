@@ -22,8 +22,12 @@ import grpc
 import httpx
 from eth_account import Account
 
+from mintpipe.artifacts import ArtifactStore
+from mintpipe.broker import Broker
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
+from status.admin import AdminDeps
+from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.chain_runtime import ChainRuntime, start_chain
 from status.http_api import BridgeDeps, create_app
@@ -61,9 +65,26 @@ class Status:
             await asyncio.sleep(0.1)
 
 
+@dataclass
+class OperatorsAccess:
+    """The operators' side of the bridge: the broker its admin routes use and their two tokens."""
+
+    broker: Broker
+    token: str
+    readonly_token: str | None = None
+
+    def admin_deps(self, store: JobStore, bus: JobBus, data_dir: Path) -> AdminDeps:
+        return AdminDeps(self.broker, store, bus, self.token, ArtifactStore(data_dir / "artifacts"))
+
+    def ops_config(self) -> OpsConfig:
+        return OpsConfig(readonly_token=self.readonly_token)
+
+
 @asynccontextmanager
-async def running_status(chain: TestChain, data_dir: Path, **overrides: object) -> AsyncIterator[Status]:
-    """The status service's store, chain side and HTTP app, as `python -m status` wires them (no broker)."""
+async def running_status(chain: TestChain, data_dir: Path, *, operators: OperatorsAccess | None = None,
+                         **overrides: object) -> AsyncIterator[Status]:
+    """The status service's store, chain side and HTTP app, as `python -m status` wires them (no broker), and
+    with `operators` its operators' routes and dashboard API too."""
     values: dict[str, object] = {
         "data_dir": data_dir, "chain_rpc_url": chain.url, "chain_contract": chain.address,
         "chain_signer_key": chain.signer_key, "chain_relayer_key": chain.relayer_key, "chain_confirmations": 0,
@@ -76,7 +97,9 @@ async def running_status(chain: TestChain, data_dir: Path, **overrides: object) 
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called here
     app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
                                 ipfs=LocalIpfsStore(data_dir / "ipfs"), checks=dict(runtime.checks),
-                                chain=runtime.deps))
+                                chain=runtime.deps,
+                                admin=operators.admin_deps(store, bus, data_dir) if operators else None,
+                                ops=operators.ops_config() if operators else None))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status", timeout=30)
     try:
         yield Status(store, runtime, client, settings)

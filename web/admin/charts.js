@@ -49,17 +49,20 @@ export function lineChart(series, options) {
   const unit = o.unit || "s";
   const width = 300;
   const all = series.flatMap((s) => s.values).filter((v) => v !== null && v !== undefined);
-  const top = Math.max(1, ...all);
+  // The scale's top is the highest value shown (the label says it): a floor of 1 s read as "max 1.0 s" when
+  // every job took 0.3 s.
+  const top = Math.max(0.1, ...all);
   const svg = frame(width, height + 14, label);
+  const pad = 3; // the last minute's dot sits at the right edge: keep it whole
   for (const s of series) {
     const n = s.values.length;
-    const step = width / Math.max(n - 1, 1);
+    const step = (width - 2 * pad) / Math.max(n - 1, 1);
     let d = "";
     let pen = false;
     s.values.forEach((v, i) => {
       if (v === null || v === undefined) { pen = false; return; }
-      const x = i * step;
-      const y = height - (v / top) * height;
+      const x = pad + i * step;
+      const y = Math.max(pad, height - (v / top) * height);
       d += `${pen ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`;
       pen = true;
       if (i === n - 1 || s.values[i + 1] === null) svg.append(el("circle", { cx: x, cy: y, r: 2.6, class: `dot ${s.cls}` }));

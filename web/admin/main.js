@@ -54,6 +54,10 @@ async function api(path, options) {
 
 // --- formatting ---------------------------------------------------------------------------------------------
 const num = (v, digits = 0) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+// Messages a second: a quiet pipeline moves a job a minute (0.017/s), which two decimals would round to 0.02.
+const rate = (v) => (v === null || v === undefined ? "–" : v === 0 ? "0" : Number(v).toFixed(v < 0.1 ? 3 : 2));
+// The age of a queue's oldest message; an empty queue has none.
+const oldest = (q) => (q.depth ? age(q.oldest_age_s) : "–");
 function age(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   if (seconds < 1) return "0 s";
@@ -101,7 +105,10 @@ async function act(title, text, okLabel, path, body) {
   if (!(await confirmAction(title, text, okLabel))) return null;
   try {
     const result = await api(path, { method: "POST", body });
-    toast(`${title}: done${result && result.replayed !== undefined ? ` (${result.replayed} sent back)` : ""}`);
+    let how = "";
+    if (result && result.replayed !== undefined) how = ` (${result.replayed} sent back)`;
+    else if (result && result.state) how = result.state === "minted" ? ` (minted: token ${result.token_id})` : ` (${result.state}: ${result.confirmations} of ${result.required_confirmations} confirmations)`;
+    toast(`${title}: done${how}`);
     return result;
   } catch (err) {
     toast(`${title}: ${err.message}`, true);
@@ -219,14 +226,22 @@ function drawOverview(root, o) {
     h("tbody", {}, stages.flatMap((stage) => queueRows(stage, o.queues.filter((q) => q.stage === stage)))));
   const replicas = jobs.replicas || [];
   const workers = replicas.length ? h("div.scroll", {}, h("table.replicas", {},
-    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes (10 min)"].map((t) => h("th", { text: t })))),
+    h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes"].map((t) => h("th", { text: t })))),
     h("tbody", {}, replicas.map((r) => h(`tr.${r.last_seen_s > 600 ? "quiet" : "plain"}`, {},
       h("td.mono", { text: r.replica }), h("td", { text: r.service }), h("td", { text: `${age(r.last_seen_s)} ago` }), h("td.n", { text: r.stage_changes })))))) :
     h("p.note", { text: "No renderer or pinner has moved a job in the last 10 minutes." });
   root.className = "";
   root.replaceChildren(warnings, cards, h("h2", { text: "Queues" }), h("div.scroll", {}, table),
     h("h2", { text: "Replicas at work (last 10 minutes)" }), workers,
-    h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage history. Refreshed ${new Date(o.at * 1000).toLocaleTimeString()}, every ${REFRESH_MS / 1000} s.` }));
+    h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage, retry and dead-letter history (events: this process's consumer; "–" where not known). Refreshed ${when(o.at)}, every ${REFRESH_MS / 1000} s.` }));
+}
+
+// Messages a second through all the retry tiers of a stage; null (shown "–") when no tier's rate is known.
+function sumRates(rows, key, together) {
+  const known = rows.filter((q) => q[key] !== null && q[key] !== undefined);
+  if (known.length) return known.reduce((a, q) => a + q[key], 0);
+  const all = together && rows.find((q) => q[together] !== null && q[together] !== undefined);
+  return all ? all[together] : null;
 }
 
 function queueRows(stage, rows) {
@@ -238,24 +253,27 @@ function queueRows(stage, rows) {
     const cls = work.missing ? "bad" : work.no_consumer ? "bad" : work.growing ? "warnrow" : "";
     out.push(h(`tr.${cls || "plain"}`, {},
       h("th", { scope: "row", title: work.queue }, h("strong", { text: stage }), h("small.qname", { text: ` ${work.queue}` })),
-      h("td.n", { text: num(work.depth) }), h("td.n", { text: num(work.rate_in, 2) }), h("td.n", { text: num(work.rate_out, 2) }),
+      h("td.n", { text: num(work.depth) }), h("td.n", { text: rate(work.rate_in) }), h("td.n", { text: rate(work.rate_out) }),
       h("td.n", {}, work.no_consumer ? h("span.flag", { text: "0 — none!" }) : num(work.consumers)),
-      h("td.n", { text: age(work.oldest_age_s) }),
+      h("td.n", { text: oldest(work) }),
       h("td", {}, work.growing ? h("span.flag", { text: "growing" }) : "")));
   }
   if (retries.length) {
     const waiting = retries.reduce((a, q) => a + (q.depth || 0), 0);
     out.push(h("tr.sub", {},
-      h("th", { scope: "row", title: retries.map((q) => `${q.queue}: ${q.depth ?? "?"}`).join("\n") }, h("small", { text: `↳ retrying ${retries.map((q) => `${q.tier_seconds}s:${q.depth ?? "?"}`).join(" ")}` })),
-      h("td.n", { text: num(waiting) }), h("td"), h("td"), h("td"),
+      h("th", { scope: "row", title: retries.map((q) => `${q.queue}: ${q.depth ?? "?"}`).join("\n") }, h("small", { text: waiting
+        ? `↳ retrying: ${retries.filter((q) => q.depth).map((q) => `${age(q.tier_seconds)} tier ${q.depth}`).join(" · ")}`
+        : "↳ retry tiers" }, waiting ? "" : h("span.qname", { text: ` (${retries.length}, ${age(retries[0].tier_seconds)} to ${age(retries[retries.length - 1].tier_seconds)})` }))),
+      h("td.n", { text: num(waiting) }), h("td.n", { text: rate(sumRates(retries, "rate_in", "rate_in_all_tiers")) }),
+      h("td.n", { text: rate(sumRates(retries, "rate_out")) }), h("td"),
       h("td.n", { text: waiting ? `≤ ${age(Math.max(...retries.filter((q) => q.depth).map((q) => q.tier_seconds)))}` : "–" }), h("td")));
   }
   if (dead) {
     const canReplay = session && session.can_act && dead.depth > 0;
     out.push(h(`tr.sub${dead.depth ? ".deadrow" : ""}`, {},
       h("th", { scope: "row", title: dead.queue }, h("small", { text: "↳ dead letters" })),
-      h("td.n", { text: num(dead.depth) }), h("td"), h("td"), h("td"),
-      h("td.n", { text: age(dead.oldest_age_s) }),
+      h("td.n", { text: num(dead.depth) }), h("td.n", { text: rate(dead.rate_in) }), h("td.n", { text: rate(dead.rate_out) }), h("td"),
+      h("td.n", { text: oldest(dead) }),
       h("td", {}, dead.depth ? h("a", { href: `#/dead/${stage}`, onclick: (e) => { e.preventDefault(); deadLetters(stage); }, text: "list" }) : "",
         canReplay ? [" ", h("button.small.danger", { type: "button", "data-replay": stage, onclick: () => replayAll(stage, dead.depth), text: "Replay all" })] : "")));
   }
@@ -350,7 +368,7 @@ function jobView(view, jobId) {
   every(async () => {
     try {
       const job = await api(`/v1/admin/jobs/${encodeURIComponent(jobId)}/detail`);
-      const key = JSON.stringify([job.stage, job.progress, job.history.length, job.retries.length, job.dead_letters.length, job.audit.length]);
+      const key = JSON.stringify([job.stage, job.progress, job.history.length, job.retries.length, job.dead_letters.length, job.audit.length, job.known_mint]);
       if (key !== last) { last = key; drawJob($("#job"), job); }
       if (["pinned", "minted"].includes(job.stage) && job.assets.image) clearInterval(timer);
     } catch (err) {
@@ -375,6 +393,12 @@ function drawJob(root, job) {
         if (await act("Retry job", `Retry job ${shortId(job.job_id)}? ${what}`, "Retry", `/v1/admin/actions/retry/${job.job_id}`)) route();
       }, text: job.parked ? "Replay its dead letter" : "Retry" }));
     }
+    const m = job.known_mint;
+    if (job.chain && job.stage === "pinned" && m && !m.confirmed) {
+      actions.append(h("button", { type: "button", id: "reverify", onclick: async () => {
+        if (await act("Re-verify mint", `Check transaction ${m.tx_hash.slice(0, 10)}… on chain again for job ${shortId(job.job_id)}? Once it has ${m.required_confirmations} confirmation(s) the job becomes minted.`, "Re-verify", `/v1/admin/actions/reverify/${job.job_id}`)) route();
+      }, text: "Re-verify mint" }));
+    }
     if (!["pinned", "minted", "failed"].includes(job.stage)) {
       actions.append(h("button.danger", { type: "button", id: "cancel", onclick: async () => {
         if (await act("Cancel job", `Cancel job ${shortId(job.job_id)}? Renderers and pinners stop working on it.`, "Cancel job", `/v1/admin/actions/cancel/${job.job_id}`)) route();
@@ -387,6 +411,7 @@ function drawJob(root, job) {
     h("p.summary", {}, stageBadge(job.stage), ` ${job.progress}% · ${job.scene} · `, h("span.mono", { text: job.wallet }), ` · created ${when(job.created_at)}`),
     job.error ? h("p.error", { text: job.error }) : "",
     job.parked ? h("p.warnbox", { text: `Parked in the ${job.parked.queue} dead letters since ${when(job.parked.at)}: ${job.parked.reason}` }) : "",
+    mintLine(job),
     actions,
     h("div.cards",
       h("section.card.wide", h("h2", { text: "Assets" }),
@@ -406,6 +431,18 @@ function drawJob(root, job) {
     h("h2", { text: "Operator actions" }),
     table(["When", "Who", "What", "Outcome"], job.audit.map((a) => h("tr", {}, h("td", { text: when(a.at) }), h("td", { text: a.actor }), h("td", { text: a.action }), h("td", { text: a.outcome }))), "None.", "job-audit"),
   );
+}
+
+// What the chain side knows of the job's mint: a transaction seen (or relayed) but not confirmed is what an
+// operator is asked about ("I minted, it still says pinned").
+function mintLine(job) {
+  const m = job.known_mint;
+  if (!job.chain || !m) return job.chain && job.stage === "pinned" ? h("p.note#mint", { text: "Mint: no transaction known yet." }) : "";
+  const where = m.block ? ` in block ${m.block}` : " (not mined yet)";
+  const state = m.confirmed ? `confirmed, token ${m.token_id}`
+    : `not confirmed yet: the job becomes minted once ${m.required_confirmations} block(s) are on top of it. Re-verify checks it on chain now`;
+  const how = m.source === "relayed" ? "Mint transaction sent by the relayer" : "Mint transaction seen on chain";
+  return h(`p#mint.${m.confirmed ? "note" : "warnbox"}`, {}, `${how}${where}: ${state}. `, h("span.mono.tx", { text: m.tx_hash }));
 }
 
 // --- audit --------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -90,6 +91,9 @@ class GifWriter:
         self._pending: deque[Future[bytes]] = deque()
         self._ahead = 2 * threads
         self._previous: Future[np.ndarray] | None = None
+        # Seconds each frame's task spent encoding (not waiting for the frame before it), summed over the pool's
+        # threads: the renderer's mintpipe_encode_seconds{encoder="gif"}. list.append is atomic under the GIL.
+        self._busy: list[float] = []
         table = np.zeros((256, 3), dtype=np.uint8)
         table[: len(palette)] = palette
         fh.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0) + table.tobytes())
@@ -126,13 +130,26 @@ class GifWriter:
                 previous: Future[np.ndarray] | None) -> bytes:
         """One frame's bytes. Tasks start in submission order, so the previous frame's task is already running
         when this one waits for its indices (published before it compresses): no deadlock, no serialising."""
+        began = time.perf_counter()
         try:
             current = self.indices(frame)
         except BaseException as exc:
             mapped.set_exception(exc)
             raise
         mapped.set_result(current)
+        mapping = time.perf_counter() - began
         before = previous.result() if previous is not None else None
+        began = time.perf_counter()
+        try:
+            return self._compress(current, before, delay_cs)
+        finally:
+            self._busy.append(mapping + time.perf_counter() - began)
+
+    @property
+    def encode_seconds(self) -> float:
+        return sum(self._busy)
+
+    def _compress(self, current: np.ndarray, before: np.ndarray | None, delay_cs: int) -> bytes:
         box = (0, 0, self.width, self.height)
         if before is not None:
             # Identical frame: a 1×1 transparent pixel carries its delay.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Mp4Writer:
             "-movflags", "+faststart", "-f", "mp4", str(path),
         ]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.cpu_seconds = 0.0  # the encoder process's user + system CPU, known once closed
 
     def add(self, frame: np.ndarray) -> None:
         assert self.process.stdin is not None
@@ -38,7 +40,12 @@ class Mp4Writer:
         assert self.process.stdin is not None
         self.process.stdin.close()
         stderr = self.process.stderr.read() if self.process.stderr else b""
-        if self.process.wait() != 0:
+        # wait4 rather than wait: the same reaping, plus this encoder's own CPU (renders run side by side in one
+        # process, so the process-wide children times cannot tell whose ffmpeg spent what).
+        _pid, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        self.cpu_seconds = usage.ru_utime + usage.ru_stime
+        if self.process.returncode != 0:
             raise RuntimeError(f"ffmpeg failed: {stderr.decode(errors='replace')[-500:]}")
 
     def abort(self) -> None:
