@@ -94,8 +94,8 @@ def deployed() -> Iterator[Deployment]:
         yield deployment
     finally:
         down = deployment.compose("down", "-v", "--remove-orphans", "--timeout", "60", timeout=300, check=False)
-        left = _run(["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={deployment.project}"],
-                    30).stdout.split()
+        label = f"label=com.docker.compose.project={deployment.project}"
+        left = _run(["docker", "volume", "ls", "-q", "--filter", label], 30).stdout.split()
         deployment.note(start, f"down -v: exit {down.returncode}, volumes left {left}")
         sys.stderr.write("\ncompose ledger:\n" + "\n".join(deployment.ledger) + "\n")
         assert down.returncode == 0 and not left, (down.stderr[-2000:], left)
