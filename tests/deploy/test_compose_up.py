@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,6 +55,7 @@ class Deployment:
     project: str
     env: dict[str, str]
     base_url: str
+    start: float = field(default_factory=time.monotonic)
     ledger: list[str] = field(default_factory=list)
 
     def compose(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -72,8 +74,9 @@ class Deployment:
                      "--no-color", "--tail", str(tail)], 60, self.env)
         return done.stdout[-12000:]
 
-    def note(self, start: float, what: str) -> None:
-        self.ledger.append(f"{time.monotonic() - start:7.1f} s  {what}")
+    def note(self, what: str) -> None:
+        """A line of the run's ledger, timed from the start of the image build."""
+        self.ledger.append(f"{time.monotonic() - self.start:7.1f} s  {what}")
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +88,19 @@ def deployed() -> Iterator[Deployment]:
         pytest.fail(f"scripts/build_images.sh exited {built.returncode}:\n{built.stdout[-2000:]}{built.stderr[-3000:]}")
     port = free_port()
     deployment = Deployment(f"mpdeploy{uuid.uuid4().hex[:8]}", {**os.environ, "MINTPIPE_HTTP_PORT": str(port)},
-                            f"http://127.0.0.1:{port}")
-    deployment.note(start, "images built: " + " | ".join(
-        line.split("] ", 1)[-1] for line in built.stdout.splitlines() if "[images]" in line))
+                            f"http://127.0.0.1:{port}", start)
+    steps = re.sub(r"\x1b\[[0-9;]*m", "", built.stdout)
+    deployment.note("images built: " + "; ".join(
+        line.split("[images] ", 1)[1] for line in steps.splitlines() if "[images] " in line and "done:" not in line))
     try:
         deployment.compose("up", "-d", "--wait", "--scale", "renderer=3", timeout=420)
-        deployment.note(start, "compose up --wait --scale renderer=3: every service healthy")
+        deployment.note("compose up --wait --scale renderer=3: every service healthy")
         yield deployment
     finally:
         down = deployment.compose("down", "-v", "--remove-orphans", "--timeout", "60", timeout=300, check=False)
         label = f"label=com.docker.compose.project={deployment.project}"
         left = _run(["docker", "volume", "ls", "-q", "--filter", label], 30).stdout.split()
-        deployment.note(start, f"down -v: exit {down.returncode}, volumes left {left}")
+        deployment.note(f"down -v: exit {down.returncode}, volumes left {left}")
         sys.stderr.write("\ncompose ledger:\n" + "\n".join(deployment.ledger) + "\n")
         assert down.returncode == 0 and not left, (down.stderr[-2000:], left)
 
@@ -130,7 +134,6 @@ def _busy_renderer(d: Deployment, rendering: set[str]) -> str | None:
 
 
 def test_jobs_reach_pinned_through_a_renderer_kill_and_a_broker_restart(deployed: Deployment):
-    start = time.monotonic()
     d = deployed
     jobs: dict[str, dict] = {}
     with httpx.Client(base_url=d.base_url, timeout=30) as client:
@@ -138,7 +141,7 @@ def test_jobs_reach_pinned_through_a_renderer_kill_and_a_broker_restart(deployed
             reply = client.post("/v1/jobs", json={"settings": {"seed": 700 + seed, **SETTINGS}, "wallet": WALLET})
             assert reply.status_code == 202, reply.text
             jobs[reply.json()["job_id"]] = reply.json()
-        d.note(start, f"{JOBS} jobs submitted through the bridge port")
+        d.note(f"{JOBS} jobs submitted through the bridge port")
         killed = restarted = None
         deadline = time.monotonic() + 600
         while True:
@@ -155,16 +158,16 @@ def test_jobs_reach_pinned_through_a_renderer_kill_and_a_broker_restart(deployed
                 killed = _busy_renderer(d, rendering)
                 if killed:
                     _run(["docker", "kill", "--signal", "KILL", killed], 30).check_returncode()
-                    d.note(start, f"killed {killed} (SIGKILL) mid-render; stages {sorted(stages)}")
+                    d.note(f"killed {killed} (SIGKILL) mid-render; stages {sorted(stages)}")
             if killed and restarted is None and "pinned" in stages and len(set(stages)) > 1:
                 # Mid-run: some jobs done, some not. RabbitMQ gets 30 s to stop cleanly, as an operator's restart.
                 restarted = _run(["docker", "restart", "--time", "30", d.container("rabbitmq")], 120)
                 restarted.check_returncode()
-                d.note(start, f"restarted {d.container('rabbitmq')}; stages {sorted(stages)}")
+                d.note(f"restarted {d.container('rabbitmq')}; stages {sorted(stages)}")
             if all(s in ("pinned", "failed") for s in stages) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        d.note(start, "final stages: " + json.dumps({s: stages.count(s) for s in sorted(set(stages))}))
+        d.note("final stages: " + json.dumps({s: stages.count(s) for s in sorted(set(stages))}))
         assert killed, "no renderer was seen rendering a job, so none was killed mid-render"
         assert restarted, f"the run ended before RabbitMQ could be restarted mid-run: {stages}"
         failed = {i: j.get("error") for i, j in jobs.items() if j["stage"] == "failed"}
@@ -181,4 +184,4 @@ def test_jobs_reach_pinned_through_a_renderer_kill_and_a_broker_restart(deployed
             image = served.json()["image"].removeprefix("ipfs://")
             gif = client.get(f"/ipfs/{image}")
             assert gif.content[:6] == b"GIF89a" and cid_of_bytes(gif.content) == image
-        d.note(start, f"all {JOBS} pinned, none failed; every metadata and GIF served through the bridge by CID")
+        d.note(f"all {JOBS} pinned, none failed; every metadata and GIF served through the bridge by CID")
