@@ -68,6 +68,41 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 # --- end Chromium + Playwright ---------------------------------------------------------------------------------
 
+# --- Docker (tests/deploy run docker-compose.yml for real; docs/operations.md) -----------------------------------
+# Debian's engine (docker.io), Compose v2 and debootstrap (scripts/build_images.sh makes the base image with it).
+# MINTPIPE_SKIP_DOCKER=1 leaves all of it alone: the deploy tests then fail saying so (deselect: -m 'not deploy').
+compose_v2() { docker compose version 2>/dev/null | grep -q 'version v\?2\.'; }
+install_compose_v2() {
+  # Bookworm packages Compose v1 only; trixie's docker-compose package is v2, one Go binary needing libc6 >= 2.34.
+  # It is fetched through a private apt state (the machine's own sources and lists stay as they are, no trixie
+  # package can come in by an upgrade) from the machine's own Debian mirror, and installed with dpkg.
+  local dir=/var/cache/mintpipe-trixie mirror
+  mirror=$(awk '/^URIs:/ {print $2; exit} /^deb / {print $2; exit}' \
+    /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null || true)
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+  echo "deb ${mirror:?no Debian mirror in the apt sources} trixie main" > "$dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+              -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir" -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -qq >/dev/null
+  (cd "$dir" && rm -f docker-compose_*.deb && apt-get "${opts[@]}" download -qq docker-compose >/dev/null)
+  dpkg -i "$dir"/docker-compose_*.deb >/dev/null
+}
+if [ "${MINTPIPE_SKIP_DOCKER:-0}" != 1 ]; then
+  command -v dockerd >/dev/null || { say "installing docker.io"; apt_install docker.io; }
+  command -v debootstrap >/dev/null || { say "installing debootstrap"; apt_install debootstrap; }
+  compose_v2 || { say "installing Compose v2 (trixie's docker-compose)"; install_compose_v2; }
+  compose_v2 || { echo "docker compose v2 is still missing after installing it" >&2; exit 1; }
+  if ! timeout 20 docker info >/dev/null 2>&1; then
+    # No systemd here: the engine is started in its own session, so it outlives this script.
+    say "starting dockerd"
+    setsid nohup dockerd >/var/log/mintpipe-dockerd.log 2>&1 < /dev/null &
+    for _ in $(seq 1 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 1; done
+    timeout 20 docker info >/dev/null 2>&1 \
+      || { echo "dockerd did not start (see /var/log/mintpipe-dockerd.log)" >&2; tail -5 /var/log/mintpipe-dockerd.log >&2; exit 1; }
+  fi
+fi
+# --- end Docker -------------------------------------------------------------------------------------------------
+
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and
 # still hang, and the tests would then stall on it.

@@ -10,6 +10,7 @@
   mintpipe admin dead-letters|replay|retry|cancel|reverify   operator routes (MINTPIPE_ADMIN_TOKEN)
   mintpipe mint ID --tx-hash 0x… | --relay    report a mint, or have the service relay it
   mintpipe pinata-emulator [--port 3001]      a local Pinata API for development without an account
+  mintpipe health HOST:PORT [--service NAME] [--timeout S]   a gRPC health check (exit 0 when SERVING)
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
-
-from mintpipe.config import log_level_name
-from mintpipe.log import configure_logging, get_logger
-
-log = get_logger("launcher")
 
 DEFAULT_SETTINGS = {"seed": 2026}
 
@@ -131,6 +127,12 @@ async def _supervise(args: argparse.Namespace, demo: bool, layout: Any, supervis
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "health":  # the containers' healthcheck: parsed apart, the other verbs never imported
+        from launcher import health_cli
+
+        return health_cli.main(argv[1:])
     parser = argparse.ArgumentParser(prog="mintpipe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -140,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--settings", type=Path, help="settings JSON file (default: a built-in example)")
     sub.add_parser("render", help="render one job locally, without the broker", add_help=False)
     sub.add_parser("pinata-emulator", help="run the Pinata emulator (see --help)", add_help=False)
-    from launcher import admin_cli, jobs_cli
+    from launcher import admin_cli, health_cli, jobs_cli
+
+    health_cli.add_parser(sub)
 
     jobs_cli.add_parsers(sub)
     admin_cli.add_parser(sub)
@@ -148,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 
     job_cli.add_parsers(sub)
 
-    if argv is None:
-        argv = sys.argv[1:]
     if argv and argv[0] == "render":
         from renderer.local import main as render_main
 
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return jobs_cli.run(args)
     if args.command == "mint":
         return job_cli.run(args)
+    from mintpipe.config import log_level_name
+    from mintpipe.log import configure_logging
+
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))
     except ValueError as exc:
