@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import EventApplier
+from status.store import JobStore
 from tests.support.broker import wait_for
 from tests.support.operators import WALLET, new_job, store_and_bridge
 
@@ -30,9 +32,14 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 OPS = OpsConfig(readonly_token=READONLY, monthly_pins=100)
 
 
+def ledger_target(store: JobStore, data_dir: Path):
+    """The pin ledger where the status service keeps it: the store's own database on PostgreSQL, else a file."""
+    return store.db if store.engine == "postgresql" else data_dir / "pins.sqlite3"
+
+
 @pytest.fixture
-async def ops(broker, tmp_path):
-    async with store_and_bridge(broker, tmp_path, TOKEN, OPS) as running:
+async def ops(broker, tmp_path, db_url):
+    async with store_and_bridge(broker, tmp_path, TOKEN, OPS, db_url=db_url) as running:
         yield running
 
 
@@ -146,7 +153,8 @@ async def test_a_jobs_detail_shows_each_stage_with_its_replica_its_retries_and_d
     assert (await client.get(f"/v1/admin/jobs/{'f' * 32}/detail", headers=BEARER)).status_code == 404
 
 
-async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_without_consumers(ops, broker):
+async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_without_consumers(ops, broker,
+                                                                                                 tmp_path):
     client, store = ops
     topo = broker.topology
     for _ in range(3):
@@ -170,7 +178,7 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert overview["pins"]["last_429_at"] is None
 
     # A pinner records the backend's 429 (and its Retry-After) in the shared ledger; the overview shows it.
-    ledger = PinLedger(store.path.parent / "pins.sqlite3", "pinata")
+    ledger = PinLedger(ledger_target(store, tmp_path), "pinata")
     await ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
     before = time.time()
     await ledger.block_requests(30)
@@ -215,7 +223,7 @@ async def test_retry_tiers_and_dead_letters_have_rates_from_what_went_in_and_cam
     assert queues[("events", "dead", None)]["rate_out"] is None, "not known: shown as such, not as 0"
 
 
-async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe):
+async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe, tmp_path):
     client, store = ops
     topo = broker.topology
     job_id = await new_job(store)
@@ -241,7 +249,7 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
     # A cancelled job has no message left: retry renders it again, and lifts the cancel marker.
     cancelled = await new_job(store)
     assert (await client.post(f"/v1/admin/actions/cancel/{cancelled}", headers=BEARER)).status_code == 200
-    artifacts = ArtifactStore(store.path.parent / "artifacts")
+    artifacts = ArtifactStore(tmp_path / "artifacts")
     assert artifacts.is_cancelled(cancelled)
     again = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
     assert again.status_code == 200 and again.json()["how"] == "sent to the render queue again"

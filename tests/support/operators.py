@@ -2,11 +2,14 @@
 store and the real broker (no gateway: these routes never call it).
 
     async with operator_bridge(broker, store, token, ops=OpsConfig(...)) as client: ...
-    async with store_and_bridge(broker, tmp_path, token) as (client, store): ...
+    async with store_and_bridge(broker, tmp_path, token, db_url=db_url) as (client, store): ...
+
+`db_url` (the `db_url` fixture of tests/support/postgres.py) runs the same on SQLite (None) or PostgreSQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +21,7 @@ import httpx
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
+from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
@@ -31,14 +35,20 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 @asynccontextmanager
 async def operator_bridge(broker: Broker, store: JobStore, token: str | None,
-                          ops: OpsConfig | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the bridge's app; `token` None is a bridge started without MINTPIPE_ADMIN_TOKEN."""
+                          ops: OpsConfig | None = None, data_dir: Path | None = None
+                          ) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the bridge's app; `token` None is a bridge started without MINTPIPE_ADMIN_TOKEN. Artifacts, the
+    IPFS store and (on SQLite) the pin ledger live in `data_dir` (default: beside the store's file)."""
+    data_dir = data_dir or store.path.parent
+    if ops is not None and ops.pin_ledger is None:  # where the status service keeps it
+        ops = dataclasses.replace(ops, pin_ledger=store.db if store.engine == "postgresql"
+                                  else data_dir / "pins.sqlite3")
     bus = JobBus()
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called by these routes
     app = create_app(BridgeDeps(
         store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-        ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-        admin=AdminDeps(broker, store, bus, token, ArtifactStore(store.path.parent / "artifacts")), ops=ops))
+        ipfs=LocalIpfsStore(data_dir / "ipfs"), checks={},
+        admin=AdminDeps(broker, store, bus, token, ArtifactStore(data_dir / "artifacts")), ops=ops))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             yield client
@@ -47,13 +57,13 @@ async def operator_bridge(broker: Broker, store: JobStore, token: str | None,
 
 
 @asynccontextmanager
-async def store_and_bridge(broker: Broker, data_dir: Path, token: str | None,
-                           ops: OpsConfig | None = None) -> AsyncIterator[tuple[httpx.AsyncClient, JobStore]]:
-    """A fresh job store in `data_dir` and a client of the bridge on it."""
-    store = JobStore(data_dir / "jobs.sqlite3")
+async def store_and_bridge(broker: Broker, data_dir: Path, token: str | None, ops: OpsConfig | None = None,
+                           db_url: str | None = None) -> AsyncIterator[tuple[httpx.AsyncClient, JobStore]]:
+    """A fresh job store (in `data_dir`, or the PostgreSQL database `db_url`) and a client of the bridge on it."""
+    store = JobStore(database_for(db_url, data_dir / "jobs.sqlite3"))
     await store.open()
     try:
-        async with operator_bridge(broker, store, token, ops) as client:
+        async with operator_bridge(broker, store, token, ops, data_dir) as client:
             yield client, store
     finally:
         await store.close()
