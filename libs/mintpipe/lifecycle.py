@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 
@@ -13,3 +14,14 @@ def shutdown_event() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, event.set)
     return event
+
+
+def freeze_startup_heap(young_threshold: int = 10_000) -> None:
+    """Call once a service is up. Its imports (web3, grpc, FastAPI, pydantic models...) leave ~125k objects
+    that live as long as the process; every full collection walked them all: 50-300 ms with the whole service
+    stopped, measured in the status process, i.e. the submit path's worst tail. Frozen, collections skip them.
+    A larger young generation (700 by default) also makes the collections of per-request garbage rarer."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)

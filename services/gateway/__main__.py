@@ -11,7 +11,7 @@ from gateway.settings import GatewaySettings
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import shutdown_event
+from mintpipe.lifecycle import freeze_startup_heap, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.metrics import serve_metrics
 from mintpipe.pin_ledger import PinLedger
@@ -38,6 +38,7 @@ async def main() -> None:
                        KeyedRateLimiter(settings.wallet_rate_per_minute, 60, settings.wallet_burst)), server.server)
     await server.start({"broker": lambda: broker.connected})
     metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
+    freeze_startup_heap()
     log.info("ready", grpc=server.port, metrics=f"http://{settings.metrics_host}:{metrics_port}/metrics")
 
     await stop.wait()

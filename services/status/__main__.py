@@ -16,7 +16,7 @@ from mintpipe.config import load_settings
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.lifecycle import shutdown_event
+from mintpipe.lifecycle import freeze_startup_heap, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
@@ -105,6 +105,7 @@ async def main() -> None:
                                    log_config=None, access_log=False, lifespan="off",
                                    timeout_graceful_shutdown=int(settings.grace_seconds)))
     http_task = asyncio.create_task(http.serve())
+    freeze_startup_heap()
     log.info("ready", http=f"http://{settings.http_host}:{settings.http_port}", grpc=grpc_server.port)
 
     await stop.wait()

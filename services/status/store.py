@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiosqlite
 
 from mintpipe.events import TERMINAL_STAGES
+from mintpipe.group_commit import GroupCommit
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.records import JobRecord
 from status.transitions import JobState, apply_event
@@ -93,6 +95,9 @@ class JobStore:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # reserve, mark_published and apply (the hot writes: each submission, each event) go through one
+        # writer thread that commits whatever queued meanwhile in one transaction (mintpipe.group_commit).
+        self._writer = GroupCommit(self.path)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +110,10 @@ class JobStore:
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA busy_timeout=30000")
         await self._db.executescript(SCHEMA)
+        await self._writer.start()
 
     async def close(self) -> None:
+        await self._writer.stop()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -131,41 +138,7 @@ class JobStore:
     async def reserve(self, key: str, request_hash: str, wallet: str, scene: str,
                       settings_json: str) -> tuple[JobRecord, bool]:
         """The job for this idempotency key: a new one (created=True) or the one it already names."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                async with self.db.execute(
-                    "SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,)
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is not None:
-                    if row["request_hash"] != request_hash:
-                        raise IdempotencyConflict(row["job_id"])
-                    record = await self._fetch(row["job_id"])
-                    if record is not None:
-                        await self.db.execute("COMMIT")
-                        return record, False
-                    # The job was cleaned up but the key outlives it: make it again under the same id.
-                    job_id = row["job_id"]
-                else:
-                    job_id = uuid.uuid4().hex
-                    await self.db.execute(
-                        "INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?)",
-                        (key, request_hash, job_id, time.time()),
-                    )
-                now = time.time()
-                await self.db.execute(
-                    "INSERT INTO jobs (job_id, wallet, scene, settings_json, stage, created_at, updated_at) "
-                    "VALUES (?,?,?,?,?,?,?)",
-                    (job_id, wallet, scene, settings_json, jobs_pb2.STAGE_QUEUED, now, now),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            record = await self._fetch(job_id)
-            assert record is not None
-            return record, True
+        return await self._writer.run(_reserve, key, request_hash, wallet, scene, settings_json)
 
     async def unpublished_before(self, cutoff: float, limit: int = 100) -> list[JobRecord]:
         """Queued jobs whose render job was never confirmed, reserved before `cutoff`."""
@@ -176,9 +149,7 @@ class JobStore:
             return [_row_to_record(r) for r in await cur.fetchall()]
 
     async def mark_published(self, job_id: str) -> bool:
-        async with self._lock:
-            cur = await self.db.execute("UPDATE jobs SET published = 1 WHERE job_id = ?", (job_id,))
-            return cur.rowcount == 1
+        return await self._writer.run(_mark_published, job_id)
 
     async def discard_unpublished(self, job_id: str) -> bool:
         """Delete a job refused before publication, and its key. False if it was published (or is unknown)."""
@@ -216,28 +187,7 @@ class JobStore:
 
     async def apply(self, event: broker_pb2.JobEvent) -> JobRecord | None:
         """Apply one event; the updated job, or None when it changed nothing (or names no job we know)."""
-        async with self._lock:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                record = await self._fetch(event.job_id)
-                new_state = apply_event(record.state, event) if record else None
-                if record is None or new_state is None:
-                    await self.db.execute("COMMIT")
-                    return None
-                now = max(time.time(), record.updated_at)
-                await self.db.execute(
-                    "UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? "
-                    "WHERE job_id=?",
-                    (new_state.stage, new_state.progress, new_state.error,
-                     json.dumps(new_state.assets, sort_keys=True), new_state.token_uri, now, event.job_id),
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-        return JobRecord(job_id=record.job_id, wallet=record.wallet, scene=record.scene,
-                         settings_json=record.settings_json, created_at=record.created_at,
-                         updated_at=now, state=new_state, published=record.published)
+        return await self._writer.run(_apply, event)
 
     async def list(self, *, wallet: str = "", stage: int = 0, limit: int = 20,
                    cursor: str = "") -> tuple[list[JobRecord], str]:
@@ -274,3 +224,50 @@ class JobStore:
     async def is_cancelled(self, job_id: str) -> bool:
         async with self.db.execute("SELECT 1 FROM cancellations WHERE job_id = ?", (job_id,)) as cur:
             return (await cur.fetchone()) is not None
+
+
+# --- the group-committed writes: each runs inside the writer's transaction (its own SAVEPOINT) ------------
+def _fetch_sync(db: sqlite3.Connection, job_id: str) -> JobRecord | None:
+    row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return _row_to_record(row) if row else None
+
+
+def _reserve(db: sqlite3.Connection, key: str, request_hash: str, wallet: str, scene: str,
+             settings_json: str) -> tuple[JobRecord, bool]:
+    row = db.execute("SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+    if row is not None:
+        if row["request_hash"] != request_hash:
+            raise IdempotencyConflict(row["job_id"])
+        record = _fetch_sync(db, row["job_id"])
+        if record is not None:
+            return record, False
+        # The job was cleaned up but the key outlives it: make it again under the same id.
+        job_id = row["job_id"]
+    else:
+        job_id = uuid.uuid4().hex
+        db.execute("INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?)",
+                   (key, request_hash, job_id, time.time()))
+    now = time.time()
+    db.execute("INSERT INTO jobs (job_id, wallet, scene, settings_json, stage, created_at, updated_at) "
+               "VALUES (?,?,?,?,?,?,?)", (job_id, wallet, scene, settings_json, jobs_pb2.STAGE_QUEUED, now, now))
+    state = JobState(stage=jobs_pb2.STAGE_QUEUED, progress=0, error="", assets={}, token_uri="")
+    return JobRecord(job_id=job_id, wallet=wallet, scene=scene, settings_json=settings_json, created_at=now,
+                     updated_at=now, state=state, published=False), True
+
+
+def _mark_published(db: sqlite3.Connection, job_id: str) -> bool:
+    return db.execute("UPDATE jobs SET published = 1 WHERE job_id = ?", (job_id,)).rowcount == 1
+
+
+def _apply(db: sqlite3.Connection, event: broker_pb2.JobEvent) -> JobRecord | None:
+    record = _fetch_sync(db, event.job_id)
+    new_state = apply_event(record.state, event) if record else None
+    if record is None or new_state is None:
+        return None
+    now = max(time.time(), record.updated_at)
+    db.execute("UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? WHERE job_id=?",
+               (new_state.stage, new_state.progress, new_state.error, json.dumps(new_state.assets, sort_keys=True),
+                new_state.token_uri, now, event.job_id))
+    return JobRecord(job_id=record.job_id, wallet=record.wallet, scene=record.scene,
+                     settings_json=record.settings_json, created_at=record.created_at,
+                     updated_at=now, state=new_state, published=record.published)
