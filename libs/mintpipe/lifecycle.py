@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from collections.abc import Coroutine
+from typing import Any
+
+import uvloop
 
 
 def shutdown_event() -> asyncio.Event:
@@ -25,3 +29,9 @@ def freeze_startup_heap(young_threshold: int = 10_000) -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, old)
+
+
+def run(main: Coroutine[Any, Any, Any]) -> Any:
+    """asyncio.run on uvloop (libuv's event loop, in C): measured on the submit path (bench/bridge.py --baseline),
+    the status process's and the gateway's CPU per submission, where the loop's own Python is a large part."""
+    return uvloop.run(main)

@@ -16,7 +16,7 @@ from mintpipe.config import load_settings
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.lifecycle import freeze_startup_heap, shutdown_event
+from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
@@ -129,4 +129,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())
