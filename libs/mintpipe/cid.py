@@ -15,6 +15,8 @@ Checked against an independent implementation (the js UnixFS importer) in tests/
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -143,7 +145,7 @@ class CidBuilder:
                 if nodes:
                     self._push(level + 1, _parent(nodes))
                 level += 1
-            self._cid = str(CID.decode(self._levels[level][0].cid).set(base="base32"))
+            self._cid = _base32(self._levels[level][0].cid)
         return self._cid
 
 
@@ -175,6 +177,23 @@ def cid_of_json(obj: Any) -> tuple[str, bytes]:
     return cid_of_bytes(body), body
 
 
+def _base32(binary_cid: bytes) -> str:
+    """Multibase base32 ('b', RFC 4648 lowercase, no padding): the string form of a CIDv1."""
+    return "b" + base64.b32encode(binary_cid).decode().lower().rstrip("=")
+
+
+def _own_kind(text: str) -> bool:
+    """A CID of the two kinds this module makes (v1, raw or dag-pb, sha2-256), already in canonical base32: the
+    local store's every lookup, answered without multiformats' decoding (~0.5 ms each, measured here)."""
+    if len(text) != 59 or text[0] != "b" or not text.islower():
+        return False
+    try:
+        binary = base64.b32decode(text[1:].upper() + "======")  # 58 characters, padded to 64
+    except (binascii.Error, ValueError):
+        return False
+    return len(binary) == 36 and binary[:4] in (_RAW_V1, _DAG_PB_V1) and _base32(binary) == text
+
+
 def canonical_cid(text: str) -> str:
     """The CIDv1 base32 form of any valid CID string (v0 `Qm…`, or v1 in any multibase).
 
@@ -183,6 +202,8 @@ def canonical_cid(text: str) -> str:
     """
     if not isinstance(text, str) or not text or len(text) > 512:
         raise ValueError("not a CID")
+    if _own_kind(text):
+        return text
     try:
         cid = CID.decode(text)
     except Exception as exc:  # multiformats raises several error types (KeyError, ValueError, ...) on bad input
