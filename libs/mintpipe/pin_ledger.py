@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,18 +43,33 @@ def month_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m")
 
 
+class _KeptConnection(sqlite3.Connection):
+    """A connection its thread keeps (PinLedger._connect): close() rolls back what a failed call left open."""
+
+    def close(self) -> None:
+        if self.in_transaction:
+            self.rollback()
+
+
 class PinLedger:
     def __init__(self, path: Path, backend: str = "") -> None:
         self.path = Path(path)
         self.backend = backend
+        self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        # One connection per thread, kept: opening one (and its two PRAGMAs) for each call was ~0.5 ms of CPU,
+        # ~20 calls a job in the pinner (bench/job_cost.py, "pin"). close() on it only ends an unfinished
+        # transaction (_KeptConnection), so the callers' try/finally blocks keep their meaning.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, factory=_KeptConnection)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
         return db
 
     def _tx(self) -> sqlite3.Connection:
