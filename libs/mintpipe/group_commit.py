@@ -35,14 +35,13 @@ class GroupCommit:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._opened: asyncio.Future[None] | None = None
-        self.batches = 0  # transactions committed (bench/bridge.py reads writes per batch from these)
+        self.batches = 0  # transactions committed, and the writes in them (writes / batches: the grouping)
         self.writes = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._opened = loop.create_future()
-        self._thread = threading.Thread(target=self._run, args=(loop,), name=f"group-commit:{self.path.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"group-commit:{self.path.name}", daemon=True)
         self._thread.start()
         await self._opened
 
@@ -70,14 +69,14 @@ class GroupCommit:
         db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         return db
 
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _run(self) -> None:
         assert self._opened is not None
         try:
             db = self._connect()
         except BaseException as exc:  # handed to the awaiting start()
-            loop.call_soon_threadsafe(_settle, [(self._opened, None, exc)])
+            _wake([(self._opened, None, exc)])
             return
-        loop.call_soon_threadsafe(_settle, [(self._opened, None, None)])
+        _wake([(self._opened, None, None)])
         try:
             while True:
                 item = self._queue.get()
@@ -94,9 +93,7 @@ class GroupCommit:
                         stop = True
                         break
                     batch.append(more)
-                results = self._commit(db, batch)
-                # One wake-up of the event loop for the whole batch, not one per write.
-                loop.call_soon_threadsafe(_settle, results)
+                _wake(self._commit(db, batch))
                 if stop:
                     return
         finally:
@@ -125,6 +122,19 @@ class GroupCommit:
         self.batches += 1
         self.writes += len(batch)
         return results
+
+
+def _wake(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """One wake-up of each waiting event loop for the whole batch, not one per write (callers on several loops,
+    as in tests, each get theirs)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for item in results:
+        by_loop.setdefault(item[0].get_loop(), []).append(item)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, items)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
