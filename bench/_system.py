@@ -68,20 +68,23 @@ def drop_prefixes(amqp_url: str, *prefixes: str, timeout: float = 60.0) -> None:
 
 @contextmanager
 def launched(amqp_url: str, renderers: int = 1, pinners: int = 1,
-             env: dict[str, str] | None = None, started: dict | None = None) -> Iterator[str]:
+             env: dict[str, str] | None = None, started: dict | None = None, root: Path = ROOT) -> Iterator[str]:
     """Yields the HTTP base URL. `env` may move a service to another prefix (<SERVICE>_BROKER_PREFIX): that
-    prefix is deleted afterwards too. `started`, if given, receives the launcher's Popen as "launcher"."""
+    prefix is deleted afterwards too. `started`, if given, receives the launcher's Popen as "launcher".
+    `root`: another checkout of mintpipe to run (a baseline for side-by-side figures), with this venv."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="mintpipe-bench-system-") as tmp:
         data, http_port = Path(tmp), free_port()
         full_env = {**os.environ, "MINTPIPE_AMQP_URL": amqp_url, "MINTPIPE_BROKER_PREFIX": prefix,
                     "MINTPIPE_DATA_DIR": str(data), "MINTPIPE_HTTP_PORT": str(http_port),
                     "MINTPIPE_PORT_BASE": str(free_port_base()), "MINTPIPE_LOG_LEVEL": "WARNING", **(env or {})}
+        if Path(root).resolve() != ROOT:
+            full_env["PYTHONPATH"] = os.pathsep.join(str(Path(root) / part) for part in ("libs", "services"))
         log_path = data / "launcher.log"
         with open(log_path, "wb") as log:
             launcher = subprocess.Popen(
                 [sys.executable, "-m", "launcher", "up", "--renderers", str(renderers), "--pinners", str(pinners)],
-                env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                env=full_env, cwd=root, stdout=log, stderr=subprocess.STDOUT)
         if started is not None:
             started["launcher"] = launcher
         try:
@@ -99,3 +102,25 @@ def launched(amqp_url: str, renderers: int = 1, pinners: int = 1,
                 launcher.kill()
             moved = {v for k, v in (env or {}).items() if k.endswith("_BROKER_PREFIX")}
             drop_prefixes(amqp_url, prefix, *moved)
+
+
+def service_pids(launcher_pid: int) -> dict[str, int]:
+    """The launcher's children by service (`python -m status` -> "status"), from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == launcher_pid and len(args) > 2 and args[1] == b"-m":
+            found[args[2].decode()] = int(entry.name)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

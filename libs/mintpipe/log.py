@@ -80,7 +80,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         structlog.processors.CallsiteParameterAdder({structlog.processors.CallsiteParameter.MODULE}),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a call below the level (the gateway's "job accepted" at WARNING, each
+        # consumer's debug lines) is dropped before the timestamp, the call-site frame walk and the context
+        # merge are paid for, instead of after them in the stdlib handler (~25 us a call measured here).
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from gateway.service import GatewayService
@@ -11,7 +9,7 @@ from gateway.settings import GatewaySettings
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import shutdown_event
+from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.metrics import serve_metrics
 from mintpipe.pin_ledger import PinLedger
@@ -41,6 +39,7 @@ async def main() -> None:
                                     settings.wallet_burst)), server.server)
     await server.start({"broker": lambda: broker.connected})
     metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
+    freeze_startup_heap()
     log.info("ready", grpc=server.port, metrics=f"http://{settings.metrics_host}:{metrics_port}/metrics")
 
     await stop.wait()
@@ -55,4 +54,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

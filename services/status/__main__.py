@@ -15,7 +15,7 @@ from mintpipe.config import load_settings, open_stores_or_exit
 from mintpipe.db import database_for
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import shutdown_event
+from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
@@ -127,6 +127,7 @@ async def main() -> None:
     # the consumers, the dead-letter watch and the bridge, being up; a broker lost before this point stops the
     # start (exit 1) instead of leaving a half-started service that says it is fine.
     await grpc_server.start(checks)
+    freeze_startup_heap()
     log.info("ready", http=f"http://{settings.http_host}:{settings.http_port}", grpc=grpc_server.port)
 
     await stop.wait()
@@ -149,4 +150,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -155,10 +156,12 @@ async def test_status_queue_garbage_is_dead_lettered_and_the_next_event_is_appli
 
     job, _ = await store.reserve(f"k-{kind}", "a" * 64, WALLET, "gen1", "{}")
     await EventPublisher(broker, "test").emit(job.job_id, jobs_pb2.STAGE_RENDERING, 5)
-    for _ in range(200):
-        if (await store.get(job.job_id)).stage == jobs_pb2.STAGE_RENDERING:
-            break
+    # Polled against a deadline, not a number of looks: the store commits on its own writer thread
+    # (mintpipe.group_commit), so reads no longer queue behind the event's commit, and 200 looks (~80 ms here)
+    # were shorter than one fsync on a busy disk.
+    deadline = time.monotonic() + 20
+    while (await store.get(job.job_id)).stage != jobs_pb2.STAGE_RENDERING:
+        if time.monotonic() > deadline:
+            raise AssertionError("the event after the garbage was not applied")
         await probe.ready(topo.status_queue)  # a broker round trip between looks
-    else:
-        raise AssertionError("the event after the garbage was not applied")
     assert await probe.ready(topo.dead_queue(topo.status_queue)) == 0
