@@ -8,6 +8,12 @@ after that COMMIT, so "acked after commit" and "stored before the 202" still hol
 with an fsync each (~0.5 ms, tens of ms when the shared disk is busy), so the queue behind the lock was the
 submit path's tail; batched, one fsync serves every write that arrived meanwhile, and a write is one hop to
 the thread instead of one per statement (aiosqlite).
+
+Two kinds of write share the batches: a function (`run`: the whole write is one hop to the thread) and a session
+(`session()`: an `async with` body on the event loop sends its statements one by one, each a hop, while the
+thread holds its SAVEPOINT open; later writes of the batch wait for it, as they waited for the asyncio lock
+before). Sessions let every write of a mintpipe.db SqliteDatabase go through this one connection, so writes of
+one process never contend for the file lock with each other (SQLite's busy handler sleeps 1, 2, 5, 10... ms).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import asyncio
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +32,25 @@ T = TypeVar("T")
 # A bound on one transaction, so a burst cannot hold the write lock long against the other processes.
 MAX_BATCH = 256
 _STOP = object()
+_SESSION = object()  # a batch item's marker: (committed future, _SESSION, the _Session)
+_END_OK = object()  # a session's body ended: release its savepoint
+_END_FAILED = object()  # a session's body raised (or was cancelled): roll its savepoint back
+
+
+class _Session:
+    """An open write on the writer thread, fed statements from its caller's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.started = loop.create_future()  # the thread reached it: its SAVEPOINT is open
+        self.committed = loop.create_future()  # the batch holding it committed
+        self.requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs `fn(connection, *args)` on the writer thread inside this session; its result."""
+        future: asyncio.Future[T] = self.loop.create_future()
+        self.requests.put((future, fn, args))
+        return await future
 
 
 class GroupCommit:
@@ -58,6 +84,26 @@ class GroupCommit:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((future, write, args))
         return await future
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[_Session]:
+        """An atomic write whose statements come one by one (`await session.call(fn, *args)`); on leaving the
+        block it is committed (the await returns after the COMMIT), or rolled back alone if the block raised."""
+        if self._thread is None:
+            raise RuntimeError("GroupCommit.start() first")
+        session = _Session(asyncio.get_running_loop())
+        self._queue.put((session.committed, _SESSION, session))
+        ended = False
+        try:
+            await session.started
+            yield session
+            ended = True
+        finally:
+            # Always tell the thread, even when cancelled: it waits for this to go on with the batch.
+            session.requests.put(_END_OK if ended else _END_FAILED)
+            if not ended:
+                session.committed.cancel()  # nobody will await it
+        await session.committed
 
     # --- the writer thread ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -105,6 +151,14 @@ class GroupCommit:
             db.execute("BEGIN IMMEDIATE")
             for future, write, args in batch:
                 db.execute("SAVEPOINT one_write")
+                if write is _SESSION:
+                    if _serve(db, args):
+                        db.execute("RELEASE one_write")
+                        results.append((future, None, None))
+                    else:
+                        db.execute("ROLLBACK TO one_write")
+                        db.execute("RELEASE one_write")
+                    continue
                 try:
                     result = write(db, *args)
                 except Exception as exc:  # the caller's exception, raised at its await
@@ -118,10 +172,31 @@ class GroupCommit:
         except Exception as exc:  # nothing was committed: every caller learns it
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            return [(future, None, exc) for future, _, _ in batch]
+            failed = [(future, None, exc) for future, _, _ in batch]
+            # A session not reached yet waits for its start, not its commit.
+            failed += [(args.started, None, exc) for _, write, args in batch if write is _SESSION]
+            return failed
         self.batches += 1
         self.writes += len(batch)
         return results
+
+
+def _serve(db: sqlite3.Connection, session: _Session) -> bool:
+    """Runs a session's statements as they come; True when its body ended well (keep its writes)."""
+    _wake([(session.started, None, None)])
+    while True:
+        request = session.requests.get()
+        if request is _END_OK:
+            return True
+        if request is _END_FAILED:
+            return False
+        future, fn, args = request
+        try:
+            result = fn(db, *args)
+        except Exception as exc:  # e.g. a constraint: the caller decides (the savepoint is still open)
+            _wake([(future, None, exc)])
+        else:
+            _wake([(future, result, None)])
 
 
 def _wake(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

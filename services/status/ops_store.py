@@ -38,12 +38,16 @@ async def note_stage(store: JobStore, job_id: str, stage: int, source: str, repl
     other applier records this change: no lock and no check needed."""
     last_sql = "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12"
     if changed:
-        earlier = [(r[0], r[1]) for r in await store.db.fetch(last_sql, (job_id,))]
-        now = time.time() if at is None else at
-        took = await _observe(store.db, job_id, stage, now, earlier)
-        await store.db.execute(
-            "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
-            (job_id, stage, now, source, replica, error[:1000], took))
+        async def record(conn: Conn) -> None:
+            earlier = [(r[0], r[1]) for r in await conn.fetch(last_sql, (job_id,))]
+            now = time.time() if at is None else at
+            took = await _observe(conn, job_id, stage, now, earlier)
+            await conn.execute(
+                "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
+                (job_id, stage, now, source, replica, error[:1000], took))
+        # SQLite: one write on the store's writer thread, queued the moment the caller's stage change is
+        # committed (no read hop first), so two changes of one job committed together are recorded in their order.
+        await store.db.write(record)
         return True
     # Read and write as one: events of one job are applied concurrently (prefetch, and on PostgreSQL by several
     # replicas), and two progress events of a new stage read in between would both record it (and observe its

@@ -2,9 +2,9 @@
 
 On SQLite (WAL, the default: a file under the data folder) or PostgreSQL (MINTPIPE_DATABASE_URL), through
 mintpipe.db; the tables are made by mintpipe.migrations (0001_jobs). Every write is one short transaction
-(SQLite: BEGIN IMMEDIATE, so several processes may share the file, and an asyncio lock keeps a transaction whole
-on the one connection; PostgreSQL: a pooled connection, the job's row read FOR UPDATE before it is changed, so
-replicas applying events of one job take turns).
+(SQLite: on one writer thread that group-commits every write queued meanwhile, each await returning after its
+commit, BEGIN IMMEDIATE so several processes may share the file; PostgreSQL: a pooled connection, the job's row
+read FOR UPDATE before it is changed, so replicas applying events of one job take turns).
 """
 
 from __future__ import annotations
@@ -107,37 +107,41 @@ class JobStore:
     async def reserve(self, key: str, request_hash: str, wallet: str, scene: str,
                       settings_json: str) -> tuple[JobRecord, bool]:
         """The job for this idempotency key: a new one (created=True) or the one it already names."""
-        while True:
-            async with self.db.transaction() as tx:
-                row = await tx.fetchrow(
-                    "SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,))
-                if row is not None:
-                    if row["request_hash"] != request_hash:
-                        raise IdempotencyConflict(row["job_id"])
-                    record = await self._fetch(row["job_id"], tx)
-                    if record is not None:
-                        return record, False
-                    # The job was cleaned up but the key outlives it: make it again under the same id.
-                    job_id = row["job_id"]
-                else:
-                    job_id = uuid.uuid4().hex
-                    # ON CONFLICT: on PostgreSQL another replica may insert the same key between our SELECT and
-                    # this INSERT (SQLite's BEGIN IMMEDIATE rules that out); then we read its row again.
-                    if not await tx.execute(
-                        "INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?) "
-                        "ON CONFLICT (key) DO NOTHING", (key, request_hash, job_id, time.time()),
-                    ):
-                        continue
-                now = time.time()
+        async def body(tx: Conn) -> tuple[JobRecord, bool] | None:
+            row = await tx.fetchrow("SELECT request_hash, job_id FROM idempotency_keys WHERE key = ?", (key,))
+            if row is not None:
+                if row["request_hash"] != request_hash:
+                    raise IdempotencyConflict(row["job_id"])
+                record = await self._fetch(row["job_id"], tx)
+                if record is not None:
+                    return record, False
+                # The job was cleaned up but the key outlives it: make it again under the same id.
+                job_id = row["job_id"]
+            else:
+                job_id = uuid.uuid4().hex
+                # ON CONFLICT: on PostgreSQL another replica may insert the same key between our SELECT and
+                # this INSERT (SQLite's BEGIN IMMEDIATE rules that out); then we read its row again.
                 if not await tx.execute(
-                    "INSERT INTO jobs (job_id, wallet, scene, settings_json, stage, created_at, updated_at) "
-                    "VALUES (?,?,?,?,?,?,?) ON CONFLICT (job_id) DO NOTHING",
-                    (job_id, wallet, scene, settings_json, jobs_pb2.STAGE_QUEUED, now, now),
+                    "INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (?,?,?,?) "
+                    "ON CONFLICT (key) DO NOTHING", (key, request_hash, job_id, time.time()),
                 ):
-                    continue  # another replica made the pruned job again a moment ago: read it
-                record = await self._fetch(job_id, tx)
+                    return None
+            now = time.time()
+            if not await tx.execute(
+                "INSERT INTO jobs (job_id, wallet, scene, settings_json, stage, created_at, updated_at) "
+                "VALUES (?,?,?,?,?,?,?) ON CONFLICT (job_id) DO NOTHING",
+                (job_id, wallet, scene, settings_json, jobs_pb2.STAGE_QUEUED, now, now),
+            ):
+                return None  # another replica made the pruned job again a moment ago: read it
+            record = await self._fetch(job_id, tx)
             assert record is not None
             return record, True
+
+        while True:
+            # SQLite: the whole body on the store's writer thread, group-committed (mintpipe.db.transact).
+            made = await self.db.transact(body)
+            if made is not None:
+                return made
 
     async def unpublished_before(self, cutoff: float, limit: int = 100) -> list[JobRecord]:
         """Queued jobs whose render job was never confirmed, reserved before `cutoff`."""
@@ -186,25 +190,30 @@ class JobStore:
         statements instead of four (no BEGIN, COMMIT), which on PostgreSQL are round trips, and events of one job
         applied at once (prefetch, or several replicas) still never lose one: the loser reads again and retries.
         Exactly one applier sees each stage change (the consumer records it in the stage history on that)."""
-        while True:
-            row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (event.job_id,))
-            if row is None:
-                return None, 0
-            record = _row_to_record(row)
-            new_state = apply_event(record.state, event)
-            if new_state is None:
-                return None, record.stage
-            now = max(time.time(), record.updated_at)
-            if await self.db.execute(
-                "UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? "
-                "WHERE job_id=? AND stage=? AND progress=? AND error=? AND assets_json=? AND token_uri=?",
-                (new_state.stage, new_state.progress, new_state.error,
-                 json.dumps(new_state.assets, sort_keys=True), new_state.token_uri, now, event.job_id,
-                 row["stage"], row["progress"], row["error"], row["assets_json"], row["token_uri"]),
-            ):
-                return JobRecord(job_id=record.job_id, wallet=record.wallet, scene=record.scene,
-                                 settings_json=record.settings_json, created_at=record.created_at,
-                                 updated_at=now, state=new_state, published=record.published), record.stage
+        async def body(conn: Conn) -> tuple[JobRecord | None, int]:
+            while True:
+                row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (event.job_id,))
+                if row is None:
+                    return None, 0
+                record = _row_to_record(row)
+                new_state = apply_event(record.state, event)
+                if new_state is None:
+                    return None, record.stage
+                now = max(time.time(), record.updated_at)
+                if await conn.execute(
+                    "UPDATE jobs SET stage=?, progress=?, error=?, assets_json=?, token_uri=?, updated_at=? "
+                    "WHERE job_id=? AND stage=? AND progress=? AND error=? AND assets_json=? AND token_uri=?",
+                    (new_state.stage, new_state.progress, new_state.error,
+                     json.dumps(new_state.assets, sort_keys=True), new_state.token_uri, now, event.job_id,
+                     row["stage"], row["progress"], row["error"], row["assets_json"], row["token_uri"]),
+                ):
+                    return JobRecord(job_id=record.job_id, wallet=record.wallet, scene=record.scene,
+                                     settings_json=record.settings_json, created_at=record.created_at,
+                                     updated_at=now, state=new_state, published=record.published), record.stage
+
+        # SQLite: read and update in one group-committed hop to the writer thread; PostgreSQL: the two
+        # statements on the pool, no transaction (mintpipe.db.write).
+        return await self.db.write(body)
 
     async def list(self, *, wallet: str = "", stage: int = 0, limit: int = 20,
                    cursor: str = "") -> tuple[list[JobRecord], str]:
