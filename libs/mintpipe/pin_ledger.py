@@ -4,9 +4,11 @@ and any wait the backend asked for (429 Retry-After), shared by every pinner rep
 Where: a SQLite file on the shared volume (the default), or PostgreSQL when MINTPIPE_DATABASE_URL is set, so
 replicas on several hosts share it (mintpipe.db; tables made by the migration 0004_pin_ledger). The limit and the
 budget must hold across processes (not per replica). Each operation is one short transaction: on SQLite
-BEGIN IMMEDIATE (replicas serialise on the file lock); on PostgreSQL each read-modify-write takes an advisory
-transaction lock on what it guards (the month's budget, one CID's claim, one backend's request window), so two
-replicas never both see room for the last slot or both claim one upload, and the lock goes at commit.
+BEGIN IMMEDIATE (replicas serialise on the file lock), run whole on the database's writer thread and
+group-committed with the other writes queued meanwhile (mintpipe.db.transact); on PostgreSQL each
+read-modify-write takes an advisory transaction lock on what it guards (the month's budget, one CID's claim, one
+backend's request window), so two replicas never both see room for the last slot or both claim one upload, and
+the lock goes at commit.
 """
 
 from __future__ import annotations
@@ -78,11 +80,11 @@ class PinLedger:
             "ON CONFLICT (backend, cid) DO NOTHING", (self.backend, cid, size, job_id, now, month_of(now))) == 1
 
     async def record_job_pinned(self, job_id: str, settings_hash: str) -> None:
-        db = await self._db()
-        async with db.transaction() as tx:
+        async def body(tx: Conn) -> None:
             await tx.execute("INSERT INTO pinned_settings (backend, settings_hash) VALUES (?,?) "
                              "ON CONFLICT (backend, settings_hash) DO NOTHING", (self.backend, settings_hash))
             await tx.execute("DELETE FROM reservations WHERE job_id=?", (job_id,))
+        await (await self._db()).transact(body)
 
     async def record_job_result(self, job_id: str, token_uri: str, assets: dict[str, str]) -> None:
         """What a pinned job was announced with, so a late duplicate of its pin job (whose rendered files may be
@@ -135,9 +137,7 @@ class PinLedger:
         Settings already pinned cost nothing (same bytes, same CIDs), so they are always granted.
         """
         now = time.time() if now is None else now
-        db = await self._db()
-        # One lock for the whole deployment's budget: two gateways must not both count the last pins as free.
-        async with db.transaction(lock="pin_budget") as tx:
+        async def body(tx: Conn) -> tuple[bool, int, int]:
             await tx.execute("DELETE FROM reservations WHERE created_at < ?", (now - RESERVATION_TTL,))
             known, used, held = await tx.fetchrow(
                 "SELECT EXISTS (SELECT 1 FROM pinned_settings WHERE settings_hash=?), "
@@ -150,7 +150,9 @@ class PinLedger:
                 await tx.execute(
                     "INSERT INTO reservations (job_id, pins, created_at) VALUES (?,?,?) ON CONFLICT (job_id) "
                     "DO UPDATE SET pins=excluded.pins, created_at=excluded.created_at", (job_id, PINS_PER_JOB, now))
-        return granted, int(used), int(held)
+            return granted, int(used), int(held)
+        # One lock for the whole deployment's budget: two gateways must not both count the last pins as free.
+        return await (await self._db()).transact(body, lock="pin_budget")
 
     # --- the shared request window ----------------------------------------------------------------------
     async def acquire_request_slot(self, limit: int, window: float, now: float | None = None) -> float:
@@ -161,8 +163,7 @@ class PinLedger:
         backend is blocked (`block_requests`).
         """
         now = time.time() if now is None else now
-        db = await self._db()
-        async with db.transaction(lock=f"request_window:{self.backend}") as tx:
+        async def body(tx: Conn) -> float:
             # The block, checked in the same transaction (and lock) as the window so no replica takes a slot after
             # one is recorded, and the window's use, in one statement (round trips count on PostgreSQL).
             blocked, used, oldest = await tx.fetchrow(
@@ -178,6 +179,7 @@ class PinLedger:
             if random.random() < PRUNE_CHANCE:
                 await tx.execute("DELETE FROM request_window WHERE backend=? AND ts <= ?", (self.backend, now - window))
             return 0.0
+        return await (await self._db()).transact(body, lock=f"request_window:{self.backend}")
 
     # --- the backend's own "wait" (429 Retry-After), shared by all replicas -------------------------------
     async def block_requests(self, seconds: float, now: float | None = None) -> float:
@@ -188,8 +190,7 @@ class PinLedger:
         """
         now = time.time() if now is None else now
         until = now + seconds if math.isfinite(seconds) and seconds > 0 else now
-        db = await self._db()
-        async with db.transaction(lock=f"request_window:{self.backend}") as tx:
+        async def body(tx: Conn) -> float:
             await tx.execute(
                 "INSERT INTO request_blocks (backend, blocked_until) VALUES (?,?) ON CONFLICT (backend) DO UPDATE "
                 "SET blocked_until = CASE WHEN request_blocks.blocked_until > excluded.blocked_until "
@@ -200,6 +201,7 @@ class PinLedger:
                 "DO UPDATE SET at=excluded.at, retry_after=excluded.retry_after",
                 (self.backend, now, seconds if math.isfinite(seconds) else 0.0))
             return await self._blocked_until(tx)
+        return await (await self._db()).transact(body, lock=f"request_window:{self.backend}")
 
     async def blocked_until(self) -> float:
         """The epoch time before which no replica may call the backend (0 when it never said to wait)."""
