@@ -98,7 +98,7 @@ async def run_engine(engine: str, work: Path, dsn: str | None, jobs: int) -> tup
     ledger = await PinLedger(ledger_db, "bench").open()
     if not dsn:
         for db in (store.db, ledger_db):
-            await db.raw.set_trace_callback(meter.saw)  # type: ignore[attr-defined]
+            await db.set_trace_callback(meter.saw)  # type: ignore[attr-defined]  # reader and writer
     local = LocalIpfsStore(work / f"ipfs-{engine}")
     pins = PinService(LocalBackend(local), ledger, local, rate_limit=10_000, rate_window=60.0, monthly_pins=None)
     pins.remote = True  # take a shared request slot per backend call, as for Pinata (no HTTP is sent)

@@ -253,6 +253,11 @@ class SqliteDatabase(Database):
         """The aiosqlite connection (SQLite-only checks such as PRAGMAs; stores never use it)."""
         return self.conn.db
 
+    async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        """Every statement of both connections, reader and writer (bench/pg_roundtrips.py counts them)."""
+        await self.raw.set_trace_callback(callback)
+        await self.writer.run(lambda db: db.set_trace_callback(callback))
+
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         if _is_read(sql):  # the reader: what is committed, never queued behind the writer's fsync
             return await self.conn.fetch(sql, args)
