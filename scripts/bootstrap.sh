@@ -128,4 +128,25 @@ if ! rabbit_answers; then
   fi
   start_rabbit
 fi
+# --- PostgreSQL (the tests' second engine, MINTPIPE_DATABASE_URL; SQLite needs nothing) -----------------------
+# Left alone when a server answers: other people's tests may be using it. Otherwise Debian's server is installed
+# and started, with a superuser `root` trusted on loopback (what tests/support/postgres.py connects as).
+pg_answers() {
+  .venv/bin/python -c "import asyncio, asyncpg; asyncio.run(asyncpg.connect('postgresql://root@127.0.0.1:5432/postgres', timeout=5))" \
+    >/dev/null 2>&1
+}
+if ! pg_answers; then
+  command -v pg_ctlcluster >/dev/null || { say "installing PostgreSQL"; apt_install postgresql; }
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1" "$2}')
+  if [ -n "$cluster" ]; then
+    set -- $cluster
+    hba=/etc/postgresql/$1/$2/pg_hba.conf
+    grep -q '^host all root 127.0.0.1/32 trust' "$hba" 2>/dev/null \
+      || sed -i '1i host all root 127.0.0.1/32 trust' "$hba" 2>/dev/null || true
+    say "starting PostgreSQL $1/$2"
+    pg_ctlcluster "$1" "$2" start >/dev/null 2>&1 || pg_ctlcluster "$1" "$2" reload >/dev/null 2>&1 || true
+    su postgres -c "createuser --superuser root" >/dev/null 2>&1 || true  # fails harmlessly when it exists
+  fi
+  pg_answers || { echo "PostgreSQL does not answer on 127.0.0.1:5432 as root (the PostgreSQL tests need it)" >&2; exit 1; }
+fi
 say "ready"

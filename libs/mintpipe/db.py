@@ -22,6 +22,10 @@ Concurrency, and why it differs per engine:
   connection, READ COMMITTED. `lock=key` takes `pg_advisory_xact_lock(hashtextextended(key, 0))` first, so
   read-modify-write sequences on one key (a budget, a CID claim, one job's history) are serialised across
   replicas and released at commit; rows read to be updated use `db.for_update`.
+  Pooled connections are NOT reset on release beyond rolling back an open transaction (see _light_reset: the
+  default reset cost a round trip per query). So never leave session state on a pooled connection: a
+  session-level advisory lock (leader election), LISTEN or SET needs a connection of its own
+  (`asyncpg.connect(db.url)`), not `db.connection()`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import asyncio
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -140,7 +145,13 @@ class SqliteDatabase(Database):
         if self._conn is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
+        pending = aiosqlite.connect(self.path, isolation_level=None, timeout=30)  # its thread starts when awaited
+        # A daemon thread: a ledger or store nobody closed must not keep the process from exiting (the sync
+        # sqlite3 ledger never did). Safe: SQLite's commit is atomic whenever the process ends.
+        thread = getattr(pending, "_thread", pending)
+        if isinstance(thread, threading.Thread):
+            thread.daemon = True
+        db = await pending
         db.row_factory = aiosqlite.Row
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -211,6 +222,16 @@ class _PgConn(Conn):
         return _rowcount(await self.conn.execute(to_dollar_params(sql), *args))
 
 
+async def _light_reset(conn: Any) -> None:
+    """What a connection needs before going back to the pool here. asyncpg's default reset sends
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release, one more round trip for each
+    pooled query (measured: 192 of a job's 290 statements on PostgreSQL, bench/pg_roundtrips.py). These stores
+    take only transaction-scoped advisory locks, and open no cursor, LISTEN or SET on pooled connections; the
+    one thing to undo is a transaction a cancelled caller left open."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))"
 
 
@@ -218,9 +239,13 @@ class PostgresDatabase(Database):
     engine = "postgresql"
     for_update = " FOR UPDATE"
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4,
+                 connection_init: Callable[[Any], Awaitable[None]] | None = None) -> None:
+        # max_size 4: a status replica's events consumer applies up to its prefetch at once, but each holds a
+        # connection for ~1 ms; several replicas, pinners and gateways share the server's 100 connections.
         self.url = url
         self.min_size, self.max_size = min_size, max_size
+        self.connection_init = connection_init  # e.g. a query logger (bench/pg_roundtrips.py)
         self._pool: Any = None
 
     @property
@@ -236,7 +261,7 @@ class PostgresDatabase(Database):
         # statement_cache_size stays on (asyncpg's default): a statement is prepared once per connection, so
         # each later call is one round trip.
         self._pool = await asyncpg.create_pool(self.url, min_size=self.min_size, max_size=self.max_size,
-                                               command_timeout=60)
+                                               command_timeout=60, init=self.connection_init, reset=_light_reset)
 
     async def close(self) -> None:
         if self._pool is not None:

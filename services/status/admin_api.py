@@ -201,8 +201,9 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
             elif is_cid(term.removeprefix("ipfs://")):
                 matched_as = "cid"
                 cid = term.removeprefix("ipfs://")
-                where.append("(token_uri = ? OR instr(assets_json, ?) > 0)")
-                args += [f"ipfs://{cid}", json.dumps(cid)]
+                # LIKE, not SQLite's instr(): both engines have it, and a CID holds no LIKE wildcard (% or _).
+                where.append("(token_uri = ? OR assets_json LIKE ?)")
+                args += [f"ipfs://{cid}", f"%{json.dumps(cid)}%"]
             else:
                 matched_as = "idempotency_key"
                 where.append("job_id IN (SELECT job_id FROM idempotency_keys WHERE key = ?)")

@@ -29,14 +29,25 @@ async def ensure_schema(store: JobStore) -> None:
 
 
 async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",
-                     at: float | None = None) -> bool:
+                     at: float | None = None, changed: bool = False) -> bool:
     """Record a stage change unless the job's last recorded stage is already `stage` (progress events within a
     stage add nothing). A job reopened by a replay goes through its stages again, and that shows too. Also
-    observes the stage-duration histograms (status.status_metrics) from the same rows."""
+    observes the stage-duration histograms (status.status_metrics) from the same rows.
+
+    `changed=True`: the caller's own compare-and-set moved the job into `stage` (JobStore.apply_changed), so no
+    other applier records this change: no lock and no check needed."""
+    last_sql = "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12"
+    if changed:
+        earlier = [(r[0], r[1]) for r in await store.db.fetch(last_sql, (job_id,))]
+        now = time.time() if at is None else at
+        took = await _observe(store.db, job_id, stage, now, earlier)
+        await store.db.execute(
+            "INSERT INTO stage_history (job_id, stage, at, source, replica, error, took) VALUES (?,?,?,?,?,?,?)",
+            (job_id, stage, now, source, replica, error[:1000], took))
+        return True
     # Read and write as one: events of one job are applied concurrently (prefetch, and on PostgreSQL by several
     # replicas), and two progress events of a new stage read in between would both record it (and observe its
     # span twice). SQLite: the connection's lock; PostgreSQL: an advisory lock on the job, held to the commit.
-    last_sql = "SELECT stage, at FROM stage_history WHERE job_id = ? ORDER BY id DESC LIMIT 12"
     if store.db.engine != "sqlite":
         # Most events are progress within the stage already recorded: on PostgreSQL settle those with one read,
         # outside any transaction (a recorded stage never goes away), rather than BEGIN, lock, read, COMMIT.

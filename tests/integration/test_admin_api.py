@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import grpc
 import httpx
@@ -17,6 +18,7 @@ import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
+from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
@@ -37,14 +39,14 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @asynccontextmanager
-async def ops_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.AsyncClient]:
+async def ops_client(broker: Broker, store: JobStore, data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     bus = JobBus()
     channel = grpc.aio.insecure_channel("127.0.0.1:9")
     app = create_app(BridgeDeps(
         store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-        ipfs=LocalIpfsStore(store.path.parent / "ipfs"), checks={},
-        admin=AdminDeps(broker, store, bus, TOKEN, ArtifactStore(store.path.parent / "artifacts")),
-        ops=OpsConfig(readonly_token=READONLY, monthly_pins=100, pin_ledger=store.path.parent / "pins.sqlite3")))
+        ipfs=LocalIpfsStore(data_dir / "ipfs"), checks={},
+        admin=AdminDeps(broker, store, bus, TOKEN, ArtifactStore(data_dir / "artifacts")),
+        ops=OpsConfig(readonly_token=READONLY, monthly_pins=100, pin_ledger=ledger_target(store, data_dir))))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
             yield client
@@ -52,11 +54,16 @@ async def ops_client(broker: Broker, store: JobStore) -> AsyncIterator[httpx.Asy
         await channel.close()
 
 
+def ledger_target(store: JobStore, data_dir: Path):
+    """The pin ledger where the status service keeps it: the store's own database on PostgreSQL, else a file."""
+    return store.db if store.engine == "postgresql" else data_dir / "pins.sqlite3"
+
+
 @pytest.fixture
-async def ops(broker, tmp_path):
-    store = JobStore(tmp_path / "jobs.sqlite3")
+async def ops(broker, tmp_path, db_url):
+    store = JobStore(database_for(db_url, tmp_path / "jobs.sqlite3"))
     await store.open()
-    async with ops_client(broker, store) as client:
+    async with ops_client(broker, store, tmp_path) as client:
         yield client, store
     await store.close()
 
@@ -178,7 +185,8 @@ async def test_a_jobs_detail_shows_each_stage_with_its_replica_its_retries_and_d
     assert (await client.get(f"/v1/admin/jobs/{'f' * 32}/detail", headers=BEARER)).status_code == 404
 
 
-async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_without_consumers(ops, broker):
+async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_without_consumers(ops, broker,
+                                                                                                 tmp_path):
     client, store = ops
     topo = broker.topology
     for _ in range(3):
@@ -202,7 +210,7 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert overview["pins"]["last_429_at"] is None
 
     # A pinner records the backend's 429 (and its Retry-After) in the shared ledger; the overview shows it.
-    ledger = PinLedger(store.path.parent / "pins.sqlite3", "pinata")
+    ledger = PinLedger(ledger_target(store, tmp_path), "pinata")
     await ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
     before = time.time()
     await ledger.block_requests(30)
@@ -214,7 +222,7 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert f'mintpipe_queue_depth{{kind="work",queue="{topo.render_queue}",stage="render"}} 3.0' in scraped
 
 
-async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe):
+async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_says_so(ops, broker, probe, tmp_path):
     client, store = ops
     topo = broker.topology
     job_id = await new_job(store)
@@ -240,7 +248,7 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
     # A cancelled job has no message left: retry renders it again, and lifts the cancel marker.
     cancelled = await new_job(store)
     assert (await client.post(f"/v1/admin/actions/cancel/{cancelled}", headers=BEARER)).status_code == 200
-    artifacts = ArtifactStore(store.path.parent / "artifacts")
+    artifacts = ArtifactStore(tmp_path / "artifacts")
     assert artifacts.is_cancelled(cancelled)
     again = await client.post(f"/v1/admin/actions/retry/{cancelled}", headers=BEARER)
     assert again.status_code == 200 and again.json()["how"] == "sent to the render queue again"
@@ -263,7 +271,7 @@ async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(br
     store = JobStore(tmp_path / "jobs.sqlite3")
     await store.open()
     try:
-        async with ops_client(linked, store) as client:
+        async with ops_client(linked, store, tmp_path) as client:
             assert (await client.get("/v1/admin/overview", headers=BEARER)).json()["broker_connected"] is True
             link.freeze()
             await asyncio.sleep(2.1)  # past the shared snapshot

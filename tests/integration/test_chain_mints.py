@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(12
 
 
 @pytest.fixture
-async def status(chain: TestChain, tmp_path: Path) -> AsyncIterator[Status]:
-    async with running_status(chain, tmp_path) as running:
+async def status(chain: TestChain, tmp_path: Path, db_url: str | None) -> AsyncIterator[Status]:
+    async with running_status(chain, tmp_path, database_url=db_url) as running:
         yield running
 
 

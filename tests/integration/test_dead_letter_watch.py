@@ -115,11 +115,15 @@ class UnwellStore:
         self.failing = True
         self.attempts = 0
 
-    async def apply(self, event):
+    async def apply_changed(self, event):  # what the events path calls (status.consumer.apply_and_announce)
         self.attempts += 1
         if self.failing:
             raise sqlite3.OperationalError("disk I/O error")
-        return await self.store.apply(event)
+        return await self.store.apply_changed(event)
+
+    async def apply(self, event):
+        record, _before = await self.apply_changed(event)
+        return record
 
     def __getattr__(self, name):
         return getattr(self.store, name)

@@ -22,6 +22,7 @@ import grpc
 import httpx
 from eth_account import Account
 
+from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.bus import JobBus
@@ -69,7 +70,7 @@ async def running_status(chain: TestChain, data_dir: Path, **overrides: object) 
         "chain_signer_key": chain.signer_key, "chain_relayer_key": chain.relayer_key, "chain_confirmations": 0,
         "chain_poll_seconds": 0.2, **overrides}
     settings = StatusSettings(**values)
-    store = JobStore(settings.database)
+    store = JobStore(database_for(settings.database_url, settings.database))  # database_url=<pg_dsn>: PostgreSQL
     await store.open()
     bus = JobBus()
     runtime = await start_chain(settings, store, bus)

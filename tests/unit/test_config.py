@@ -53,3 +53,27 @@ def test_the_launcher_refuses_an_unknown_log_level_naming_the_variable():
     assert proc.returncode == 2
     assert "MINTPIPE_LOG_LEVEL" in proc.stderr and "'loud'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_database_url_that_is_not_postgresql_stops_the_service_naming_the_variable_not_the_secret():
+    env = {"MINTPIPE_DATABASE_URL": "mysql://user:hunter2@db/mintpipe", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "pinner"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "DATABASE_URL" in proc.stderr and "postgresql://" in proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_the_database_is_sqlite_unless_a_postgresql_url_is_given(monkeypatch, tmp_path):
+    from mintpipe.db import PostgresDatabase, SqliteDatabase
+
+    monkeypatch.setenv("MINTPIPE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MINTPIPE_DATABASE_URL", raising=False)
+    sqlite = RendererSettings().store_database("pins.sqlite3")
+    assert isinstance(sqlite, SqliteDatabase) and sqlite.path == tmp_path / "pins.sqlite3"
+    monkeypatch.setenv("MINTPIPE_DATABASE_URL", "postgresql://mint:s3cret@db.internal:5432/mintpipe")
+    settings = RendererSettings()
+    postgres = settings.store_database("pins.sqlite3")
+    assert isinstance(postgres, PostgresDatabase)
+    # What logs show: the server, never the password.
+    assert postgres.description == "postgresql://mint:***@db.internal:5432/mintpipe"
+    assert "s3cret" not in settings.database_redacted
