@@ -56,6 +56,7 @@ class Artifacts(Protocol):
     def remove_job(self, job_id: str) -> int: ...
     def cancel_markers(self) -> Iterator[tuple[str, float]]: ...
     def remove_cancel_marker(self, job_id: str) -> None: ...
+    def abort_stale_uploads(self, before: float) -> int: ...
 
 
 def check_job_id(job_id: str) -> str:
@@ -102,6 +103,10 @@ class ArtifactStore:
 
     def has_job(self, job_id: str) -> bool:
         return self.job_dir(job_id).exists()
+
+    def abort_stale_uploads(self, before: float) -> int:
+        """Nothing to do: a crashed writer's temp files are inside its job's folder and go with it."""
+        return 0
 
     def job_dir(self, job_id: str) -> Path:
         if not _JOB_ID.match(job_id):

@@ -190,6 +190,20 @@ class S3ArtifactStore:
         delete_keys(self.bucket, [key for key, _size, _modified in found])
         return sum(size for _key, size, _modified in found)
 
+    def abort_stale_uploads(self, before: float) -> int:
+        """Aborts multipart uploads under the prefix started before `before` (epoch seconds): a renderer killed
+        mid-upload leaves its parts stored, and billed, but listed by no ListObjects. The count aborted."""
+        aborted = 0
+        pages = self.bucket.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket.name, Prefix=self.bucket.key(ARTIFACTS))
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"].timestamp() < before:
+                    self.bucket.client.abort_multipart_upload(Bucket=self.bucket.name, Key=upload["Key"],
+                                                              UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
+
     def _sweep_scratch(self) -> None:
         # Working folders of a process that died mid-job. A young one may be another live replica's
         # (replicas on one host may share a data folder): keep it.

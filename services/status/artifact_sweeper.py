@@ -6,6 +6,7 @@
 - a failed job's files: `failed_keep` after it failed, its replay window (replaying its pin job needs them);
 - a folder whose job the store does not know (deleted by retention, or never reserved here): `failed_keep`
   after its last change;
+- a multipart upload a killed renderer left unfinished (S3 engine): `failed_keep` after it began;
 - an operator's cancel marker: `failed_keep` after the cancel. By then no delivery of the job's messages is
   left (the retry tiers give up after at most 36 minutes) and a replay skips the job anyway (the store keeps
   its cancellations).
@@ -32,6 +33,7 @@ class SweepResult:
     jobs_removed: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     markers_removed: int = 0
+    uploads_aborted: int = 0
 
 
 class ArtifactSweeper:
@@ -64,9 +66,11 @@ class ArtifactSweeper:
             if when < now - self.failed_keep:
                 await asyncio.to_thread(self.artifacts.remove_cancel_marker, job_id)
                 result.markers_removed += 1
-        if result.jobs_removed or result.markers_removed:
+        # Uploads a killed renderer left half done (object store only): older than any live upload can be.
+        result.uploads_aborted = await asyncio.to_thread(self.artifacts.abort_stale_uploads, now - self.failed_keep)
+        if result.jobs_removed or result.markers_removed or result.uploads_aborted:
             log.info("artifacts swept", jobs=len(result.jobs_removed), freed_bytes=result.bytes_freed,
-                     markers=result.markers_removed)
+                     markers=result.markers_removed, uploads_aborted=result.uploads_aborted)
         return result
 
     async def run(self) -> None:

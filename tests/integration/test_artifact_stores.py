@@ -114,6 +114,29 @@ async def test_the_sweeper_removes_what_nobody_needs_and_reports_its_bytes(engin
     assert not mine.has_job(gone) and mine.has_job(kept)
 
 
+async def test_the_sweeper_aborts_uploads_a_killed_renderer_left_half_done(seaweed, s3_artifacts, tmp_path):
+    bucket = s3_artifacts.bucket
+    key = s3_artifacts._key(f"{uuid.uuid4().hex}/image.gif")
+    started = bucket.client.create_multipart_upload(Bucket=bucket.name, Key=key)
+    bucket.client.upload_part(Bucket=bucket.name, Key=key, UploadId=started["UploadId"], PartNumber=1,
+                              Body=b"x" * (5 << 20))
+
+    def open_uploads() -> list[str]:
+        listed = bucket.client.list_multipart_uploads(Bucket=bucket.name, Prefix=bucket.prefix)
+        return [u["UploadId"] for u in listed.get("Uploads", ())]
+
+    assert open_uploads() == [started["UploadId"]]
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    try:
+        sweeper = ArtifactSweeper(store, s3_artifacts, pinned_grace=60, failed_keep=600, interval=60)
+        assert (await sweeper.sweep_once()).uploads_aborted == 0  # young: may be a live renderer's
+        assert (await sweeper.sweep_once(now=time.time() + 3600)).uploads_aborted == 1
+    finally:
+        await store.close()
+    assert open_uploads() == []
+
+
 # --- the local IPFS store on both engines --------------------------------------------------------------
 
 @pytest.fixture(params=["local", "s3"])

@@ -144,3 +144,28 @@ async def test_a_cancel_written_on_the_status_host_stops_a_render_on_another(bro
     assert files_under(hosts["renderer"] / "scratch") == []
     events = [broker_pb2.JobEvent.FromString(m.body) for m in await probe.drain(broker.topology.status_queue)]
     assert all(e.stage == jobs_pb2.STAGE_RENDERING for e in events)
+
+
+async def test_a_redelivered_render_job_hands_over_the_stored_files_without_uploading_again(broker, probe, hosts,
+                                                                                            s3_url):
+    from mintpipe.s3 import TRAFFIC
+
+    renderer = render_consumer(broker, open_artifacts(s3_url, hosts["renderer"]))
+    await renderer.start()
+    try:
+        settings = validate_settings("gen1", {"seed": 12, "frames": 12, "size": 128})
+        job = broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(settings),
+                                   wallet=WALLET)
+        await broker.publish(broker.topology.jobs_exchange, "render", job)
+        first = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
+        await wait_for(lambda: renderer.inflight == 0)
+        before = TRAFFIC.snapshot()["by_operation"]
+        await broker.publish(broker.topology.jobs_exchange, "render", job)  # a duplicate delivery
+        again = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
+        await wait_for(lambda: renderer.inflight == 0)
+        after = TRAFFIC.snapshot()["by_operation"]
+    finally:
+        await renderer.stop(5)
+    assert again == first
+    for operation in ("PutObject", "UploadPart", "CreateMultipartUpload"):
+        assert after.get(operation, 0) == before.get(operation, 0), f"the duplicate sent {operation}"
