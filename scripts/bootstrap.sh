@@ -68,6 +68,10 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 # --- end Chromium + Playwright ---------------------------------------------------------------------------------
 
+# --- multihost (tests/deploy: network namespaces and veth pairs made with iproute2's ip) -------------------
+[ -x /usr/sbin/ip ] || { say "installing iproute2"; apt_install iproute2; }
+# --- end multihost --------------------------------------------------------------------------------------------
+
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and
 # still hang, and the tests would then stall on it.
