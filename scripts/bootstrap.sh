@@ -102,6 +102,9 @@ if [ "${MINTPIPE_SKIP_DOCKER:-0}" != 1 ]; then
   fi
 fi
 # --- end Docker -------------------------------------------------------------------------------------------------
+# --- multihost (tests/deploy: network namespaces and veth pairs made with iproute2's ip) -------------------
+[ -x /usr/sbin/ip ] || { say "installing iproute2"; apt_install iproute2; }
+# --- end multihost --------------------------------------------------------------------------------------------
 
 # --- RabbitMQ -----------------------------------------------------------------------------------------
 # "Answering" means a full AMQP handshake and a channel, not just an open port: a node can accept TCP and

@@ -36,6 +36,10 @@ Concurrency, and why it differs per engine:
   connection, READ COMMITTED. `lock=key` takes `pg_advisory_xact_lock(hashtextextended(key, 0))` first, so
   read-modify-write sequences on one key (a budget, a CID claim, one job's history) are serialised across
   replicas and released at commit; rows read to be updated use `db.for_update`.
+  Pooled connections are NOT reset on release beyond rolling back an open transaction (see _light_reset: the
+  default reset cost a round trip per query). So never leave session state on a pooled connection: a
+  session-level advisory lock (leader election), LISTEN or SET needs a connection of its own
+  (`asyncpg.connect(db.url)`), not `db.connection()`.
 """
 
 from __future__ import annotations

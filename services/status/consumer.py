@@ -33,12 +33,14 @@ def check_event(event: broker_pb2.JobEvent) -> str | None:
 async def apply_and_announce(store: JobStore, bus: JobBus, event: broker_pb2.JobEvent) -> JobRecord | None:
     """Commit an event to the job store and, when it changed the job, tell the job's watchers (SSE, Watch)."""
     record, before = await store.apply_changed(event)
-    if record is not None and record.stage != before:
+    if record is None:
+        return None
+    if record.stage != before:
         # The operators' stage history (status.ops_store): which replica moved the job, and when. Only the one
         # applier whose write changed the stage records it (progress within a stage costs no history statement).
         await note_stage(store, record.job_id, record.stage, event.source, event.replica, record.state.error,
                          changed=True)
-        bus.publish(record)
+    bus.publish(record)  # progress within a stage too: watchers see it as it happens
     return record
 
 

@@ -3,8 +3,9 @@
 On SQLite (WAL, the default: a file under the data folder) or PostgreSQL (MINTPIPE_DATABASE_URL), through
 mintpipe.db; the tables are made by mintpipe.migrations (0001_jobs). Every write is one short transaction
 (SQLite: on one writer thread that group-commits every write queued meanwhile, each await returning after its
-commit, BEGIN IMMEDIATE so several processes may share the file; PostgreSQL: a pooled connection, the job's row
-read FOR UPDATE before it is changed, so replicas applying events of one job take turns).
+commit, BEGIN IMMEDIATE so several processes may share the file; PostgreSQL: a pooled connection each). Events
+change a job by compare-and-set on the state they were applied to (apply_changed), so replicas applying events
+of one job never lose one.
 """
 
 from __future__ import annotations
@@ -96,9 +97,8 @@ class JobStore:
     async def ping(self) -> bool:
         return await self.db.fetchval("SELECT 1") == 1
 
-    async def _fetch(self, job_id: str, conn: Conn | None = None, for_update: bool = False) -> JobRecord | None:
-        row = await (conn or self.db).fetchrow(
-            f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?" + (self.db.for_update if for_update else ""), (job_id,))
+    async def _fetch(self, job_id: str, conn: Conn | None = None) -> JobRecord | None:
+        row = await (conn or self.db).fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,))
         return _row_to_record(row) if row else None
 
     async def get(self, job_id: str) -> JobRecord | None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -17,9 +18,17 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from status.chain_api import JobView
 from status.grpc_api import StatusService
-from tests.support.chain_status import running_status, send_tx
+from tests.support.chain import TestChain
+from tests.support.chain_status import Status, running_status, send_tx
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def status(chain: TestChain, tmp_path: Path, db_url: str | None) -> AsyncIterator[Status]:
+    """The chain side on both engines (overrides the integration conftest's SQLite-only `status`)."""
+    async with running_status(chain, tmp_path, database_url=db_url) as running:
+        yield running
 
 
 async def test_pinned_job_carries_a_ready_mint_and_a_reported_mint_makes_it_minted(chain, status) -> None:

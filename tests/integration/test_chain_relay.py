@@ -14,9 +14,9 @@ from tests.support.chain_status import running_status
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
 
 
-async def test_twenty_relayed_mints_at_once_all_land_once_with_nonces_in_order(chain, tmp_path) -> None:
+async def test_twenty_relayed_mints_at_once_all_land_once_with_nonces_in_order(chain, tmp_path, db_url) -> None:
     wallets = [Account.create().address for _ in range(20)]
-    async with running_status(chain, tmp_path, relay_per_wallet_daily=1) as status:
+    async with running_status(chain, tmp_path, relay_per_wallet_daily=1, database_url=db_url) as status:
         jobs = [await status.pinned_job(w) for w in wallets]
         start_nonce = chain.w3.eth.get_transaction_count(chain.address_of(chain.relayer_key))
         replies = await asyncio.gather(*(status.client.post(f"/v1/jobs/{j}/mint", json={"relay": True})

@@ -114,3 +114,27 @@ async def test_reserving_one_key_from_two_connections_at_once_makes_one_job(tmp_
             await s.close()
     assert len({record.job_id for record, _ in got}) == 1
     assert sum(created for _, created in got) == 1
+
+
+async def test_two_replicas_applying_one_jobs_events_at_once_lose_none(tmp_path, db_url):
+    """Two status replicas (two stores, two connections or pools) take one job's events off the queue at once."""
+    stores = [JobStore(database_for(db_url, tmp_path / "jobs.sqlite3")) for _ in range(2)]
+    for s in stores:
+        await s.open()
+    try:
+        job, _ = await stores[0].reserve("k1", "h" * 64, WALLET, "gen1", "{}")
+        stages = [(jobs_pb2.STAGE_RENDERING, p) for p in range(5, 60, 5)]
+        stages += [(jobs_pb2.STAGE_RENDERED, 70), (jobs_pb2.STAGE_PINNING, 80), (jobs_pb2.STAGE_PINNING, 90)]
+        events = [broker_pb2.JobEvent(job_id=job.job_id, stage=s, progress=p, source="r", replica="r1")
+                  for s, p in stages]
+        bus = JobBus()
+        await asyncio.gather(*(apply_and_announce(stores[n % 2], bus, e) for n, e in enumerate(events)))
+        final = await stores[1].get(job.job_id)
+        history = [h["stage"] for h in await ops_store.stage_history(stores[0], job.job_id)]
+    finally:
+        for s in stores:
+            await s.close()
+    # Whatever the interleaving, the furthest event wins and each stage reached is recorded once.
+    assert (final.stage, final.state.progress) == (jobs_pb2.STAGE_PINNING, 90)
+    # (Which stages are reached depends on the interleaving: a late RENDERED after PINNING changes nothing.)
+    assert len(history) == len(set(history)) and jobs_pb2.STAGE_PINNING in history, history

@@ -24,6 +24,7 @@ from eth_account import Account
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
+from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
@@ -90,7 +91,7 @@ async def running_status(chain: TestChain, data_dir: Path, *, operators: Operato
         "chain_signer_key": chain.signer_key, "chain_relayer_key": chain.relayer_key, "chain_confirmations": 0,
         "chain_poll_seconds": 0.2, **overrides}
     settings = StatusSettings(**values)
-    store = JobStore(settings.database)
+    store = JobStore(database_for(settings.database_url, settings.database))  # database_url=<pg_dsn>: PostgreSQL
     await store.open()
     bus = JobBus()
     runtime = await start_chain(settings, store, bus)
