@@ -26,8 +26,31 @@ log = get_logger(__name__)
 # marker -> job dropped at 163/312/488 ms (min/median/max) with 0.5 s: too close to the promised half second, since
 # a 1024² frame adds ~60 ms. With 0.25 s: 46/180/222 ms.
 CANCEL_POLL = 0.25
+# Least seconds between two progress events of one render. Each event is a confirmed publish here, a quorum-queue
+# message in RabbitMQ and a commit plus an SSE fan-out in the status service, all on the same cores as the renders:
+# the default job reported every 5 frames, ~20 events in 0.6-1.5 s, which no progress bar needs. At 0.25 s it sends
+# 3-7, still four a second while a collector watches. bench/load.py, 25 jobs, 2 replicas: the status service's CPU
+# 0.091-0.103 -> 0.061-0.074 core-s a job.
+PROGRESS_INTERVAL = 0.25
 # Well below RabbitMQ's default consumer timeout (1800 s), and 40× the largest render the schema allows.
 DEFAULT_DEADLINE = 600.0
+
+
+def threads_for_now(most: int) -> int:
+    """Threads for the next render: `most` while the machine has a core to spare, else 1 (the bytes are the same).
+
+    The extra threads split each frame in bands and wait for each other at every frame; they only pay when a core
+    would otherwise idle. bench/load.py, 25 jobs, 2 replicas on 2 cores, back to back (load average 9-12): 1.51
+    core-s a job in the renderers with 2 threads each, 1.29 with 1 (max to pinned 36.3 s -> 31.8 s). The 1-minute
+    load average stands for "busy": it is what the kernel already keeps, costs nothing to read, and does not swing
+    between two jobs of one burst."""
+    if most <= 1:
+        return most
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return most if os.getloadavg()[0] < cores else 1
 
 
 def check_render_job(job: broker_pb2.RenderJob) -> str | None:
@@ -130,7 +153,8 @@ class RenderHandler:
         def on_progress(percent: int, _phase: str) -> None:  # called from the render thread
             loop.call_soon_threadsafe(latest.put_nowait, band(RENDER_START, RENDER_END - 1, percent))
 
-        reporter = asyncio.create_task(self._report(job.job_id, latest))
+        ended = asyncio.Event()
+        reporter = asyncio.create_task(self._report(job.job_id, latest, ended))
         cancel = threading.Event()
         watcher = asyncio.create_task(self._watch_for_cancel(job.job_id, cancel))
         try:
@@ -140,7 +164,8 @@ class RenderHandler:
                 # One render at a time per replica (prefetch 1), so the process's CPU times around it are the job's.
                 began, cpu, timings = time.monotonic(), os.times(), {}
                 assets = await asyncio.wait_for(
-                    asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel, self.threads,
+                    asyncio.to_thread(render_job, job.scene, settings, out_dir, on_progress, cancel,
+                                      threads_for_now(self.threads),
                                       timings),
                     self.deadline)
                 observe_render(time.monotonic() - began, cpu, os.times(), assets, timings)
@@ -161,6 +186,7 @@ class RenderHandler:
             raise
         finally:
             watcher.cancel()
+            ended.set()
             await latest.put(-1)  # tells the reporter to flush and stop
             await reporter
         manifest = {
@@ -182,8 +208,9 @@ class RenderHandler:
             if await self._cancelled(job_id):
                 cancel.set()
 
-    async def _report(self, job_id: str, latest: asyncio.Queue[int]) -> None:
-        """Publishes progress as it comes, coalescing whatever piled up while a publish was in flight."""
+    async def _report(self, job_id: str, latest: asyncio.Queue[int], ended: asyncio.Event) -> None:
+        """Publishes progress at most every PROGRESS_INTERVAL, coalescing whatever piled up in between (and while a
+        publish was in flight); the last value as soon as the render ends."""
         sent = RENDER_START
         while True:
             value = await latest.get()
@@ -197,6 +224,12 @@ class RenderHandler:
                 sent = value
             if done:
                 return
+            # Whatever arrives meanwhile is coalesced into the next event; the end is never held back.
+            if not ended.is_set():
+                try:
+                    await asyncio.wait_for(ended.wait(), PROGRESS_INTERVAL)
+                except TimeoutError:
+                    pass
 
 
 def render_consumer(broker: Broker, artifacts: Artifacts, prefetch: int = 1,

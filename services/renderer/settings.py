@@ -27,7 +27,7 @@ class RendererSettings(ServiceSettings):
     preview_rate: float = Field(20.0, gt=0, le=1000, description="previews a replica draws per second at most")
     preview_burst: int = Field(40, ge=1, le=10000)
     preview_cache_mb: int = Field(32, ge=0, le=4096, description="PNG bytes of previews kept, least recently used")
-    # Threads sharing one job's pixels and GIF frames (any count gives the same bytes). 2 halves one job's wall
-    # time on two idle cores; 1 costs less CPU a job (default job, loaded machine, same run: 0.17 core-s against
-    # 0.23 for the frames), which is what counts when replicas already keep every core busy.
-    render_threads: int = Field(2, ge=1, le=16, description="threads one render uses")
+    # Threads sharing one job's pixels and GIF frames at most (any count gives the same bytes). 2 halves one job's
+    # wall time on two idle cores; on a busy machine (1-minute load average at or above the cores) a render uses 1,
+    # which costs less CPU a job there (renderer/consumer.py's threads_for_now has the figures).
+    render_threads: int = Field(2, ge=1, le=16, description="threads one render uses at most")
