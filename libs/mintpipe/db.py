@@ -136,6 +136,16 @@ class Database(Conn):
         from mintpipe.migrations import migrate
         return await migrate(self)
 
+    async def open_migrated(self) -> None:
+        """open() then migrate(): what every store does first. A refused database (newer than this code, a
+        failing migration) leaves no connection, nor its thread, behind."""
+        await self.open()
+        try:
+            await self.migrate()
+        except BaseException:
+            await self.close()
+            raise
+
     @property
     def description(self) -> str:
         return self.engine

@@ -20,13 +20,13 @@ from urllib.parse import quote, unquote
 import botocore.exceptions
 
 from mintpipe.cid import canonical_cid, cid_of_bytes, cid_of_file
-from mintpipe.ipfs_store import DEFAULT_CONTENT_TYPE, PinResult, StoredObject
+from mintpipe.ipfs_store import DEFAULT_CONTENT_TYPE, PinListing, PinResult, StoredObject
 from mintpipe.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
 
 IPFS = "ipfs/"
 
 
-class S3IpfsStore:
+class S3IpfsStore(PinListing):
     def __init__(self, bucket: Bucket) -> None:
         self.bucket = bucket
 
@@ -75,14 +75,6 @@ class S3IpfsStore:
 
     def read(self, cid: str) -> bytes:
         return b"".join(self.stream(cid))
-
-    def ledger(self) -> list[StoredObject]:
-        """Everything pinned here, oldest first: a listing and a HEAD per object (operators and tests only)."""
-        found = (self.get(cid) for cid in self._pinned_cids())
-        return sorted((obj for obj in found if obj is not None), key=lambda obj: (obj.pinned_at, obj.cid))
-
-    def pins_count(self) -> int:
-        return sum(1 for _ in self._pinned_cids())
 
     def _pinned_cids(self) -> Iterator[str]:
         for key, _size, _modified in list_keys(self.bucket, IPFS):

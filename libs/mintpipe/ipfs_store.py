@@ -58,7 +58,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class LocalIpfsStore:
+class PinListing:
+    """What both engines of the IPFS store (the folder here, mintpipe.ipfs_s3) list the same way, from their own
+    `get` and `_pinned_cids`."""
+
+    def get(self, cid: str) -> StoredObject | None:
+        raise NotImplementedError
+
+    def _pinned_cids(self) -> Iterator[str]:
+        raise NotImplementedError
+
+    def ledger(self) -> list[StoredObject]:
+        """Everything pinned here, oldest first. Reads every object's metadata: for operators and tests only."""
+        found = (self.get(cid) for cid in self._pinned_cids())
+        return sorted((obj for obj in found if obj is not None), key=lambda obj: (obj.pinned_at, obj.cid))
+
+    def pins_count(self) -> int:
+        return sum(1 for _ in self._pinned_cids())
+
+
+class LocalIpfsStore(PinListing):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._incoming = self.root / ".incoming"
@@ -99,14 +118,6 @@ class LocalIpfsStore:
             return None
         return StoredObject(cid, blob, meta.get("content_type") or DEFAULT_CONTENT_TYPE, size,
                             meta.get("name", ""), meta.get("pinned_at", 0.0))
-
-    def ledger(self) -> list[StoredObject]:
-        """Everything pinned here, oldest first. Reads every sidecar: for operators and tests, not hot paths."""
-        found = (self.get(cid) for cid in self._pinned_cids())
-        return sorted((obj for obj in found if obj is not None), key=lambda obj: (obj.pinned_at, obj.cid))
-
-    def pins_count(self) -> int:
-        return sum(1 for _ in self._pinned_cids())
 
     def _pinned_cids(self) -> Iterator[str]:
         for shard in os.scandir(self.root):

@@ -47,12 +47,7 @@ class PinLedger:
     async def open(self) -> PinLedger:
         async with self._opening:
             if not self._ready:
-                await self.database.open()
-                try:
-                    await self.database.migrate()
-                except BaseException:
-                    await self.database.close()  # a refused database leaves no connection (nor its thread) behind
-                    raise
+                await self.database.open_migrated()
                 self._ready = True
         return self
 

@@ -73,12 +73,7 @@ class JobStore:
         self._opened = False
 
     async def open(self) -> None:
-        await self.database.open()
-        try:
-            await self.database.migrate()
-        except BaseException:
-            await self.database.close()  # a refused database leaves no connection (nor its thread) behind
-            raise
+        await self.database.open_migrated()
         self._opened = True
 
     async def close(self) -> None:

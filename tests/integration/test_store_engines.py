@@ -20,11 +20,8 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 
 @pytest.fixture
-async def store(tmp_path, db_url):
-    s = JobStore(database_for(db_url, tmp_path / "jobs.sqlite3"))
-    await s.open()
-    yield s
-    await s.close()
+def store(job_store: JobStore) -> JobStore:  # tests/support/postgres.py: the store on each engine
+    return job_store
 
 
 async def pinned_job(store: JobStore, key: str) -> str:

@@ -13,11 +13,8 @@ H1, H2 = "1" * 64, "2" * 64
 
 
 @pytest.fixture
-async def store(tmp_path, db_url):
-    s = JobStore(database_for(db_url, tmp_path / "jobs.sqlite3"))
-    await s.open()
-    yield s
-    await s.close()
+def store(job_store: JobStore) -> JobStore:  # tests/support/postgres.py: the store on each engine
+    return job_store
 
 
 async def test_same_key_same_body_gives_the_same_job(store):
