@@ -25,10 +25,12 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1500)]
 
 ROOT = Path(__file__).resolve().parents[2]
-WALLET = "0x000000000000000000000000000000000000dEaD"
-JOBS = 8
-# Small clips (30 frames of 256 px): the point is what crosses the containers, not rendering time.
-SETTINGS = {"frames": 30, "size": 256}
+# Enough default-sized jobs that the run lasts while the renderer is killed and the broker restarted: with 8
+# small clips (30 frames of 256 px) an idle 2-core machine pinned them all 3 s after submission, before any
+# renderer could be caught rendering (CI saw "no renderer was seen rendering a job"). 24 default jobs keep three
+# renderers busy for ~15-20 s here.
+JOBS = 24
+SETTINGS: dict = {}
 SKIP_HINT = "(deselect these tests with -m 'not deploy' on a machine meant to run without Docker)"
 
 
@@ -138,7 +140,8 @@ def test_jobs_reach_pinned_through_a_renderer_kill_and_a_broker_restart(deployed
     jobs: dict[str, dict] = {}
     with httpx.Client(base_url=d.base_url, timeout=30) as client:
         for seed in range(JOBS):
-            reply = client.post("/v1/jobs", json={"settings": {"seed": 700 + seed, **SETTINGS}, "wallet": WALLET})
+            wallet = f"0x{seed + 1:040x}"  # a collector each: one wallet's burst is 20 (GATEWAY_WALLET_BURST)
+            reply = client.post("/v1/jobs", json={"settings": {"seed": 700 + seed, **SETTINGS}, "wallet": wallet})
             assert reply.status_code == 202, reply.text
             jobs[reply.json()["job_id"]] = reply.json()
         d.note(f"{JOBS} jobs submitted through the bridge port")
