@@ -29,7 +29,6 @@ import httpx
 from _system import ROOT, drop_prefixes, free_port  # bench/_system.py (this script's folder is on sys.path)
 
 from mintpipe.v1 import jobs_pb2
-from status.ops_store import ensure_schema
 from status.store import JobStore
 
 TOKEN = "bench-admin-token"
@@ -38,8 +37,7 @@ WALLETS = [f"0x{i:040x}" for i in range(1, 500)]
 
 async def make_schema(path: Path) -> None:
     store = JobStore(path)
-    await store.open()
-    await ensure_schema(store)
+    await store.open()  # the tables come with the store's migrations
     await store.close()
 
 

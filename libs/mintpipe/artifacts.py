@@ -13,6 +13,7 @@ a `workspace` too; operators' cancels are markers in the store; the status servi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -210,6 +211,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+async def was_cancelled(artifacts: Artifacts, job_id: str) -> bool:
+    """Whether an operator cancelled the job: a stat() on the local folder, a HEAD request on the object store,
+    off the event loop either way (the renderer and pinner ask before, during and after their work)."""
+    return await asyncio.to_thread(artifacts.is_cancelled, job_id)
 
 
 def open_artifacts(url: str | None, data_dir: Path, check: bool = True) -> Artifacts:

@@ -112,11 +112,17 @@ def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
     """The artifact store (and with `ipfs`, the local IPFS store) the settings name, or exit at once with a message
     naming the variable to fix (MINTPIPE_ARTIFACTS_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never a secret."""
     from mintpipe.artifacts import open_artifacts
-    from mintpipe.ipfs_store import open_ipfs
+    from mintpipe.ipfs_store import LocalIpfsStore
 
     try:
         artifacts = open_artifacts(settings.artifacts_url, settings.data_dir)
-        return (artifacts, open_ipfs(settings.artifacts_url, settings.data_dir, check=False)) if ipfs else artifacts
+        if not ipfs:
+            return artifacts
+        if not settings.artifacts_url:
+            return artifacts, LocalIpfsStore(settings.data_dir / "ipfs")
+        from mintpipe.ipfs_s3 import S3IpfsStore  # the artifacts' bucket (client, pool, counters), not a second one
+
+        return artifacts, S3IpfsStore(artifacts.bucket)
     except ObjectStoreConfigError as exc:
         print(f"{type(settings).__name__}: invalid configuration\n  {exc}", file=sys.stderr)
         raise SystemExit(2) from None

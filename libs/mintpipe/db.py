@@ -52,6 +52,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiosqlite
 
@@ -61,7 +62,8 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and url.split("://", 1)[0] in POSTGRES_SCHEMES  # type: ignore[union-attr]
+    # urlsplit lowercases the scheme, as the settings' validator does: POSTGRESQL://... is PostgreSQL everywhere.
+    return bool(url) and urlsplit(url).scheme in POSTGRES_SCHEMES  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -171,10 +173,10 @@ class _WriterConn(Conn):
         self.db = db
 
     async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        return self.db.execute(sql, args).fetchall()
+        return _fetchall(self.db, sql, args)
 
     async def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
-        return self.db.execute(sql, args).rowcount
+        return _rowcount_of(self.db, sql, args)
 
 
 class _SessionConn(Conn):

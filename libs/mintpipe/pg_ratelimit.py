@@ -60,12 +60,7 @@ class PgRateLimiter:
         async with self._opening:
             if self._db is None:
                 db = PostgresDatabase(self.dsn, min_size=1, max_size=2)
-                await db.open()
-                try:
-                    await db.migrate()  # rate_buckets: migration 0100 (a gateway may start before any store)
-                except BaseException:
-                    await db.close()
-                    raise
+                await db.open_migrated()  # rate_buckets: migration 0100 (a gateway may start before any store)
                 self._db = db
 
     async def close(self) -> None:

@@ -8,11 +8,10 @@ migrations 0100-0199 (libs/mintpipe/migrations).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import asyncpg
 
-POSTGRES_SCHEMES = ("postgresql", "postgres")
+from mintpipe.db import is_postgres_url
+
 # pg_advisory_lock's two-int form: this namespace, and a hash of the schema, so two systems in one database
 # (each in its own schema, as the tests run) have a leader each. Distinct from the migrations' bigint lock.
 LOCK_NAMESPACE = 0x6D696E74  # "mint"
@@ -20,9 +19,7 @@ LOCK_NAMESPACE = 0x6D696E74  # "mint"
 
 def postgres_dsn(value: str | None) -> str | None:
     """The DSN when it names PostgreSQL, else None (SQLite: the embedded default)."""
-    if value and urlsplit(value).scheme in POSTGRES_SCHEMES:
-        return value
-    return None
+    return value if is_postgres_url(value) else None
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

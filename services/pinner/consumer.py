@@ -7,7 +7,7 @@ import hashlib
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.artifacts import ArtifactCorrupt, ArtifactMissing, Artifacts, write_atomic
+from mintpipe.artifacts import ArtifactCorrupt, ArtifactMissing, Artifacts, was_cancelled, write_atomic
 from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
 from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
@@ -59,12 +59,8 @@ class PinHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_RENDERED, 0, error=reason, attempt=attempt,
                                retry_in_s=retry_in)
 
-    async def _cancelled(self, job_id: str) -> bool:
-        # A stat() on the local folder, a HEAD request on the object store: off the event loop either way.
-        return await asyncio.to_thread(self.artifacts.is_cancelled, job_id)
-
     async def __call__(self, job: broker_pb2.PinJob, _message: AbstractIncomingMessage) -> None:
-        if await self._cancelled(job.job_id):
+        if await was_cancelled(self.artifacts, job.job_id):
             raise JobCancelled
         if await self._announce_again(job):
             return
@@ -77,7 +73,7 @@ class PinHandler:
         cids: dict[str, str] = {}
         steps = len(job.artifacts) + 1
         for done, artifact in enumerate(job.artifacts, start=1):
-            if await self._cancelled(job.job_id):  # an operator's cancel: upload nothing more
+            if await was_cancelled(self.artifacts, job.job_id):  # an operator's cancel: upload nothing more
                 raise JobCancelled
             # The local folder's file itself, or a private copy streamed from the object store; either way its
             # bytes were just checked against the manifest's sha256.
@@ -94,7 +90,7 @@ class PinHandler:
         with self.artifacts.workspace(job.job_id) as folder:
             meta_path = folder / METADATA_FILE
             await asyncio.to_thread(write_atomic, meta_path, body)
-            if await self._cancelled(job.job_id):
+            if await was_cancelled(self.artifacts, job.job_id):
                 raise JobCancelled
             meta_cid = await self.pins.pin(meta_path, "application/json", METADATA_FILE, job.job_id,
                                            {**keyvalues, "sha256": hashlib.sha256(body).hexdigest()}, cancelled)

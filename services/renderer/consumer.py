@@ -10,7 +10,7 @@ import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.artifacts import Artifacts
+from mintpipe.artifacts import Artifacts, was_cancelled
 from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
@@ -112,12 +112,8 @@ class RenderHandler:
         await self.events.emit(job.job_id, jobs_pb2.STAGE_QUEUED, 0, error=reason, attempt=attempt,
                                retry_in_s=retry_in)
 
-    async def _cancelled(self, job_id: str) -> bool:
-        # A stat() on the local folder, a HEAD request on the object store: off the event loop either way.
-        return await asyncio.to_thread(self.artifacts.is_cancelled, job_id)
-
     async def __call__(self, job: broker_pb2.RenderJob, _message: AbstractIncomingMessage) -> None:
-        if await self._cancelled(job.job_id):
+        if await was_cancelled(self.artifacts, job.job_id):
             raise JobCancelled
         try:
             settings = validate_settings(job.scene, json.loads(job.settings_json))
@@ -134,7 +130,7 @@ class RenderHandler:
         else:
             log.info("assets already rendered; handing over again")
 
-        if await self._cancelled(job.job_id):
+        if await was_cancelled(self.artifacts, job.job_id):
             raise JobCancelled
         pin = broker_pb2.PinJob(
             job_id=job.job_id, scene=job.scene, settings_json=job.settings_json, wallet=job.wallet,
@@ -169,7 +165,7 @@ class RenderHandler:
                                       timings),
                     self.deadline)
                 observe_render(time.monotonic() - began, cpu, os.times(), assets, timings)
-                if await self._cancelled(job.job_id):
+                if await was_cancelled(self.artifacts, job.job_id):
                     raise JobCancelled
                 await asyncio.to_thread(self.artifacts.publish, job.job_id,
                                         [(a.path, a.content_type, a.sha256) for a in assets])
@@ -178,7 +174,7 @@ class RenderHandler:
             raise TransientError(f"render exceeded its {self.deadline:g} s deadline (RENDERER_DEADLINE_SECONDS)"
                                  ) from None
         except RenderCancelled:
-            if await self._cancelled(job.job_id):
+            if await was_cancelled(self.artifacts, job.job_id):
                 raise JobCancelled from None
             raise
         except asyncio.CancelledError:
@@ -205,7 +201,7 @@ class RenderHandler:
     async def _watch_for_cancel(self, job_id: str, cancel: threading.Event) -> None:
         while not cancel.is_set():
             await asyncio.sleep(CANCEL_POLL)
-            if await self._cancelled(job_id):
+            if await was_cancelled(self.artifacts, job_id):
                 cancel.set()
 
     async def _report(self, job_id: str, latest: asyncio.Queue[int], ended: asyncio.Event) -> None:

@@ -20,7 +20,7 @@ from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
-from status.admin_api import OpsConfig
+from status.admin_api import OpsConfig, pin_ledger_of
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
 from status.chain_api import JobView
@@ -109,9 +109,7 @@ async def main() -> None:
                       ops=OpsConfig(readonly_token=settings.admin_readonly_token.get_secret_value()
                                     if settings.admin_readonly_token else None,
                                     monthly_pins=settings.monthly_pins,
-                                    # On PostgreSQL the ledger shares the store's database (and its pool).
-                                    pin_ledger=store.db if store.engine == "postgresql"
-                                    else settings.data_dir / "pins.sqlite3",
+                                    pin_ledger=pin_ledger_of(store, settings.data_dir),
                                     secure_cookie=settings.admin_secure_cookie,
                                     overview_cache_seconds=settings.overview_cache_seconds))
     http = _Uvicorn(uvicorn.Config(create_app(deps), host=settings.http_host, port=settings.http_port,

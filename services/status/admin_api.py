@@ -49,7 +49,7 @@ from status.http_errors import ApiError, ErrorOut
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
 from status.records import iso
-from status.store import _COLUMNS, BadCursor, _row_to_record, decode_cursor, encode_cursor
+from status.store import _COLUMNS, BadCursor, JobStore, _row_to_record, decode_cursor, encode_cursor
 
 log = get_logger(__name__)
 QUEUES = ("render", "pin", "events")
@@ -112,12 +112,17 @@ def mount_operators(app: FastAPI, admin: AdminDeps, bearer_routes: APIRouter, co
     app.state.ops_metrics = ops_metrics
 
 
+def pin_ledger_of(store: JobStore, data_dir: Path) -> Path | Database:
+    """Where the status service keeps the pin ledger: in the store's own database (and pool) on PostgreSQL, else
+    the pinner's file beside the data folder's artifacts."""
+    return store.db if store.engine == "postgresql" else Path(data_dir) / "pins.sqlite3"
+
+
 def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsConfig,
                       auth: OpsAuth, chain: ChainDeps | None = None) -> tuple[APIRouter, Overview]:
     store, broker = admin.store, admin.broker
     client_ip_of = auth.client_ip
-    ledger = config.pin_ledger or (store.db if store.engine == "postgresql"
-                                   else admin.artifacts.root.parent / "pins.sqlite3")
+    ledger = config.pin_ledger or pin_ledger_of(store, admin.artifacts.root.parent)
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
                                     if s.name.endswith("_total")), config.overview_cache_seconds)

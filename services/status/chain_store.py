@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from mintpipe.db import Database
+from mintpipe.db import Conn, Database
 from mintpipe.v1 import jobs_pb2
 from status.records import JobRecord
 from status.store import JobStore
@@ -53,8 +53,9 @@ class ChainStore:
         return self.store.db
 
     async def _tx(self, statements: list[tuple[str, tuple]]) -> list[int]:
-        async with self.db.transaction() as tx:
+        async def body(tx: Conn) -> list[int]:  # one transaction; on SQLite one hop to the writer thread
             return [await tx.execute(sql, args) for sql, args in statements]
+        return await self.db.transact(body)
 
     # --- mints --------------------------------------------------------------------------------------------
     async def mint(self, job_id: str) -> Mint | None:

@@ -24,10 +24,6 @@ from status import status_metrics as metrics
 from status.store import JobStore
 
 
-async def ensure_schema(store: JobStore) -> None:
-    """Kept for callers of the earlier lazy schema: the tables now come with the store's migrations (0003_ops)."""
-
-
 async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",
                      at: float | None = None, changed: bool = False) -> bool:
     """Record a stage change unless the job's last recorded stage is already `stage` (progress events within a

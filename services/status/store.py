@@ -150,11 +150,12 @@ class JobStore:
 
     async def discard_unpublished(self, job_id: str) -> bool:
         """Delete a job refused before publication, and its key. False if it was published (or is unknown)."""
-        async with self.db.transaction() as tx:
+        async def body(tx: Conn) -> bool:
             deleted = await tx.execute("DELETE FROM jobs WHERE job_id = ? AND published = 0", (job_id,))
             if deleted == 1:
                 await tx.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
-        return deleted == 1
+            return deleted == 1
+        return await self.db.transact(body)
 
     async def prune(self, jobs_before: float, keys_before: float) -> tuple[int, int]:
         """Retention: delete finished jobs (pinned, minted, failed) last updated before `jobs_before`, and

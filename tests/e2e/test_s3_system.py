@@ -92,13 +92,19 @@ def test_a_cancel_on_status_stops_the_render_on_another_data_folder(s3_system):
         job_id = client.post("/v1/jobs", json={"settings": {"seed": 3, "frames": 240, "size": 1024},
                                                 "wallet": WALLET}).json()["job_id"]
         wait_for_stage(client, job_id, {"rendering"}, timeout=60)
+        # Frames are being drawn into the renderer's scratch folder before the cancel: otherwise the checks below
+        # would pass with a renderer that ignores cancels (the stage says `rendering` before any file is opened).
+        scratch = s3_system.folders["renderer"] / "scratch"
+        deadline = time.monotonic() + 30
+        while not any(p.is_file() for p in scratch.rglob("*")):
+            assert time.monotonic() < deadline, "no render in progress to cancel"
+            time.sleep(0.05)
         reply = client.post(f"/v1/admin/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {TOKEN}"})
         assert reply.status_code == 200 and reply.json()["error"] == "cancelled by an operator"
         assert f"{s3_system.prefix}/cancelled/{job_id}" in s3_system.keys("cancelled/")
 
         # The renderer (its own data folder) sees the marker in the store and gives the job up: its scratch
         # folder empties within seconds, nothing is uploaded or pinned.
-        scratch = s3_system.folders["renderer"] / "scratch"
         deadline = time.monotonic() + 5
         while any(p.is_file() for p in scratch.rglob("*")):
             assert time.monotonic() < deadline, "the render was still writing 5 s after the cancel"

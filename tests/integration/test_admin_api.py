@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,9 +17,8 @@ from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.consumer import EventApplier
-from status.store import JobStore
 from tests.support.broker import wait_for
-from tests.support.operators import WALLET, new_job, store_and_bridge
+from tests.support.operators import WALLET, new_job, pin_ledger_of, store_and_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 TOKEN = "admin-token-for-tests"
@@ -32,9 +30,6 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 OPS = OpsConfig(readonly_token=READONLY, monthly_pins=100)
 
 
-def ledger_target(store: JobStore, data_dir: Path):
-    """The pin ledger where the status service keeps it: the store's own database on PostgreSQL, else a file."""
-    return store.db if store.engine == "postgresql" else data_dir / "pins.sqlite3"
 
 
 @pytest.fixture
@@ -178,7 +173,7 @@ async def test_the_overview_counts_what_is_in_the_queues_and_warns_of_a_stage_wi
     assert overview["pins"]["last_429_at"] is None
 
     # A pinner records the backend's 429 (and its Retry-After) in the shared ledger; the overview shows it.
-    ledger = PinLedger(ledger_target(store, tmp_path), "pinata")
+    ledger = PinLedger(pin_ledger_of(store, tmp_path), "pinata")
     await ledger.record_pin("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", 10, dead)
     before = time.time()
     await ledger.block_requests(30)

@@ -3,8 +3,6 @@ nothing crosses services but the broker and the object store (MINTPIPE_ARTIFACTS
 
 from __future__ import annotations
 
-import json
-import uuid
 from pathlib import Path
 
 import grpc
@@ -15,7 +13,6 @@ from mintpipe.artifacts import open_artifacts
 from mintpipe.cid import cid_of_bytes
 from mintpipe.ipfs_store import open_ipfs
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.scenes import validate_settings
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from pinner.backends import LocalBackend
 from pinner.consumer import pin_consumer
@@ -24,10 +21,10 @@ from renderer.consumer import render_consumer
 from status.bus import JobBus
 from status.http_api import BridgeDeps, create_app
 from status.store import JobStore
+from tests.integration.test_renderer_consumer import render_job
 from tests.support.broker import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-WALLET = "0x000000000000000000000000000000000000dEaD"
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -64,9 +61,7 @@ async def test_a_job_is_pinned_through_the_object_store_and_served_by_status_wit
     await renderer.start()
     await pinner.start()
     try:
-        settings = validate_settings("gen1", {"seed": 11, "frames": 12, "size": 128})
-        job = broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(settings),
-                                   wallet=WALLET)
+        job = render_job(seed=11, frames=12, size=128)
         await broker.publish(broker.topology.jobs_exchange, "render", job)
         events = await events_until(probe, broker.topology.status_queue,
                                     {jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_FAILED})
@@ -129,9 +124,7 @@ async def test_a_cancel_written_on_the_status_host_stops_a_render_on_another(bro
     renderer = render_consumer(broker, renderer_artifacts)
     await renderer.start()
     try:
-        settings = validate_settings("gen1", {"seed": 6, "frames": 240, "size": 1024})  # ~15 s to render whole
-        job = broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(settings),
-                                   wallet=WALLET)
+        job = render_job(seed=6, frames=240, size=1024)  # ~15 s to render whole
         await broker.publish(broker.topology.jobs_exchange, "render", job)
         first = broker_pb2.JobEvent.FromString((await probe.take(broker.topology.status_queue, timeout=30)).body)
         assert first.stage == jobs_pb2.STAGE_RENDERING
@@ -153,9 +146,7 @@ async def test_a_redelivered_render_job_hands_over_the_stored_files_without_uplo
     renderer = render_consumer(broker, open_artifacts(s3_url, hosts["renderer"]))
     await renderer.start()
     try:
-        settings = validate_settings("gen1", {"seed": 12, "frames": 12, "size": 128})
-        job = broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(settings),
-                                   wallet=WALLET)
+        job = render_job(seed=12, frames=12, size=128)
         await broker.publish(broker.topology.jobs_exchange, "render", job)
         first = broker_pb2.PinJob.FromString((await probe.take(broker.topology.pin_queue, timeout=60)).body)
         await wait_for(lambda: renderer.inflight == 0)

@@ -25,7 +25,7 @@ from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
-from status.admin_api import OpsConfig
+from status.admin_api import OpsConfig, pin_ledger_of
 from status.bus import JobBus
 from status.http_api import BridgeDeps, create_app
 from status.store import JobStore
@@ -40,9 +40,8 @@ async def operator_bridge(broker: Broker, store: JobStore, token: str | None,
     """A client of the bridge's app; `token` None is a bridge started without MINTPIPE_ADMIN_TOKEN. Artifacts, the
     IPFS store and (on SQLite) the pin ledger live in `data_dir` (default: beside the store's file)."""
     data_dir = data_dir or store.path.parent
-    if ops is not None and ops.pin_ledger is None:  # where the status service keeps it
-        ops = dataclasses.replace(ops, pin_ledger=store.db if store.engine == "postgresql"
-                                  else data_dir / "pins.sqlite3")
+    if ops is not None and ops.pin_ledger is None:
+        ops = dataclasses.replace(ops, pin_ledger=pin_ledger_of(store, data_dir))
     bus = JobBus()
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called by these routes
     app = create_app(BridgeDeps(
