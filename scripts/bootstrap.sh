@@ -30,6 +30,7 @@ stamp=.venv/.mintpipe-installed
 want=$(cat pyproject.toml setup.py services/renderer/encoders/*.c services/renderer/scenes/*.c | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
     || ! compgen -G 'services/renderer/encoders/_gifcodec*.so' >/dev/null \
+    || ! compgen -G 'services/renderer/encoders/_yuv420*.so' >/dev/null \
     || ! compgen -G 'services/renderer/scenes/_gen1*.so' >/dev/null; then
   say "installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip

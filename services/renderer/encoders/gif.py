@@ -110,7 +110,9 @@ class GifWriter:
         _gifcodec.map_frame(frame, self._palette, lut, current)
         return current
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray, copy: bool = True) -> None:
+        """Queues a frame. With copy=False the pool reads the caller's array later, so the caller must not
+        write to it again (render_job's frames are new arrays: a 768 KB copy a frame saved)."""
         if np.shape(frame) != (self.height, self.width, 3):
             raise ValueError(f"frame must be {self.height}x{self.width}x3 RGB, not {np.shape(frame)}")
         mapped: Future[np.ndarray] = Future()
@@ -119,8 +121,9 @@ class GifWriter:
             job: Future[bytes] = Future()
             job.set_result(self._encode(np.ascontiguousarray(frame, dtype=np.uint8), *step))
         else:
-            # Read later, on the pool, and the caller may reuse its buffer: a copy (~0.1 ms at 512²).
-            job = self._pool.submit(self._encode, np.array(frame, dtype=np.uint8, order="C"), *step)
+            # Read later, on the pool: a copy (~0.1 ms at 512²) unless the caller hands the array over.
+            owned = np.array(frame, dtype=np.uint8, order="C") if copy else np.ascontiguousarray(frame, np.uint8)
+            job = self._pool.submit(self._encode, owned, *step)
         self._pending.append(job)
         self._previous = mapped
         self.index += 1
