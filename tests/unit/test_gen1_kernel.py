@@ -1,9 +1,13 @@
 """gen1's C kernel (`renderer/scenes/_gen1.c`) against its numpy reference (gen1.prepare_numpy), bit for bit, and
-the renderer's bytes across thread counts and runs."""
+the renderer's bytes across thread counts, runs and the cores a process may use."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,6 +66,25 @@ def test_render_job_bytes_are_identical_across_thread_counts_and_runs(tmp_path):
     for other in outputs[1:]:
         for kind in ("image", "animation", "preview"):
             assert other[kind] == outputs[0][kind], kind
+
+
+def test_render_job_bytes_do_not_depend_on_how_many_cores_the_process_may_use(tmp_path):
+    """Another machine, as far as one machine can play it: the same job in a process allowed one core and in one
+    allowed them all. An encoder that sized its threads by the cores (x264 and ffmpeg do by default) would
+    write other bytes in the first."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs a machine with two cores or more")
+    settings = json.dumps({"seed": 4, "palette": "ember", "size": 176, "frames": 16})
+    script = ("import os, sys, json; from pathlib import Path; from renderer.render import render_job; "
+              "cores = int(sys.argv[1]); os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores])) "
+              "if cores else None; render_job('gen1', json.loads(sys.argv[2]), Path(sys.argv[3]), threads=2)")
+    outputs = []
+    for cores in (1, 0):
+        out = tmp_path / f"cores{cores}"
+        subprocess.run([sys.executable, "-c", script, str(cores), settings, str(out)], check=True, timeout=120)
+        outputs.append({name: (out / name).read_bytes() for name in ("image.gif", "animation.mp4", "preview.png")})
+    for name in outputs[0]:
+        assert outputs[0][name] == outputs[1][name], name
 
 
 def test_the_kernel_refuses_buffers_of_the_wrong_size():
