@@ -1,9 +1,10 @@
 """x264 presets, tunings and CRFs on the default job's frames, side by side in one run: the ffmpeg child's CPU
 (user + sys), the MP4's size and its mean PSNR against the rendered frames (decoded back to RGB by ffmpeg, the
-same measure as bench/job_cost.py). Every other flag is the renderer's (renderer.encoders.mp4).
+same measure as bench/job_cost.py). The frames go in as the renderer sends them (yuv420p from
+renderer.encoders._yuv420, one x264 thread); every other flag is the renderer's (renderer.encoders.mp4).
 
 Run: .venv/bin/python bench/x264_presets.py [--seed 7] [--repeat 2]
-         [--configs medium/20 veryfast/18/animation superfast/18//mbtree=1 ...]
+         [--configs medium/20 veryfast/21.5/animation/subme=1:me=dia:partitions=none:aq-mode=0 ...]
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ import imageio_ffmpeg  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mintpipe.scenes import validate_settings  # noqa: E402
+from renderer.encoders import _yuv420  # noqa: E402
 from renderer.scenes import SCENE_RENDERERS  # noqa: E402
 
-DEFAULT_CONFIGS = ["medium/20", "faster/19", "faster/19/animation", "veryfast/19", "veryfast/18",
-                   "veryfast/18/animation", "superfast/18", "superfast/18//mbtree=1", "superfast/20//mbtree=1",
-                   "ultrafast/20"]
+DEFAULT_CONFIGS = ["medium/20", "veryfast/20/animation/subme=1:me=dia",
+                   "veryfast/20/animation/subme=1:me=dia:partitions=none",
+                   "veryfast/21.5/animation/subme=1:me=dia:partitions=none:aq-mode=0",
+                   "veryfast/21.5/animation/subme=1:me=dia:partitions=none:aq-mode=0:bframes=3",
+                   "veryfast/21/psnr/subme=1:me=dia:partitions=none", "superfast/20//mbtree=1"]
 
 
 def parse(config: str) -> tuple[str, str, str, str]:
@@ -39,7 +43,7 @@ def parse(config: str) -> tuple[str, str, str, str]:
 def encode(frames: list[np.ndarray], path: Path, preset: str, crf: str, tune: str, params: str) -> float:
     size = frames[0].shape[0]
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-r", "25", "-i", "-",
+               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{size}x{size}", "-r", "25", "-i", "-",
                "-c:v", "libx264", "-preset", preset, *(["-tune", tune] if tune else []), "-crf", crf,
                "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", "1",
                "-x264-params", ":".join(filter(None, ["threads=1:sliced-threads=0:rc-lookahead=10", params])),
@@ -47,8 +51,10 @@ def encode(frames: list[np.ndarray], path: Path, preset: str, crf: str, tune: st
                "-movflags", "+faststart", "-f", "mp4", str(path)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(command, stdin=subprocess.PIPE)
+    planes = np.empty(size * size * 3 // 2, dtype=np.uint8)
     for frame in frames:
-        proc.stdin.write(frame.tobytes())
+        _yuv420.rgb_to_yuv420(frame, size, size, planes)
+        proc.stdin.write(planes.tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
         raise SystemExit(f"ffmpeg failed for {preset} {crf} {tune}")

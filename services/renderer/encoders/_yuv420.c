@@ -25,24 +25,35 @@
 #define VG (-24103)
 #define VB (-4681)
 
-/* Two rows of RGB (`a` above `b`) into two rows of Y and one row each of U and V: ~0.45 ms a 512² frame here
- * (AVX-512 and AVX2 builds via target_clones measured no faster: the stride-3 loads dominate). */
+/* Two rows of RGB (`a` above `b`) into two rows of Y and one row each of U and V. The packed pixels are first
+ * spread into planes (`scratch`: 6 × width int32), so the arithmetic runs as loops over contiguous ints that GCC
+ * vectorises (straight over packed bytes it did not: 0.45 ms a 512² frame, 0.2 ms this way). Integer arithmetic:
+ * every build picked at load time gives the same bytes. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
 static void convert_rows(const uint8_t *restrict a, const uint8_t *restrict b, Py_ssize_t width,
-                         uint8_t *restrict ya, uint8_t *restrict yb, uint8_t *restrict u, uint8_t *restrict v)
+                         uint8_t *restrict ya, uint8_t *restrict yb, uint8_t *restrict u, uint8_t *restrict v,
+                         int32_t *restrict scratch)
 {
-    for (Py_ssize_t x = 0; x < width; x++) {
-        int32_t r = a[3 * x], g = a[3 * x + 1], bl = a[3 * x + 2];
-        ya[x] = (uint8_t)((YR * r + YG * g + YB * bl + (16 << 16) + (1 << 15)) >> 16);
-        r = b[3 * x], g = b[3 * x + 1], bl = b[3 * x + 2];
-        yb[x] = (uint8_t)((YR * r + YG * g + YB * bl + (16 << 16) + (1 << 15)) >> 16);
+    int32_t *restrict r = scratch, *restrict g = r + 2 * width, *restrict bl = g + 2 * width;
+    Py_ssize_t x, n = 2 * width;
+    for (x = 0; x < width; x++) {
+        r[x] = a[3 * x], g[x] = a[3 * x + 1], bl[x] = a[3 * x + 2];
+        r[width + x] = b[3 * x], g[width + x] = b[3 * x + 1], bl[width + x] = b[3 * x + 2];
     }
-    for (Py_ssize_t x = 0; x < width / 2; x++) {
-        const uint8_t *p = a + 6 * x, *q = b + 6 * x;
-        int32_t r = p[0] + p[3] + q[0] + q[3], g = p[1] + p[4] + q[1] + q[4], bl = p[2] + p[5] + q[2] + q[5];
+    for (x = 0; x < width; x++)
+        ya[x] = (uint8_t)((YR * r[x] + YG * g[x] + YB * bl[x] + (16 << 16) + (1 << 15)) >> 16);
+    for (x = width; x < n; x++)
+        yb[x - width] = (uint8_t)((YR * r[x] + YG * g[x] + YB * bl[x] + (16 << 16) + (1 << 15)) >> 16);
+    for (x = 0; x < width / 2; x++) {
+        int32_t rs = r[2 * x] + r[2 * x + 1] + r[width + 2 * x] + r[width + 2 * x + 1];
+        int32_t gs = g[2 * x] + g[2 * x + 1] + g[width + 2 * x] + g[width + 2 * x + 1];
+        int32_t bs = bl[2 * x] + bl[2 * x + 1] + bl[width + 2 * x] + bl[width + 2 * x + 1];
         /* Sums of four (0..1020), so the shift is 16 + 2. The negative terms reach at most 28784 · 1020 = 29.4M,
          * less than the offset 128 << 18 = 33.6M: the total stays positive (>> is a floor) and below 2^31. */
-        u[x] = (uint8_t)((UR * r + UG * g + UB * bl + (128 << 18) + (1 << 17)) >> 18);
-        v[x] = (uint8_t)((VR * r + VG * g + VB * bl + (128 << 18) + (1 << 17)) >> 18);
+        u[x] = (uint8_t)((UR * rs + UG * gs + UB * bs + (128 << 18) + (1 << 17)) >> 18);
+        v[x] = (uint8_t)((VR * rs + VG * gs + VB * bs + (128 << 18) + (1 << 17)) >> 18);
     }
 }
 
@@ -67,13 +78,20 @@ static PyObject *rgb_to_yuv420(PyObject *Py_UNUSED(self), PyObject *args)
     } else {
         const uint8_t *src = rgb.buf;
         uint8_t *y = out.buf, *u = y + width * height, *v = u + (width / 2) * (height / 2);
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t row = 0; row < height; row += 2)
-            convert_rows(src + row * width * 3, src + (row + 1) * width * 3, width, y + row * width,
-                         y + (row + 1) * width, u + (row / 2) * (width / 2), v + (row / 2) * (width / 2));
-        Py_END_ALLOW_THREADS
-        result = Py_None;
-        Py_INCREF(result);
+        int32_t *scratch = PyMem_RawMalloc((size_t)width * 6 * sizeof(int32_t));
+        if (scratch == NULL) {
+            PyErr_NoMemory();
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t row = 0; row < height; row += 2)
+                convert_rows(src + row * width * 3, src + (row + 1) * width * 3, width, y + row * width,
+                             y + (row + 1) * width, u + (row / 2) * (width / 2), v + (row / 2) * (width / 2),
+                             scratch);
+            Py_END_ALLOW_THREADS
+            PyMem_RawFree(scratch);
+            result = Py_None;
+            Py_INCREF(result);
+        }
     }
     PyBuffer_Release(&rgb);
     PyBuffer_Release(&out);
