@@ -35,6 +35,11 @@ PNG_LEVEL = 4
 # Frames held for the GIF while the palette is still being fitted (0.8 MB each at 512²); the fit takes ~40 ms,
 # about as long as 8 frames take to render on two threads.
 GIF_WAITING = 8
+# The GIF's frames encode on one thread beside the render (two before 1.6.0): a frame's mapping and LZW (~2 ms)
+# keep up with the render on one, and one runnable thread fewer leaves x264 (the job's longest single thread) more
+# of the cores. rj A/B, 4 alternated pairs at load 2.3-3.5: render_job 0.99 -> 0.96 core-s, 0.86 -> 0.76 s wall
+# (medians); at load ~1.3, 0.92-0.94 -> 0.87-0.90 core-s, 0.53-0.55 -> 0.50 s.
+GIF_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,9 @@ def render_job(scene: str, settings: dict, out_dir: Path,
                timings: dict[str, float] | None = None) -> list[RenderedAsset]:
     """Renders the three assets into out_dir. `cancel`, checked between frames, stops the work within a frame
     (a thread cannot be killed, and a draining process would otherwise wait for the whole render). `threads`
-    share each frame's pixels and the GIF's frames; any count gives the same bytes. `timings`, when given,
-    receives the seconds spent drawing frames (`draw`) and in each encoder (`gif`: palette and frame tasks
-    summed over threads; `mp4`: the ffmpeg process's CPU; `png`: writing the preview)."""
+    share each frame's pixels; above one, the GIF encodes on a thread of its own (GIF_THREADS); any count gives
+    the same bytes. `timings`, when given, receives the seconds spent drawing frames (`draw`) and in each encoder
+    (`gif`: palette and frame tasks summed over threads; `mp4`: the ffmpeg process's CPU; `png`: the preview)."""
     settings = validate_settings(scene, settings)
     steady_heap()  # process-wide, once: stops the per-frame page-fault churn (see renderer/heap.py)
     report = on_progress or (lambda _p, _phase: None)
@@ -133,7 +138,8 @@ def render_job(scene: str, settings: dict, out_dir: Path,
                     if fitting.done() or len(waiting) >= GIF_WAITING or k + 1 == n:
                         palette, seconds = fitting.result()
                         spent["gif"] += seconds
-                        gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps), threads if threads > 1 else 0)
+                        gif = GifWriter(fh, size, size, palette, frame_delays_cs(n, fps),
+                                        GIF_THREADS if threads > 1 else 0)
                         for held in waiting:
                             gif.add(held, copy=False)
                         waiting.clear()
