@@ -45,11 +45,12 @@ RECENT_SECONDS = 30.0  # far longer than a mark takes to be committed (a few ms)
 
 
 class _Refused(Exception):
-    """One reservation of a batch refused by the status service, as ReserveJob would refuse it."""
+    """A refusal: of a submission (SubmitJob aborts with it; SubmitJobs puts it in that submission's outcome), or
+    of one reservation of a batch by the status service (as ReserveJob would refuse it)."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, retry_after: int = 0) -> None:
         super().__init__(details)
-        self.code, self.details = code, details
+        self.code, self.details, self.retry_after = code, details, retry_after
 
 
 class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
@@ -113,7 +114,7 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
         """Sends the marks still waiting (on a drain, after the last SubmitJob)."""
         await self._marks.flush()
 
-    async def _check_budget(self, job_id: str, job_settings_hash: str, context: grpc.aio.ServicerContext) -> None:
+    async def _check_budget(self, job_id: str, job_settings_hash: str) -> None:
         """Refuse up front, before anything is rendered, when the month's pins cannot cover this job.
 
         The job was reserved a moment ago; a refused one is discarded with its key, so nothing remains."""
@@ -125,35 +126,65 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
                 await self.status.DiscardJob(status_pb2.DiscardJobRequest(job_id=job_id), timeout=10)
             except grpc.aio.AioRpcError as exc:
                 log.warning("could not discard refused job", code=str(exc.code()))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"pin_budget: the monthly pin budget ({self.monthly_pins}) cannot cover this job's "
-                                f"{PINS_PER_JOB} pins ({used} used, {held} held by jobs in progress); "
-                                "try again next month")
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"pin_budget: the monthly pin budget ({self.monthly_pins}) cannot cover this job's "
+                           f"{PINS_PER_JOB} pins ({used} used, {held} held by jobs in progress); "
+                           "try again next month")
 
     async def SubmitJob(self, request: gateway_pb2.SubmitJobRequest,
                         context: grpc.aio.ServicerContext) -> gateway_pb2.SubmitJobResponse:
-        """Counts every call by outcome (mintpipe_jobs_submitted_total): `accepted`, or the gRPC status refused with."""
         try:
-            reply = await self._submit(request, context)
+            return await self._counted(request)
+        except _Refused as refused:
+            if refused.retry_after:
+                context.set_trailing_metadata((("retry-after", str(refused.retry_after)),))
+            await context.abort(refused.code, refused.details)
+            raise  # not reached: abort raises
+
+    async def SubmitJobs(self, request: gateway_pb2.SubmitJobsRequest,
+                         context: grpc.aio.ServicerContext) -> gateway_pb2.SubmitJobsResponse:
+        """Each submission as SubmitJob would answer it, all at once: their reservations share a batch too."""
+        if len(request.submissions) > MAX_BATCH:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"submissions: at most {MAX_BATCH} in one call")
+        results = await asyncio.gather(*(self._counted(s) for s in request.submissions), return_exceptions=True)
+        outcomes = []
+        for result in results:
+            if isinstance(result, _Refused):
+                outcomes.append(gateway_pb2.SubmitOutcome(code=result.code.value[0], details=result.details,
+                                                          retry_after=result.retry_after))
+            elif isinstance(result, BaseException):
+                # What SubmitJob would answer as UNKNOWN; the bridge says 500 without details.
+                log.error("submission failed", error=repr(result))
+                outcomes.append(gateway_pb2.SubmitOutcome(code=grpc.StatusCode.UNKNOWN.value[0]))
+            else:
+                outcomes.append(gateway_pb2.SubmitOutcome(reply=result))
+        return gateway_pb2.SubmitJobsResponse(outcomes=outcomes)
+
+    async def _counted(self, request: gateway_pb2.SubmitJobRequest) -> gateway_pb2.SubmitJobResponse:
+        """Counts every submission by outcome (mintpipe_jobs_submitted_total): `accepted`, or the gRPC status it
+        was refused with."""
+        try:
+            reply = await self._submit(request)
+        except _Refused as refused:
+            SUBMISSIONS.labels(refused.code.name.lower()).inc()
+            raise
         except BaseException:
-            code = context.code() if hasattr(context, "code") else None
-            SUBMISSIONS.labels(code.name.lower() if isinstance(code, grpc.StatusCode) else "error").inc()
+            SUBMISSIONS.labels("error").inc()
             raise
         SUBMISSIONS.labels("accepted" if reply.created else "accepted_again").inc()
         return reply
 
-    async def _submit(self, request: gateway_pb2.SubmitJobRequest,
-                      context: grpc.aio.ServicerContext) -> gateway_pb2.SubmitJobResponse:
+    async def _submit(self, request: gateway_pb2.SubmitJobRequest) -> gateway_pb2.SubmitJobResponse:
         try:
             job = validate_submission(request)
         except InvalidRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         if self.wallet_limiter is not None and (wait := await self.wallet_limiter.take(job.wallet)) > 0:
-            context.set_trailing_metadata((("retry-after", str(math.ceil(wait))),))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"wallet: too many submissions from this wallet; retry in {math.ceil(wait)} s")
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"wallet: too many submissions from this wallet; retry in {math.ceil(wait)} s",
+                           math.ceil(wait))
         if not self.broker.connected:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "broker: not connected; retry with the same key")
+            raise _Refused(grpc.StatusCode.UNAVAILABLE, "broker: not connected; retry with the same key")
 
         key = request.idempotency_key or f"auto:{uuid.uuid4().hex}"
         try:
@@ -164,15 +195,15 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
             code = exc.code if isinstance(exc, _Refused) else exc.code()
             details = exc.details if isinstance(exc, _Refused) else exc.details()
             if code == grpc.StatusCode.ALREADY_EXISTS:
-                await context.abort(grpc.StatusCode.ALREADY_EXISTS, details or "idempotency_key: in use")
+                raise _Refused(grpc.StatusCode.ALREADY_EXISTS, details or "idempotency_key: in use") from None
             log.warning("status unavailable", code=str(code))
-            await context.abort(code if code in _STATUS_DOWN else grpc.StatusCode.UNAVAILABLE,
-                                "status: job store unavailable; retry with the same key")
+            raise _Refused(code if code in _STATUS_DOWN else grpc.StatusCode.UNAVAILABLE,
+                           "status: job store unavailable; retry with the same key") from None
 
         job_id = reserved.job.job_id
         with structlog.contextvars.bound_contextvars(job_id=job_id):
             if not reserved.published and job_id not in self._confirmed:
-                await self._check_budget(job_id, settings_hash(job.scene, job.settings), context)
+                await self._check_budget(job_id, settings_hash(job.scene, job.settings))
                 now = time.time_ns()
                 submitted = Timestamp(seconds=now // 1_000_000_000, nanos=now % 1_000_000_000)
                 render = broker_pb2.RenderJob(job_id=job_id, scene=job.scene, settings_json=job.settings_json,
@@ -182,8 +213,8 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
                                               message_id=job_id)
                 except BrokerUnavailable as exc:
                     log.warning("render job not confirmed", error=str(exc))
-                    await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                        "broker: job not confirmed; retry with the same key")
+                    raise _Refused(grpc.StatusCode.UNAVAILABLE,
+                                   "broker: job not confirmed; retry with the same key") from None
                 # Already queued for real; should the mark be lost, at worst a retry or the sweeper publishes
                 # once more and the renderer's idempotency absorbs it.
                 self._remember_confirmed(job_id)

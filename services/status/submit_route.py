@@ -13,6 +13,7 @@ call and the request's parsing); see bench/README.md.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -26,11 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mintpipe.coalesce import Coalescer
 from mintpipe.disk import DiskGuard
 from mintpipe.events import stage_name
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
-from status.http_errors import ApiError, error_body, from_grpc
+from status.http_errors import ApiError, error_body, from_grpc, from_status
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+MAX_BATCH = 256  # the gateway takes at most gateway.service.MAX_BATCH submissions in one SubmitJobs call
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -46,11 +51,41 @@ class SubmitJobBody(BaseModel):
 
 class Submitter:
     """One submission: the per-address limit, the key's form, the disk, then the gateway (which validates,
-    reserves the job in the store and has the render job confirmed by the broker before it answers)."""
+    reserves the job in the store and has the render job confirmed by the broker before it answers).
+
+    The submissions that arrive while a call to the gateway is in flight go together in the next one
+    (SubmitJobs, mintpipe.coalesce): one gRPC round trip for many at capacity, each answered as SubmitJob
+    would answer it alone. A lone submission goes at once."""
 
     def __init__(self, gateway: gateway_pb2_grpc.GatewayServiceStub, submissions: Counter,
                  ip_limiter: RateLimiter | None, disk: DiskGuard | None) -> None:
         self.gateway, self.submissions, self.ip_limiter, self.disk = gateway, submissions, ip_limiter, disk
+        self._batch: Coalescer[gateway_pb2.SubmitJobRequest, gateway_pb2.SubmitJobResponse] = Coalescer(
+            self._send, MAX_BATCH, name="submit")
+        self._batched = True  # False against a gateway without SubmitJobs (an older version)
+
+    async def _send(self, requests: list[gateway_pb2.SubmitJobRequest]) -> list[object]:
+        if self._batched:
+            try:
+                reply = await self.gateway.SubmitJobs(gateway_pb2.SubmitJobsRequest(submissions=requests),
+                                                      timeout=15)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._batched = False
+            else:
+                return [outcome.reply if outcome.code == 0 else
+                        from_status(_CODES.get(outcome.code, grpc.StatusCode.UNKNOWN), outcome.details,
+                                    lambda wait=outcome.retry_after: wait or None)
+                        for outcome in reply.outcomes]
+
+        async def one(request: gateway_pb2.SubmitJobRequest) -> object:
+            try:
+                return await self.gateway.SubmitJob(request, timeout=15)
+            except grpc.aio.AioRpcError as exc:
+                return from_grpc(exc)
+        return [await one(requests[0])] if len(requests) == 1 else list(
+            await asyncio.gather(*(one(r) for r in requests)))
 
     async def submit(self, body: SubmitJobBody, idempotency_key: str | None,
                      client_ip: Callable[[], str]) -> tuple[dict[str, Any], str]:
@@ -72,11 +107,14 @@ class Submitter:
             idempotency_key=idempotency_key or "",
         )
         try:
-            reply = await self.gateway.SubmitJob(submit, timeout=15)
-        except grpc.aio.AioRpcError as exc:
+            reply = await self._batch.call(submit)
+        except grpc.aio.AioRpcError as exc:  # the whole batch's call failed
             error = from_grpc(exc)
             self.submissions.labels(error.code).inc()
             raise error from None
+        except ApiError as error:  # this submission refused
+            self.submissions.labels(error.code).inc()
+            raise
         self.submissions.labels("accepted").inc()
         url = f"/v1/jobs/{reply.job_id}"
         return {"job_id": reply.job_id, "stage": stage_name(reply.stage), "status_url": url}, url
