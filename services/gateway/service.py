@@ -64,8 +64,9 @@ class GatewayService(gateway_pb2_grpc.GatewayServiceServicer):
         self.wallet_limiter = wallet_limiter
         self._reservations: Coalescer[status_pb2.ReserveJobRequest, status_pb2.ReserveJobResponse] = Coalescer(
             self._reserve_batch, MAX_BATCH, name="reserve")
-        # A few ms of linger: marks are nobody's wait, so they may as well go in fewer calls.
-        self._marks: Coalescer[str, None] = Coalescer(self._mark_batch, MAX_BATCH, linger=0.005,
+        # Marks are nobody's wait, so they linger for company: at ~200 submissions a second, 50 ms makes ~10 marks
+        # a call instead of ~2 (a gRPC call is ~0.7 ms of CPU across both ends when calls come one at a time).
+        self._marks: Coalescer[str, None] = Coalescer(self._mark_batch, MAX_BATCH, linger=0.05,
                                                       name="mark published")
         self._batched_reserve = True  # False against a status service without ReserveJobs (older version)
         # Jobs this gateway had confirmed in the last RECENT_SECONDS, oldest first: a retry that comes before the
