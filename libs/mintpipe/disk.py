@@ -25,10 +25,13 @@ class DiskUse:
 
 def disk_use(path: Path) -> DiskUse:
     """The filesystem holding `path` (or its nearest existing parent)."""
-    path = Path(path)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    stat = os.statvfs(path)
+    try:
+        stat = os.statvfs(path)  # the usual case in one system call (the bridge asks on every submission)
+    except (FileNotFoundError, NotADirectoryError):
+        path = Path(path)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        stat = os.statvfs(path)
     return DiskUse(total=stat.f_blocks * stat.f_frsize, free=stat.f_bavail * stat.f_frsize)
 
 

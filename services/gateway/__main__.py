@@ -31,12 +31,12 @@ async def main() -> None:
 
     server = GrpcServer(settings.grpc_host, settings.grpc_port,
                         [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name])
-    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-        GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel),
-                       ledger, settings.monthly_pins,
-                       # Shared by every gateway replica when MINTPIPE_DATABASE_URL is PostgreSQL (issue 11).
-                       rate_limiter(settings.database_url, "wallet", settings.wallet_rate_per_minute, 60,
-                                    settings.wallet_burst)), server.server)
+    service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel),
+                             ledger, settings.monthly_pins,
+                             # Shared by every gateway replica when MINTPIPE_DATABASE_URL is PostgreSQL (issue 11).
+                             rate_limiter(settings.database_url, "wallet", settings.wallet_rate_per_minute, 60,
+                                          settings.wallet_burst))
+    gateway_pb2_grpc.add_GatewayServiceServicer_to_server(service, server.server)
     await server.start({"broker": lambda: broker.connected})
     metrics_port = serve_metrics(settings.metrics_host, settings.metrics_port)
     freeze_startup_heap()
@@ -47,6 +47,7 @@ async def main() -> None:
     await server.begin_shutdown()
     # In-flight SubmitJob calls finish (publish + confirm) within the grace; new ones are refused.
     await server.stop(grace=settings.grace_seconds)
+    await service.close()  # the "published" marks still waiting
     await status_channel.close()
     await broker.close()
     await ledger.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -19,6 +20,15 @@ from status.store import BadCursor, IdempotencyConflict, JobStore
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_SETTINGS_JSON = 16 * 1024
+MAX_RESERVATIONS = 1000  # one ReserveJobs call; the gateway sends at most gateway.service.MAX_BATCH
+
+
+class _Refused(Exception):
+    """What ReserveJob answers instead of a job (one reservation of a ReserveJobs call carries it in its outcome)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
 
 
 class StatusService(status_pb2_grpc.StatusServiceServicer):
@@ -70,24 +80,54 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
 
     async def ReserveJob(self, request: status_pb2.ReserveJobRequest,
                          context: grpc.aio.ServicerContext) -> status_pb2.ReserveJobResponse:
+        try:
+            return await self._reserve(request)
+        except _Refused as refused:
+            await context.abort(refused.code, refused.details)
+
+    async def ReserveJobs(self, request: status_pb2.ReserveJobsRequest,
+                          context: grpc.aio.ServicerContext) -> status_pb2.ReserveJobsResponse:
+        """Each reservation as ReserveJob would answer it. Run at once, so the store's group commit takes them in
+        one transaction and one fsync (mintpipe.group_commit): one round trip and one commit for a batch."""
+        if len(request.reservations) > MAX_RESERVATIONS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"reservations: at most {MAX_RESERVATIONS} in one call")
+        results = await asyncio.gather(*(self._reserve(r) for r in request.reservations), return_exceptions=True)
+        outcomes = []
+        for result in results:
+            if isinstance(result, _Refused):
+                outcomes.append(status_pb2.ReserveOutcome(code=result.code.value[0], details=result.details))
+            elif isinstance(result, BaseException):
+                raise result  # the store failed: the whole call fails (UNKNOWN), as ReserveJob would
+            else:
+                outcomes.append(status_pb2.ReserveOutcome(reserved=result))
+        return status_pb2.ReserveJobsResponse(outcomes=outcomes)
+
+    async def _reserve(self, request: status_pb2.ReserveJobRequest) -> status_pb2.ReserveJobResponse:
         for name in ("idempotency_key", "wallet", "scene", "settings_json"):
             if not getattr(request, name):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: required")
+                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: required")
         if not SHA256_HEX.fullmatch(request.request_hash):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request_hash: must be a sha256 hex digest")
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "request_hash: must be a sha256 hex digest")
         if problem := _reservation_problem(request):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             record, created = await self.store.reserve(request.idempotency_key, request.request_hash,
                                                        request.wallet, request.scene, request.settings_json)
         except IdempotencyConflict as exc:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"idempotency_key: {exc}")
+            raise _Refused(grpc.StatusCode.ALREADY_EXISTS, f"idempotency_key: {exc}") from None
         return status_pb2.ReserveJobResponse(job=record.to_proto(), created=created, published=record.published)
 
     async def MarkPublished(self, request: status_pb2.MarkPublishedRequest,
                             context: grpc.aio.ServicerContext) -> status_pb2.MarkPublishedResponse:
-        if not await self.store.mark_published(await self._job_id(request.job_id, context)):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {request.job_id}")
+        job_ids = [*([request.job_id] if request.job_id or not request.job_ids else []), *request.job_ids]
+        for job_id in job_ids:
+            await self._job_id(job_id, context)
+        # Concurrent writes: the group commit takes them in one transaction.
+        marked = await asyncio.gather(*(self.store.mark_published(job_id) for job_id in job_ids))
+        unknown = [job_id for job_id, ok in zip(job_ids, marked, strict=True) if not ok]
+        if unknown:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {', '.join(unknown)}")
         return status_pb2.MarkPublishedResponse()
 
     async def DiscardJob(self, request: status_pb2.DiscardJobRequest,

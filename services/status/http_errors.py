@@ -61,19 +61,21 @@ async def http_exception_handler(_request: Request, exc: StarletteHTTPException)
 
 def from_grpc(exc: grpc.aio.AioRpcError) -> ApiError:
     """Map a gateway error onto HTTP. The gateway's details start with the offending field."""
-    details = exc.details() or ""
+    return from_status(exc.code(), exc.details() or "", lambda: dict(exc.trailing_metadata() or ()).get("retry-after"))
+
+
+def from_status(status: grpc.StatusCode, details: str, retry_after: Any) -> ApiError:
+    """As from_grpc, from the parts: `retry_after()` gives the gateway's retry-after (None: not given)."""
     field, _, message = details.partition(": ")
     if not message:
         field, message = None, details
-    status = exc.code()
     if status == grpc.StatusCode.INVALID_ARGUMENT:
         return ApiError(400, "invalid_argument", details, field)
     if status == grpc.StatusCode.ALREADY_EXISTS:
         return ApiError(409, "conflict", details, field)
     if status == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        trailing = dict(exc.trailing_metadata() or ())
-        return ApiError(429, "resource_exhausted", details, field,
-                        {"Retry-After": str(trailing.get("retry-after", "60"))})
+        wait = retry_after()
+        return ApiError(429, "resource_exhausted", details, field, {"Retry-After": str(wait or "60")})
     if status in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
         # A fault of ours, not of the pipeline's capacity: saying "retry" would only repeat it. No details:
         # they may carry internals.

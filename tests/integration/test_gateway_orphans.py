@@ -95,6 +95,7 @@ async def test_a_retry_with_the_same_key_publishes_the_reserved_job_exactly_once
         assert reply.job_id == job_id and not reply.created, "the retry finds the reserved job"
         assert reply.stage == jobs_pb2.STAGE_QUEUED
         assert await render_messages(broker, probe) == [job_id]
+        await side.service.close()  # the mark goes behind the answer, batched (gateway.service)
         assert (await side.store.get(job_id)).published
         assert await side.store.unpublished_before(time.time() + 1) == []
 

@@ -25,6 +25,7 @@ class GatewaySide:
     gateway: gateway_pb2_grpc.GatewayServiceStub
     status: status_pb2_grpc.StatusServiceStub
     store: JobStore
+    service: GatewayService  # its close() sends the "published" marks still waiting
 
 
 @asynccontextmanager
@@ -43,9 +44,10 @@ async def running_gateway(broker: Broker, data_dir: Path, **service_options: Any
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
     try:
         yield GatewaySide(gateway_pb2_grpc.GatewayServiceStub(channel),
-                          status_pb2_grpc.StatusServiceStub(status_channel), store)
+                          status_pb2_grpc.StatusServiceStub(status_channel), store, service)
     finally:
         await channel.close()
+        await service.close()
         await status_channel.close()
         await gateway_server.stop(0)
         await status_server.stop(0)

@@ -25,17 +25,23 @@ _sym_db = _symbol_database.Default()
 from mintpipe.v1 import jobs_pb2 as mintpipe_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mintpipe/v1/gateway.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"a\n\x10SubmitJobRequest\x12\r\n\x05scene\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"W\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x32\\\n\x0eGatewayService\x12J\n\tSubmitJob\x12\x1d.mintpipe.v1.SubmitJobRequest\x1a\x1e.mintpipe.v1.SubmitJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19mintpipe/v1/gateway.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"G\n\x11SubmitJobsRequest\x12\x32\n\x0bsubmissions\x18\x01 \x03(\x0b\x32\x1d.mintpipe.v1.SubmitJobRequest\"r\n\rSubmitOutcome\x12-\n\x05reply\x18\x01 \x01(\x0b\x32\x1e.mintpipe.v1.SubmitJobResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07\x64\x65tails\x18\x03 \x01(\t\x12\x13\n\x0bretry_after\x18\x04 \x01(\r\"B\n\x12SubmitJobsResponse\x12,\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1a.mintpipe.v1.SubmitOutcome\"a\n\x10SubmitJobRequest\x12\r\n\x05scene\x18\x01 \x01(\t\x12\x15\n\rsettings_json\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"W\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\x32\xab\x01\n\x0eGatewayService\x12J\n\tSubmitJob\x12\x1d.mintpipe.v1.SubmitJobRequest\x1a\x1e.mintpipe.v1.SubmitJobResponse\x12M\n\nSubmitJobs\x12\x1e.mintpipe.v1.SubmitJobsRequest\x1a\x1f.mintpipe.v1.SubmitJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mintpipe.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITJOBREQUEST']._serialized_start=66
-  _globals['_SUBMITJOBREQUEST']._serialized_end=163
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=165
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=252
-  _globals['_GATEWAYSERVICE']._serialized_start=254
-  _globals['_GATEWAYSERVICE']._serialized_end=346
+  _globals['_SUBMITJOBSREQUEST']._serialized_start=66
+  _globals['_SUBMITJOBSREQUEST']._serialized_end=137
+  _globals['_SUBMITOUTCOME']._serialized_start=139
+  _globals['_SUBMITOUTCOME']._serialized_end=253
+  _globals['_SUBMITJOBSRESPONSE']._serialized_start=255
+  _globals['_SUBMITJOBSRESPONSE']._serialized_end=321
+  _globals['_SUBMITJOBREQUEST']._serialized_start=323
+  _globals['_SUBMITJOBREQUEST']._serialized_end=420
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=422
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=509
+  _globals['_GATEWAYSERVICE']._serialized_start=512
+  _globals['_GATEWAYSERVICE']._serialized_end=683
 # @@protoc_insertion_point(module_scope)

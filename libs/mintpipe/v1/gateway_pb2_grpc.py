@@ -39,6 +39,11 @@ class GatewayServiceStub:
                 request_serializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobResponse.FromString,
                 _registered_method=True)
+        self.SubmitJobs = channel.unary_unary(
+                '/mintpipe.v1.GatewayService/SubmitJobs',
+                request_serializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsRequest.SerializeToString,
+                response_deserializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -52,6 +57,14 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitJobs(self, request, context):
+        """Several submissions in one call, each answered in order as SubmitJob would answer it alone (the bridge
+        sends the submissions that arrive while its previous call is in flight together: one round trip).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.SubmitJob,
                     request_deserializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobRequest.FromString,
                     response_serializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobResponse.SerializeToString,
+            ),
+            'SubmitJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJobs,
+                    request_deserializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsRequest.FromString,
+                    response_serializer=mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +106,33 @@ class GatewayService:
             '/mintpipe.v1.GatewayService/SubmitJob',
             mintpipe_dot_v1_dot_gateway__pb2.SubmitJobRequest.SerializeToString,
             mintpipe_dot_v1_dot_gateway__pb2.SubmitJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mintpipe.v1.GatewayService/SubmitJobs',
+            mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsRequest.SerializeToString,
+            mintpipe_dot_v1_dot_gateway__pb2.SubmitJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

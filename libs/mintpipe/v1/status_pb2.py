@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mintpipe.v1 import jobs_pb2 as mintpipe_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mintpipe/v1/status.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"c\n\x0fListJobsRequest\x12\x0e\n\x06wallet\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"G\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.mintpipe.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"7\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cuntil_minted\x18\x02 \x01(\x08\"x\n\x11ReserveJobRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\r\n\x05scene\x18\x04 \x01(\t\x12\x15\n\rsettings_json\x18\x05 \x01(\t\"W\n\x12ReserveJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.mintpipe.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tpublished\x18\x03 \x01(\x08\"&\n\x14MarkPublishedRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x17\n\x15MarkPublishedResponse\"#\n\x11\x44iscardJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12\x44iscardJobResponse2\xc4\x03\n\rStatusService\x12\x36\n\x06GetJob\x12\x1a.mintpipe.v1.GetJobRequest\x1a\x10.mintpipe.v1.Job\x12G\n\x08ListJobs\x12\x1c.mintpipe.v1.ListJobsRequest\x1a\x1d.mintpipe.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1c.mintpipe.v1.WatchJobRequest\x1a\x10.mintpipe.v1.Job0\x01\x12M\n\nReserveJob\x12\x1e.mintpipe.v1.ReserveJobRequest\x1a\x1f.mintpipe.v1.ReserveJobResponse\x12V\n\rMarkPublished\x12!.mintpipe.v1.MarkPublishedRequest\x1a\".mintpipe.v1.MarkPublishedResponse\x12M\n\nDiscardJob\x12\x1e.mintpipe.v1.DiscardJobRequest\x1a\x1f.mintpipe.v1.DiscardJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mintpipe/v1/status.proto\x12\x0bmintpipe.v1\x1a\x16mintpipe/v1/jobs.proto\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"c\n\x0fListJobsRequest\x12\x0e\n\x06wallet\x18\x01 \x01(\t\x12!\n\x05stage\x18\x02 \x01(\x0e\x32\x12.mintpipe.v1.Stage\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"G\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.mintpipe.v1.Job\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"7\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0cuntil_minted\x18\x02 \x01(\x08\"x\n\x11ReserveJobRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x14\n\x0crequest_hash\x18\x02 \x01(\t\x12\x0e\n\x06wallet\x18\x03 \x01(\t\x12\r\n\x05scene\x18\x04 \x01(\t\x12\x15\n\rsettings_json\x18\x05 \x01(\t\"W\n\x12ReserveJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.mintpipe.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x11\n\tpublished\x18\x03 \x01(\x08\"J\n\x12ReserveJobsRequest\x12\x34\n\x0creservations\x18\x01 \x03(\x0b\x32\x1e.mintpipe.v1.ReserveJobRequest\"b\n\x0eReserveOutcome\x12\x31\n\x08reserved\x18\x01 \x01(\x0b\x32\x1f.mintpipe.v1.ReserveJobResponse\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07\x64\x65tails\x18\x03 \x01(\t\"D\n\x13ReserveJobsResponse\x12-\n\x08outcomes\x18\x01 \x03(\x0b\x32\x1b.mintpipe.v1.ReserveOutcome\"7\n\x14MarkPublishedRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07job_ids\x18\x02 \x03(\t\"\x17\n\x15MarkPublishedResponse\"#\n\x11\x44iscardJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x14\n\x12\x44iscardJobResponse2\x96\x04\n\rStatusService\x12\x36\n\x06GetJob\x12\x1a.mintpipe.v1.GetJobRequest\x1a\x10.mintpipe.v1.Job\x12G\n\x08ListJobs\x12\x1c.mintpipe.v1.ListJobsRequest\x1a\x1d.mintpipe.v1.ListJobsResponse\x12<\n\x08WatchJob\x12\x1c.mintpipe.v1.WatchJobRequest\x1a\x10.mintpipe.v1.Job0\x01\x12M\n\nReserveJob\x12\x1e.mintpipe.v1.ReserveJobRequest\x1a\x1f.mintpipe.v1.ReserveJobResponse\x12P\n\x0bReserveJobs\x12\x1f.mintpipe.v1.ReserveJobsRequest\x1a .mintpipe.v1.ReserveJobsResponse\x12V\n\rMarkPublished\x12!.mintpipe.v1.MarkPublishedRequest\x1a\".mintpipe.v1.MarkPublishedResponse\x12M\n\nDiscardJob\x12\x1e.mintpipe.v1.DiscardJobRequest\x1a\x1f.mintpipe.v1.DiscardJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,14 +44,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESERVEJOBREQUEST']._serialized_end=449
   _globals['_RESERVEJOBRESPONSE']._serialized_start=451
   _globals['_RESERVEJOBRESPONSE']._serialized_end=538
-  _globals['_MARKPUBLISHEDREQUEST']._serialized_start=540
-  _globals['_MARKPUBLISHEDREQUEST']._serialized_end=578
-  _globals['_MARKPUBLISHEDRESPONSE']._serialized_start=580
-  _globals['_MARKPUBLISHEDRESPONSE']._serialized_end=603
-  _globals['_DISCARDJOBREQUEST']._serialized_start=605
-  _globals['_DISCARDJOBREQUEST']._serialized_end=640
-  _globals['_DISCARDJOBRESPONSE']._serialized_start=642
-  _globals['_DISCARDJOBRESPONSE']._serialized_end=662
-  _globals['_STATUSSERVICE']._serialized_start=665
-  _globals['_STATUSSERVICE']._serialized_end=1117
+  _globals['_RESERVEJOBSREQUEST']._serialized_start=540
+  _globals['_RESERVEJOBSREQUEST']._serialized_end=614
+  _globals['_RESERVEOUTCOME']._serialized_start=616
+  _globals['_RESERVEOUTCOME']._serialized_end=714
+  _globals['_RESERVEJOBSRESPONSE']._serialized_start=716
+  _globals['_RESERVEJOBSRESPONSE']._serialized_end=784
+  _globals['_MARKPUBLISHEDREQUEST']._serialized_start=786
+  _globals['_MARKPUBLISHEDREQUEST']._serialized_end=841
+  _globals['_MARKPUBLISHEDRESPONSE']._serialized_start=843
+  _globals['_MARKPUBLISHEDRESPONSE']._serialized_end=866
+  _globals['_DISCARDJOBREQUEST']._serialized_start=868
+  _globals['_DISCARDJOBREQUEST']._serialized_end=903
+  _globals['_DISCARDJOBRESPONSE']._serialized_start=905
+  _globals['_DISCARDJOBRESPONSE']._serialized_end=925
+  _globals['_STATUSSERVICE']._serialized_start=928
+  _globals['_STATUSSERVICE']._serialized_end=1462
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,11 @@ class StatusServiceStub:
                 request_serializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobRequest.SerializeToString,
                 response_deserializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobResponse.FromString,
                 _registered_method=True)
+        self.ReserveJobs = channel.unary_unary(
+                '/mintpipe.v1.StatusService/ReserveJobs',
+                request_serializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobsRequest.SerializeToString,
+                response_deserializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobsResponse.FromString,
+                _registered_method=True)
         self.MarkPublished = channel.unary_unary(
                 '/mintpipe.v1.StatusService/MarkPublished',
                 request_serializer=mintpipe_dot_v1_dot_status__pb2.MarkPublishedRequest.SerializeToString,
@@ -98,8 +103,17 @@ class StatusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReserveJobs(self, request, context):
+        """Internal (gateway): several reservations in one call, each answered in order as ReserveJob would answer
+        it alone (its own error, if any, in its outcome). The gateway sends the submissions that arrive while
+        its previous call is in flight together: one round trip and one store commit for all of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def MarkPublished(self, request, context):
-        """Internal (gateway): the render job's publish was confirmed by the broker.
+        """Internal (gateway): the render jobs' publishes were confirmed by the broker (job_id and job_ids alike).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,6 +150,11 @@ def add_StatusServiceServicer_to_server(servicer, server):
                     servicer.ReserveJob,
                     request_deserializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobRequest.FromString,
                     response_serializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobResponse.SerializeToString,
+            ),
+            'ReserveJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveJobs,
+                    request_deserializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobsRequest.FromString,
+                    response_serializer=mintpipe_dot_v1_dot_status__pb2.ReserveJobsResponse.SerializeToString,
             ),
             'MarkPublished': grpc.unary_unary_rpc_method_handler(
                     servicer.MarkPublished,
@@ -256,6 +275,33 @@ class StatusService:
             '/mintpipe.v1.StatusService/ReserveJob',
             mintpipe_dot_v1_dot_status__pb2.ReserveJobRequest.SerializeToString,
             mintpipe_dot_v1_dot_status__pb2.ReserveJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mintpipe.v1.StatusService/ReserveJobs',
+            mintpipe_dot_v1_dot_status__pb2.ReserveJobsRequest.SerializeToString,
+            mintpipe_dot_v1_dot_status__pb2.ReserveJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
