@@ -6,7 +6,7 @@ CPU time (user + sys, all threads, child processes included) is its own:
   render     the 100 frames, on the threads render_job uses, and (where the scene takes a thread count) again on
              one thread (they are also kept in a list, unmetered, so the encoders can be timed on their own)
   palette    the sample frames rendered again, and the palette fitted to them
-  GIF        GifWriter over the 100 frames (its thread pool included)
+  GIF        GifWriter over the 100 frames, on render_job's GIF_THREADS (its thread pool included)
   MP4        Mp4Writer: this process's writes to the pipe plus the ffmpeg child's CPU
   PNG        the preview as render_job writes it
   pin        the pin stage's own work for the job's files: sha256 check, CIDs, the local store, metadata JSON,
@@ -202,7 +202,9 @@ def child(tree: Path, result_path: Path) -> None:
             palette = build_palette(frame_at(i) for i in palette_sample_indices(n, render_module.PALETTE_SAMPLES))
         with meter("GIF"):
             buffer = io.BytesIO()
-            with GifWriter(buffer, size, size, palette, frame_delays_cs(n, fps)) as gif:
+            # The pool render_job gives the GIF (GIF_THREADS since 1.6.0; GifWriter's default 2 before).
+            gif_threads = getattr(render_module, "GIF_THREADS", 2)
+            with GifWriter(buffer, size, size, palette, frame_delays_cs(n, fps), gif_threads) as gif:
                 for frame in frames:
                     gif.add(frame)
         with meter("MP4"):

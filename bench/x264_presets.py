@@ -1,15 +1,18 @@
 """x264 presets, tunings and CRFs on the default job's frames, side by side in one run: the ffmpeg child's CPU
 (user + sys), the MP4's size and its mean PSNR against the rendered frames (decoded back to RGB by ffmpeg, the
 same measure as bench/job_cost.py). The frames go in as the renderer sends them (yuv420p from
-renderer.encoders._yuv420, one x264 thread); every other flag is the renderer's (renderer.encoders.mp4).
+renderer.encoders._yuv420); the command line is renderer.encoders.mp4's own (ffmpeg_command), with only the preset,
+tune, CRF and x264 parameters replaced (its fixed ones, threads=1 and rc-lookahead=10, always come first).
 
-Run: .venv/bin/python bench/x264_presets.py [--seed 7] [--repeat 2]
+Run: .venv/bin/python bench/x264_presets.py [--seed 7] [--repeat 2] [--frames N]
          [--configs medium/20 veryfast/21.5/animation/subme=1:me=dia:partitions=none:aq-mode=0 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import resource
 import statistics
 import subprocess
@@ -25,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from mintpipe.scenes import validate_settings  # noqa: E402
 from renderer.encoders import _yuv420  # noqa: E402
+from renderer.encoders.mp4 import ffmpeg_command  # noqa: E402
 from renderer.scenes import SCENE_RENDERERS  # noqa: E402
 
 DEFAULT_CONFIGS = ["medium/20", "veryfast/20/animation/subme=1:me=dia",
@@ -42,13 +46,7 @@ def parse(config: str) -> tuple[str, str, str, str]:
 
 def encode(frames: list[np.ndarray], path: Path, preset: str, crf: str, tune: str, params: str) -> float:
     size = frames[0].shape[0]
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{size}x{size}", "-r", "25", "-i", "-",
-               "-c:v", "libx264", "-preset", preset, *(["-tune", tune] if tune else []), "-crf", crf,
-               "-profile:v", "high", "-pix_fmt", "yuv420p", "-threads", "1",
-               "-x264-params", ":".join(filter(None, ["threads=1:sliced-threads=0:rc-lookahead=10", params])),
-               "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-               "-movflags", "+faststart", "-f", "mp4", str(path)]
+    command = ffmpeg_command(path, size, size, 25, preset=preset, tune=tune, crf=crf, params=params)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(command, stdin=subprocess.PIPE)
     planes = np.empty(size * size * 3 // 2, dtype=np.uint8)
@@ -78,11 +76,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=None, help="only the first N frames (e.g. to compare asm=)")
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="preset/crf[/tune[/x264 params]]")
     args = parser.parse_args()
     settings = validate_settings("gen1", {"seed": args.seed})
     frame_at = SCENE_RENDERERS["gen1"](settings)
-    frames = [frame_at(k) for k in range(settings["frames"])]
+    frames = [frame_at(k) for k in range(args.frames or settings["frames"])]
     results = {c: [] for c in args.configs}
     with tempfile.TemporaryDirectory(prefix="mintpipe-bench-x264-") as tmp:
         for _ in range(args.repeat):
@@ -93,15 +92,17 @@ def main() -> int:
         for config in args.configs:
             path = Path(tmp) / "a.mp4"
             encode(frames, path, *parse(config))
-            rows.append((config, statistics.median(results[config]), path.stat().st_size, psnr(path, frames)))
-    _, base_cpu, base_size, base_psnr = rows[0]
-    print(f"gen1 seed {args.seed}, 100 frames 512x512; CPU = ffmpeg's user+sys, median of {args.repeat}; "
-          f"vs {base}\n")
-    print("| preset/crf/tune/params | CPU | vs base | size | vs base | mean PSNR | vs base |")
-    print("|---|---|---|---|---|---|---|")
-    for config, cpu, size, value in rows:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            rows.append((config, statistics.median(results[config]), path.stat().st_size, psnr(path, frames),
+                         digest))
+    _, base_cpu, base_size, base_psnr, _ = rows[0]
+    print(f"gen1 seed {args.seed}, {len(frames)} frames 512x512; CPU = ffmpeg's user+sys, median of {args.repeat}; "
+          f"vs {base}; load average {os.getloadavg()[0]:.1f}\n")
+    print("| preset/crf/tune/params | CPU | vs base | size | vs base | mean PSNR | vs base | sha256 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for config, cpu, size, value, digest in rows:
         print(f"| {config} | {cpu:.3f} s | {cpu / base_cpu:.2f}x | {size / 1e6:.3f} MB | {size / base_size:.2f}x "
-              f"| {value:.2f} dB | {value - base_psnr:+.2f} dB |")
+              f"| {value:.2f} dB | {value - base_psnr:+.2f} dB | {digest} |")
     return 0
 
 

@@ -25,15 +25,17 @@ from renderer.scenes import SCENE_RENDERERS
 
 # Bump whenever the bytes of any output change: it is part of the metadata, and a redelivered job rendered
 # by another version is rendered again rather than trusted.
-RENDERER_VERSION = "1.6.0"
+RENDERER_VERSION = "1.7.0"
 PALETTE_SAMPLES = 8
 # zlib level of the preview PNG. Measured on the default job's preview (512×512): level 9 took 0.48 s for
 # 161 KB, level 6 (zlib's own default) 59 ms for 172 KB, level 5 33 ms for 180 KB, level 4 22 ms for 187 KB,
 # level 3 24 ms for 202 KB, level 1 16 ms for 225 KB (CPU, best of 5). Level 4: the last big step down in CPU
 # before the file grows faster than the CPU falls.
 PNG_LEVEL = 4
-# Frames held for the GIF while the palette is still being fitted (0.8 MB each at 512²); the fit takes ~40 ms,
-# about as long as 8 frames take to render on two threads.
+# Frames held for the GIF while the palette is still being fitted (0.8 MB each at 512²). The fit is ~40 ms of CPU,
+# but beside the render it took 89-107 ms of wall time (8 default jobs at load average 2.8), longer than 8 frames:
+# the main thread then waited 21-47 ms for it (median 37 ms of a ~1 s job) in 7 of the 8, while the fit and ffmpeg
+# (on the frames queued) still had the cores. More frames held would cost 0.8 MB each to shorten that wait.
 GIF_WAITING = 8
 # The GIF's frames encode on one thread beside the render (two before 1.6.0): a frame's mapping and LZW (~2 ms)
 # keep up with the render on one, and one runnable thread fewer leaves x264 (the job's longest single thread) more
@@ -126,7 +128,7 @@ def render_job(scene: str, settings: dict, out_dir: Path,
             # render and go to the MP4 (~40 ms of one core that was otherwise idle before any frame was made);
             # the GIF takes those frames once the palette is there, at most GIF_WAITING of them held meanwhile.
             fitting = helper.submit(_fit_palette, [frame_at(i) for i in samples])
-            report(2, "palette")
+            report(2, "samples")  # the palette's sample frames are made; its fit runs on beside the render
             waiting: list = []
             for k in range(n):
                 if cancel is not None and cancel.is_set():

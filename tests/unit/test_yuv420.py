@@ -38,6 +38,14 @@ def convert(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+# The RGB cube's 8 corners, each a uniform 2×2 block (so the chroma mean is the corner's own): black, red, green,
+# yellow, blue, magenta, cyan, white. They reach the ends of the chroma range, 16 and 240, that _yuv420.c's
+# fixed-point bounds are worked out for.
+CORNER_RGB = np.array([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], np.uint8)[
+    [0, 4, 2, 6, 1, 5, 3, 7]]
+CORNERS = np.ascontiguousarray(np.repeat(np.repeat(CORNER_RGB[None, :, :], 2, axis=0), 2, axis=1))
+
+
 def _images() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(12)
     levels = np.arange(256, dtype=np.uint8)
@@ -45,6 +53,7 @@ def _images() -> dict[str, np.ndarray]:
         "noise": rng.integers(0, 256, (96, 130, 3), dtype=np.uint8),
         "every grey": np.repeat(np.repeat(levels[None, :, None], 3, axis=2), 2, axis=0),
         "primaries": np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [255, 255, 255]]], dtype=np.uint8),
+        "cube corners": CORNERS,
         "gen1 frame": SCENE_RENDERERS["gen1"](validate_settings("gen1", {"seed": 4, "size": 192, "frames": 10}))(3),
     }
 
@@ -66,6 +75,18 @@ def test_greys_have_neutral_chroma_and_the_range_ends_are_exact():
     assert luma[0] == 16 and luma[255] == 235
     assert np.all(np.diff(luma[:256].astype(int)) >= 0)
     assert np.all(chroma == 128)
+
+
+def test_the_cube_corners_reach_the_chroma_range_ends_exactly():
+    out = convert(CORNERS)
+    assert np.array_equal(out, reference(CORNERS))
+    luma, u, v = out[:2 * 16].reshape(2, 16)[0, ::2], out[2 * 16:2 * 16 + 8], out[2 * 16 + 8:]
+    names = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"]
+    assert dict(zip(names, luma.tolist(), strict=True)) == {
+        "black": 16, "red": 81, "green": 145, "yellow": 210, "blue": 41, "magenta": 106, "cyan": 170, "white": 235}
+    assert (u.min(), u.max(), v.min(), v.max()) == (16, 240, 16, 240)
+    assert u[names.index("blue")] == 240 and u[names.index("yellow")] == 16
+    assert v[names.index("red")] == 240 and v[names.index("cyan")] == 16
 
 
 def test_close_to_what_ffmpeg_makes_of_the_same_frame():
