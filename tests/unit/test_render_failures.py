@@ -147,3 +147,17 @@ def test_the_palette_arriving_before_or_after_the_first_frames_gives_the_same_by
     want = {a.kind: a.path.read_bytes() for a in render_job("gen1", SMALL, tmp_path_factory.mktemp("plain"))}
     assert got["image"] == want["image"]
     assert got == want
+
+
+def test_an_encoder_whose_feeder_cannot_start_leaves_no_ffmpeg(tmp_path, monkeypatch):
+    from renderer.encoders import mp4
+
+    class NoThread(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    ffmpeg_before = _ffmpeg_children()
+    monkeypatch.setattr(mp4.threading, "Thread", NoThread)
+    with pytest.raises(RuntimeError, match="can't start"):
+        mp4.Mp4Writer(tmp_path / "a.mp4", 64, 64, 25)
+    assert _ffmpeg_children() - ffmpeg_before == set()
