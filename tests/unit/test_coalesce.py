@@ -163,7 +163,7 @@ async def test_a_batch_stays_within_its_bytes():
 
 async def test_a_few_batches_go_at_once_and_the_rest_wait():
     peer = Peer(hold=True)
-    batcher = Coalescer(peer.send, max_in_flight=2)
+    batcher = Coalescer(peer.send, max_in_flight=2, overlap_after=0)
     tasks = []
     for i in range(4):  # one call per loop turn: each would start a batch of its own if there were room
         tasks.append(asyncio.create_task(batcher.call(i)))
@@ -185,3 +185,16 @@ async def test_what_waits_too_long_in_the_queue_fails_unavailable():
     assert await stuck == 2
     await batcher.flush()
     assert peer.batches == [[1]], "the expired call was never sent"
+
+
+async def test_a_second_batch_waits_while_the_first_is_quick():
+    peer = Peer(hold=True)
+    batcher = Coalescer(peer.send, max_in_flight=2, overlap_after=3600)
+    first = asyncio.create_task(batcher.call(1))
+    await settle()
+    later = [asyncio.create_task(batcher.call(i)) for i in (2, 3)]
+    await settle()
+    assert peer.batches == [[1]], "grouped behind the first rather than sent alone"
+    peer.gate.set()
+    assert await first == 2 and await asyncio.gather(*later) == [4, 6]
+    assert peer.batches == [[1], [2, 3]]
