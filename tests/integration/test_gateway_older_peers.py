@@ -136,3 +136,36 @@ async def test_a_bridge_against_an_older_gateway_answers_each_submission(broker,
                 await real.close()
     finally:
         await store.close()
+
+
+class UpgradedLater(OldStatus):
+    """An older status service that counts the ReserveJobs calls it refuses (as UNIMPLEMENTED)."""
+
+    def __init__(self, store: JobStore) -> None:
+        super().__init__(store)
+        self.batched_tries = 0
+
+    async def ReserveJobs(self, request, context):
+        self.batched_tries += 1
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+
+
+async def test_batching_is_tried_again_after_a_while(broker, tmp_path, monkeypatch):
+    """One UNIMPLEMENTED does not turn batching off for good: the peer may be upgraded (here: at once)."""
+    monkeypatch.setattr("mintpipe.grpc_batch.RETRY_BATCHED_AFTER", 0.0)
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    old = UpgradedLater(store)
+    try:
+        async with serving(status_pb2_grpc.add_StatusServiceServicer_to_server, old,
+                           "mintpipe.v1.StatusService") as status_channel:
+            service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel))
+            async with serving(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, service,
+                               "mintpipe.v1.GatewayService") as channel:
+                gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
+                for i in range(3):
+                    assert (await gateway.SubmitJob(submission(i, f"again-{i}"), timeout=10)).created
+                assert old.batched_tries == 3, "each reservation tried the batched method first"
+                await service.close()
+    finally:
+        await store.close()
