@@ -11,6 +11,11 @@ from jsonschema import Draft202012Validator
 
 DEFAULT_SCENE = "gen1"
 MAX_SETTINGS_BYTES = 8 * 1024
+# The settings of one submission as the client wrote them (JSON text, before validation): the gateway refuses more
+# (field `settings`), and the bridge refuses the same before batching, so a batch of large ones stays far below
+# gRPC's 4 MiB message limit.
+MAX_SETTINGS_JSON = 16 * 1024
+SETTINGS_TOO_LARGE = f"larger than {MAX_SETTINGS_JSON} bytes"  # the refusal's text, after "settings: "
 MAX_SETTINGS_DEPTH = 4
 
 PALETTES = ["aurora", "ember", "lagoon", "orchid", "mono", "citrus"]

@@ -7,12 +7,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from mintpipe.scenes import DEFAULT_SCENE, SettingsError, validate_settings
+from mintpipe.scenes import DEFAULT_SCENE, MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE, SettingsError, validate_settings
 from mintpipe.v1 import gateway_pb2
 from mintpipe.wallets import normalize_wallet
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-MAX_SETTINGS_JSON = 16 * 1024
 
 
 class InvalidRequest(ValueError):
@@ -38,7 +37,7 @@ def validate_submission(request: gateway_pb2.SubmitJobRequest) -> ValidJob:
     if request.idempotency_key and not _KEY.match(request.idempotency_key):
         raise InvalidRequest("idempotency_key", "1-255 visible ASCII characters")
     if len(request.settings_json) > MAX_SETTINGS_JSON:
-        raise InvalidRequest("settings", f"larger than {MAX_SETTINGS_JSON} bytes")
+        raise InvalidRequest("settings", SETTINGS_TOO_LARGE)
     try:
         raw = json.loads(request.settings_json or "{}")
     except json.JSONDecodeError as exc:

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from mintpipe.events import STAGE_NAMES, TERMINAL_STAGES, UNTIL_MINTED, is_job_id
-from mintpipe.scenes import SettingsError, validate_settings
+from mintpipe.grpc_batch import Refused
+from mintpipe.log import get_logger
+from mintpipe.scenes import MAX_SETTINGS_JSON, SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from mintpipe.wallets import normalize_wallet
 from status.bus import JobBus
@@ -19,16 +21,10 @@ from status.store import BadCursor, IdempotencyConflict, JobStore
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-MAX_SETTINGS_JSON = 16 * 1024
 MAX_RESERVATIONS = 1000  # one ReserveJobs call; the gateway sends at most gateway.service.MAX_BATCH
+MAX_MARKS = 1000  # job ids in one MarkPublished call; the gateway sends at most gateway.service.MAX_BATCH
 
-
-class _Refused(Exception):
-    """What ReserveJob answers instead of a job (one reservation of a ReserveJobs call carries it in its outcome)."""
-
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code, self.details = code, details
+log = get_logger(__name__)
 
 
 class StatusService(status_pb2_grpc.StatusServiceServicer):
@@ -82,23 +78,30 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
                          context: grpc.aio.ServicerContext) -> status_pb2.ReserveJobResponse:
         try:
             return await self._reserve(request)
-        except _Refused as refused:
+        except Refused as refused:
             await context.abort(refused.code, refused.details)
 
     async def ReserveJobs(self, request: status_pb2.ReserveJobsRequest,
                           context: grpc.aio.ServicerContext) -> status_pb2.ReserveJobsResponse:
-        """Each reservation as ReserveJob would answer it. Run at once, so the store's group commit takes them in
-        one transaction and one fsync (mintpipe.group_commit): one round trip and one commit for a batch."""
+        """Each reservation as ReserveJob would answer it. Run at once, so on SQLite the store's group commit takes
+        them in one transaction and one fsync (mintpipe.group_commit); on PostgreSQL each is still a transaction of
+        its own over the pool. Either way one round trip for the batch. A store failure fails its reservation
+        alone (UNAVAILABLE: retried with the same key, it finds the job if it was committed after all)."""
         if len(request.reservations) > MAX_RESERVATIONS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"reservations: at most {MAX_RESERVATIONS} in one call")
         results = await asyncio.gather(*(self._reserve(r) for r in request.reservations), return_exceptions=True)
         outcomes = []
         for result in results:
-            if isinstance(result, _Refused):
+            if isinstance(result, Refused):
                 outcomes.append(status_pb2.ReserveOutcome(code=result.code.value[0], details=result.details))
-            elif isinstance(result, BaseException):
-                raise result  # the store failed: the whole call fails (UNKNOWN), as ReserveJob would
+            elif isinstance(result, Exception):
+                log.error("reservation failed", error=repr(result))
+                outcomes.append(status_pb2.ReserveOutcome(code=grpc.StatusCode.UNAVAILABLE.value[0],
+                                                          details="status: job store unavailable; retry with the "
+                                                                  "same key"))
+            elif isinstance(result, BaseException):  # a cancel: the call itself is going away
+                raise result
             else:
                 outcomes.append(status_pb2.ReserveOutcome(reserved=result))
         return status_pb2.ReserveJobsResponse(outcomes=outcomes)
@@ -106,29 +109,31 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
     async def _reserve(self, request: status_pb2.ReserveJobRequest) -> status_pb2.ReserveJobResponse:
         for name in ("idempotency_key", "wallet", "scene", "settings_json"):
             if not getattr(request, name):
-                raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: required")
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{name}: required")
         if not SHA256_HEX.fullmatch(request.request_hash):
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, "request_hash: must be a sha256 hex digest")
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "request_hash: must be a sha256 hex digest")
         if problem := _reservation_problem(request):
-            raise _Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
             record, created = await self.store.reserve(request.idempotency_key, request.request_hash,
                                                        request.wallet, request.scene, request.settings_json)
         except IdempotencyConflict as exc:
-            raise _Refused(grpc.StatusCode.ALREADY_EXISTS, f"idempotency_key: {exc}") from None
+            raise Refused(grpc.StatusCode.ALREADY_EXISTS, f"idempotency_key: {exc}") from None
         return status_pb2.ReserveJobResponse(job=record.to_proto(), created=created, published=record.published)
 
     async def MarkPublished(self, request: status_pb2.MarkPublishedRequest,
                             context: grpc.aio.ServicerContext) -> status_pb2.MarkPublishedResponse:
         job_ids = [*([request.job_id] if request.job_id or not request.job_ids else []), *request.job_ids]
+        if len(job_ids) > MAX_MARKS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"job_ids: at most {MAX_MARKS} in one call")
         for job_id in job_ids:
             await self._job_id(job_id, context)
-        # Concurrent writes: the group commit takes them in one transaction.
+        # Concurrent writes: on SQLite the group commit takes them in one transaction (PostgreSQL: one each).
         marked = await asyncio.gather(*(self.store.mark_published(job_id) for job_id in job_ids))
         unknown = [job_id for job_id, ok in zip(job_ids, marked, strict=True) if not ok]
-        if unknown:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {', '.join(unknown)}")
-        return status_pb2.MarkPublishedResponse()
+        if unknown and len(job_ids) == 1:  # a single mark answers as it did before job_ids
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {unknown[0]}")
+        return status_pb2.MarkPublishedResponse(batched=True, unknown_job_ids=unknown)
 
     async def DiscardJob(self, request: status_pb2.DiscardJobRequest,
                          context: grpc.aio.ServicerContext) -> status_pb2.DiscardJobResponse:

@@ -13,7 +13,6 @@ call and the request's parsing); see bench/README.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -27,15 +26,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mintpipe.coalesce import Coalescer
+from mintpipe.coalesce import Coalescer, Unavailable
 from mintpipe.disk import DiskGuard
 from mintpipe.events import stage_name
+from mintpipe.grpc_batch import BatchedCall, status_code
+from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
-from status.http_errors import ApiError, error_body, from_grpc, from_status
+from status.http_errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
 
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 MAX_BATCH = 256  # the gateway takes at most gateway.service.MAX_BATCH submissions in one SubmitJobs call
+# And their bytes: gRPC takes at most 4 MiB in one message. A submission is at most ~17 KiB once the settings are
+# capped at the gateway's own limit (MAX_SETTINGS_JSON), so a batch of large ones is ~60 of them.
+MAX_BATCH_BYTES = 1 << 20
+# What a whole batch's failure says to each of its submissions: the pipeline's own fault (500) or its capacity
+# (503). Any other code of a whole call (e.g. RESOURCE_EXHAUSTED for a message over the limit) is no caller's fault.
+_BATCH_FAILURES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
+                   grpc.StatusCode.INTERNAL)
+
+log = get_logger(__name__)
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -53,43 +63,45 @@ class Submitter:
     """One submission: the per-address limit, the key's form, the disk, then the gateway (which validates,
     reserves the job in the store and has the render job confirmed by the broker before it answers).
 
-    The submissions that arrive while a call to the gateway is in flight go together in the next one
+    The submissions that arrive while the calls to the gateway are in flight go together in the next one
     (SubmitJobs, mintpipe.coalesce): one gRPC round trip for many at capacity, each answered as SubmitJob
     would answer it alone. A lone submission goes at once."""
 
     def __init__(self, gateway: gateway_pb2_grpc.GatewayServiceStub, submissions: Counter,
                  ip_limiter: RateLimiter | None, disk: DiskGuard | None) -> None:
         self.gateway, self.submissions, self.ip_limiter, self.disk = gateway, submissions, ip_limiter, disk
+        self._send = BatchedCall("submit", self._submit_batched, self._submit_one)
         self._batch: Coalescer[gateway_pb2.SubmitJobRequest, gateway_pb2.SubmitJobResponse] = Coalescer(
-            self._send, MAX_BATCH, name="submit")
-        self._batched = True  # False against a gateway without SubmitJobs (an older version)
+            self._send, MAX_BATCH, name="submit", size=gateway_pb2.SubmitJobRequest.ByteSize,
+            max_bytes=MAX_BATCH_BYTES)
 
-    async def _send(self, requests: list[gateway_pb2.SubmitJobRequest]) -> list[object]:
-        if self._batched:
-            try:
-                reply = await self.gateway.SubmitJobs(gateway_pb2.SubmitJobsRequest(submissions=requests),
-                                                      timeout=15)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                self._batched = False
-            else:
-                return [outcome.reply if outcome.code == 0 else
-                        from_status(_CODES.get(outcome.code, grpc.StatusCode.UNKNOWN), outcome.details,
-                                    lambda wait=outcome.retry_after: wait or None)
-                        for outcome in reply.outcomes]
+    async def _submit_batched(self, requests: list[gateway_pb2.SubmitJobRequest]) -> list[object]:
+        reply = await self.gateway.SubmitJobs(gateway_pb2.SubmitJobsRequest(submissions=requests), timeout=15)
+        return [outcome.reply if outcome.code == 0 else
+                from_status(status_code(outcome.code), outcome.details, lambda wait=outcome.retry_after: wait or None)
+                for outcome in reply.outcomes]
 
-        async def one(request: gateway_pb2.SubmitJobRequest) -> object:
-            try:
-                return await self.gateway.SubmitJob(request, timeout=15)
-            except grpc.aio.AioRpcError as exc:
-                return from_grpc(exc)
-        return [await one(requests[0])] if len(requests) == 1 else list(
-            await asyncio.gather(*(one(r) for r in requests)))
+    async def _submit_one(self, request: gateway_pb2.SubmitJobRequest) -> object:
+        try:
+            return await self.gateway.SubmitJob(request, timeout=15)
+        except grpc.aio.AioRpcError as exc:
+            return from_grpc(exc)
 
     async def submit(self, body: SubmitJobBody, idempotency_key: str | None,
                      client_ip: Callable[[], str]) -> tuple[dict[str, Any], str]:
-        """The 202's body and its Location; raises ApiError for every refusal."""
+        """The 202's body and its Location; raises ApiError for every refusal, and for any fault of ours (500, in
+        the error shape every other answer has rather than a bare text)."""
+        try:
+            return await self._submit(body, idempotency_key, client_ip)
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.error("submission failed", error=repr(exc))
+            self.submissions.labels("internal").inc()
+            raise ApiError(500, "internal", "the gateway failed on this request; it has been logged") from None
+
+    async def _submit(self, body: SubmitJobBody, idempotency_key: str | None,
+                      client_ip: Callable[[], str]) -> tuple[dict[str, Any], str]:
         if self.ip_limiter is not None:
             wait = await self.ip_limiter.take(client_ip())
             if wait > 0:
@@ -102,19 +114,26 @@ class Submitter:
         if self.disk is not None and (full := self.disk.refusal()):
             self.submissions.labels("disk_full").inc()
             raise ApiError(503, "unavailable", full, "disk", {"Retry-After": "60"})
+        settings_json = json.dumps(body.settings)
+        if len(settings_json) > MAX_SETTINGS_JSON:  # the gateway's own refusal, before it can weigh on a batch
+            self.submissions.labels("invalid_argument").inc()
+            raise ApiError(400, "invalid_argument", f"settings: {SETTINGS_TOO_LARGE}", "settings")
         submit = gateway_pb2.SubmitJobRequest(
-            scene=body.scene or "", settings_json=json.dumps(body.settings), wallet=body.wallet,
+            scene=body.scene or "", settings_json=settings_json, wallet=body.wallet,
             idempotency_key=idempotency_key or "",
         )
         try:
             reply = await self._batch.call(submit)
-        except grpc.aio.AioRpcError as exc:  # the whole batch's call failed
-            error = from_grpc(exc)
-            self.submissions.labels(error.code).inc()
-            raise error from None
         except ApiError as error:  # this submission refused
             self.submissions.labels(error.code).inc()
             raise
+        except Unavailable as exc:  # the whole batch's call failed, or it waited too long for one
+            cause = exc.cause.code() if isinstance(exc.cause, grpc.aio.AioRpcError) else None
+            error = from_status(cause if cause in _BATCH_FAILURES else grpc.StatusCode.UNAVAILABLE, "",
+                                lambda: None)
+            log.warning("submission batch failed", error=str(exc))
+            self.submissions.labels(error.code).inc()
+            raise error from None
         self.submissions.labels("accepted").inc()
         url = f"/v1/jobs/{reply.job_id}"
         return {"job_id": reply.job_id, "stage": stage_name(reply.stage), "status_url": url}, url
@@ -136,15 +155,15 @@ class SubmitFastPath:
             await self.app(scope, receive, send)
             return
         content_type = length = key = None
-        keys = 0
+        repeated = False  # a header given twice: FastAPI decides what that means, as it always did
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value.lower()
+                repeated, content_type = repeated or content_type is not None, value.lower()
             elif name == b"content-length":
-                length = value
+                repeated, length = repeated or length is not None, value
             elif name == b"idempotency-key":
-                key, keys = value, keys + 1
-        if (content_type not in _JSON_TYPES or keys > 1 or length is None or not length.isdigit()
+                repeated, key = repeated or key is not None, value
+        if (repeated or content_type not in _JSON_TYPES or length is None or not length.isdigit()
                 or int(length) > self.limit):
             await self.app(scope, receive, send)
             return
@@ -204,6 +223,13 @@ def install_fast_path(app: Any, submitter: Submitter, max_body_bytes: int,
     build = app.build_middleware_stack
 
     def build_with_fast_path() -> ASGIApp:
+        # The lean route stands in front of the app's own middleware, so it must do what they do: it enforces
+        # BodySizeLimit's limit itself and knows of nothing else. Middleware added later would be skipped
+        # silently for the submissions it takes, so the app refuses to start instead.
+        added = [m.cls for m in app.user_middleware]
+        if added != [BodySizeLimit]:
+            raise RuntimeError(f"the lean POST /v1/jobs accounts for BodySizeLimit alone, not {added}: "
+                               "teach SubmitFastPath the new middleware's effect first")
         stack = build()
         stack.app = SubmitFastPath(stack.app, submitter, max_body_bytes, client_ip)
         return stack

@@ -17,6 +17,7 @@ import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2
+from status.store import JobStore
 from tests.conftest import free_port
 from tests.integration.test_drain import health
 from tests.integration.test_pinner_consumer import rendered_pin_job
@@ -142,6 +143,12 @@ async def test_a_draining_gateway_answers_the_submission_in_flight_and_refuses_n
                 gateway.kill()
     jobs = [broker_pb2.RenderJob.FromString(m.body).job_id for m in await probe.drain(topo.render_queue)]
     assert jobs == [reply.job_id]
+    store = JobStore(tmp_path / "jobs.sqlite3")  # the status service's, now stopped
+    await store.open()
+    try:
+        assert await store.unpublished_before(2**40) == [], "the drain sent the job's published mark"
+    finally:
+        await store.close()
 
 
 async def _zero(value) -> bool:

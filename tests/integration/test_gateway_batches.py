@@ -9,8 +9,14 @@ import json
 import grpc
 import pytest
 
+from gateway.validation import validate_submission
+from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ratelimit import KeyedRateLimiter
-from mintpipe.v1 import broker_pb2, gateway_pb2, status_pb2
+from mintpipe.v1 import broker_pb2, gateway_pb2, status_pb2, status_pb2_grpc
+from status.bus import JobBus
+from status.grpc_api import StatusService
+from status.store import JobStore
+from tests.conftest import free_port
 from tests.support.gateway import running_gateway
 
 pytestmark = pytest.mark.integration
@@ -72,3 +78,63 @@ async def test_concurrent_reservations_share_calls_and_each_gets_its_job(broker,
         assert len({r.job_id for r in replies}) == 40 and all(r.created for r in replies)
         again = await side.gateway.SubmitJob(submission(7, "c-7"), timeout=10)
         assert again.job_id == replies[7].job_id and not again.created
+
+
+class _FailingKey:
+    """The real job store, whose reservation of one idempotency key fails (a dropped database connection)."""
+
+    def __init__(self, store: JobStore, key: str) -> None:
+        self._store, self._key = store, key
+
+    async def reserve(self, key: str, *args, **kwargs):
+        if key == self._key:
+            raise ConnectionError("the database went away")
+        return await self._store.reserve(key, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+
+async def test_a_store_failure_fails_its_reservation_alone(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    await store.open()
+    server = GrpcServer("127.0.0.1", free_port(), ["mintpipe.v1.StatusService"])
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(_FailingKey(store, "boom"), JobBus()),
+                                                        server.server)
+    await server.start({})
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            status = status_pb2_grpc.StatusServiceStub(channel)
+            reservations = [validated(submission(i, key)) for i, key in enumerate(["a", "boom", "b"])]
+            reply = await status.ReserveJobs(status_pb2.ReserveJobsRequest(reservations=reservations), timeout=10)
+            first, failed, last = reply.outcomes
+            assert first.code == 0 and last.code == 0 and first.reserved.created and last.reserved.created
+            assert failed.code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert failed.details.startswith("status: ")
+            assert await store.get(first.reserved.job.job_id) is not None
+    finally:
+        await server.stop(0)
+        await store.close()
+
+
+async def test_marks_go_on_past_an_unknown_job_and_are_capped(broker, tmp_path):
+    async with running_gateway(broker, tmp_path) as side:
+        fresh = await side.status.ReserveJob(validated(submission(2, "m-2")), timeout=10)  # not published
+        unknown = "f" * 32
+        reply = await side.status.MarkPublished(status_pb2.MarkPublishedRequest(
+            job_id=unknown, job_ids=[fresh.job.job_id]), timeout=10)
+        assert reply.batched and list(reply.unknown_job_ids) == [unknown]
+        assert await side.store.unpublished_before(2**40) == [], "the known job was marked all the same"
+        with pytest.raises(grpc.aio.AioRpcError) as one_unknown:
+            await side.status.MarkPublished(status_pb2.MarkPublishedRequest(job_id=unknown), timeout=10)
+        assert one_unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as too_many:
+            await side.status.MarkPublished(status_pb2.MarkPublishedRequest(job_ids=[unknown] * 1001), timeout=10)
+        assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert too_many.value.details().startswith("job_ids: ")
+
+
+def validated(request: gateway_pb2.SubmitJobRequest) -> status_pb2.ReserveJobRequest:
+    job = validate_submission(request)
+    return status_pb2.ReserveJobRequest(idempotency_key=request.idempotency_key, request_hash=job.request_hash,
+                                        wallet=job.wallet, scene=job.scene, settings_json=job.settings_json)

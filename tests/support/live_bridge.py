@@ -65,10 +65,9 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
         await status_server.start({})
         status_channel = grpc.aio.insecure_channel(f"127.0.0.1:{status_server.port}")
         gateway_server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.GatewayService"])
-        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(
-            GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel), wallet_limiter=wallet_limiter,
-                           **(gateway_options or {})),
-            gateway_server.server)
+        gateway_service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel),
+                                         wallet_limiter=wallet_limiter, **(gateway_options or {}))
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(gateway_service, gateway_server.server)
         await gateway_server.start({"broker": lambda: broker.connected})
         gateway_channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_server.port}")
         renderer_chan = renderer_channel(renderer_target) if renderer_target else None
@@ -96,6 +95,7 @@ def live_bridge(rabbit_url: str, data_dir: Path, *, admin_token: str | None = No
             server.should_exit = True
             await http
             await gateway_channel.close()
+            await gateway_service.close()  # its "published" marks, as the gateway's drain sends them
             if renderer_chan is not None:
                 await renderer_chan.close()
             await status_channel.close()

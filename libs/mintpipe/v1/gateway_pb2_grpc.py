@@ -59,7 +59,7 @@ class GatewayServiceServicer:
 
     def SubmitJobs(self, request, context):
         """Several submissions in one call, each answered in order as SubmitJob would answer it alone (the bridge
-        sends the submissions that arrive while its previous call is in flight together: one round trip).
+        sends the submissions that arrive while its previous calls are in flight together: one round trip).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -96,8 +96,12 @@ class MarkPublishedRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MarkPublishedResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("batched", "unknown_job_ids")
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    batched: bool
+    unknown_job_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, batched: _Optional[bool] = ..., unknown_job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DiscardJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -105,15 +105,19 @@ class StatusServiceServicer:
 
     def ReserveJobs(self, request, context):
         """Internal (gateway): several reservations in one call, each answered in order as ReserveJob would answer
-        it alone (its own error, if any, in its outcome). The gateway sends the submissions that arrive while
-        its previous call is in flight together: one round trip and one store commit for all of them.
+        it alone (its own error, if any, in its outcome; a store failure too, as UNAVAILABLE). The gateway sends
+        the submissions that arrive while its previous calls are in flight together: one round trip for all of
+        them, and on SQLite one store commit (its group commit); on PostgreSQL each reservation is still its own
+        transaction over the pool.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def MarkPublished(self, request, context):
-        """Internal (gateway): the render jobs' publishes were confirmed by the broker (job_id and job_ids alike).
+        """Internal (gateway): the render jobs' publishes were confirmed by the broker (job_id and job_ids alike;
+        at most 1000 ids in one call). An id with no job does not stop the others: it is listed in the answer
+        (NOT_FOUND when it was the call's only id, as before job_ids).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
