@@ -70,6 +70,18 @@ async def serving(add, servicer, name: str) -> AsyncIterator[grpc.aio.Channel]:
         await server.stop(0)
 
 
+@asynccontextmanager
+async def gateway_in_front_of(broker, status: status_pb2_grpc.StatusServiceServicer
+                              ) -> AsyncIterator[tuple[GatewayService, gateway_pb2_grpc.GatewayServiceStub]]:
+    """A real gateway on loopback whose status service is `status` (served on loopback too)."""
+    async with serving(status_pb2_grpc.add_StatusServiceServicer_to_server, status,
+                       "mintpipe.v1.StatusService") as status_channel:
+        service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel))
+        async with serving(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, service,
+                           "mintpipe.v1.GatewayService") as channel:
+            yield service, gateway_pb2_grpc.GatewayServiceStub(channel)
+
+
 def submission(seed: int, key: str) -> gateway_pb2.SubmitJobRequest:
     return gateway_pb2.SubmitJobRequest(settings_json=json.dumps({"seed": seed}), wallet=WALLET, idempotency_key=key)
 
@@ -79,22 +91,17 @@ async def test_a_gateway_against_an_older_status_service_reserves_and_marks_ever
     await store.open()
     old = OldStatus(store)
     try:
-        async with serving(status_pb2_grpc.add_StatusServiceServicer_to_server, old,
-                           "mintpipe.v1.StatusService") as status_channel:
-            service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel))
-            async with serving(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, service,
-                               "mintpipe.v1.GatewayService") as channel:
-                gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
-                reply = await gateway.SubmitJobs(gateway_pb2.SubmitJobsRequest(
-                    submissions=[submission(i, f"old-{i}") for i in range(6)]), timeout=20)
-                outcomes = list(reply.outcomes)
-                assert all(o.code == 0 for o in outcomes) and all(o.reply.created for o in outcomes)
-                with pytest.raises(grpc.aio.AioRpcError) as conflict:
-                    await gateway.SubmitJob(submission(99, "old-0"), timeout=10)
-                assert conflict.value.code() == grpc.StatusCode.ALREADY_EXISTS
-                again = await gateway.SubmitJob(submission(0, "old-0"), timeout=10)
-                assert again.job_id == outcomes[0].reply.job_id and not again.created
-                await service.close()  # the marks, as on a drain
+        async with gateway_in_front_of(broker, old) as (service, gateway):
+            reply = await gateway.SubmitJobs(gateway_pb2.SubmitJobsRequest(
+                submissions=[submission(i, f"old-{i}") for i in range(6)]), timeout=20)
+            outcomes = list(reply.outcomes)
+            assert all(o.code == 0 for o in outcomes) and all(o.reply.created for o in outcomes)
+            with pytest.raises(grpc.aio.AioRpcError) as conflict:
+                await gateway.SubmitJob(submission(99, "old-0"), timeout=10)
+            assert conflict.value.code() == grpc.StatusCode.ALREADY_EXISTS
+            again = await gateway.SubmitJob(submission(0, "old-0"), timeout=10)
+            assert again.job_id == outcomes[0].reply.job_id and not again.created
+            await service.close()  # the marks, as on a drain
         queued = [broker_pb2.RenderJob.FromString(m.body).job_id
                   for m in await probe.drain(broker.topology.render_queue)]
         assert sorted(queued) == sorted(o.reply.job_id for o in outcomes), "each job queued once"
@@ -157,15 +164,10 @@ async def test_batching_is_tried_again_after_a_while(broker, tmp_path, monkeypat
     await store.open()
     old = UpgradedLater(store)
     try:
-        async with serving(status_pb2_grpc.add_StatusServiceServicer_to_server, old,
-                           "mintpipe.v1.StatusService") as status_channel:
-            service = GatewayService(broker, status_pb2_grpc.StatusServiceStub(status_channel))
-            async with serving(gateway_pb2_grpc.add_GatewayServiceServicer_to_server, service,
-                               "mintpipe.v1.GatewayService") as channel:
-                gateway = gateway_pb2_grpc.GatewayServiceStub(channel)
-                for i in range(3):
-                    assert (await gateway.SubmitJob(submission(i, f"again-{i}"), timeout=10)).created
-                assert old.batched_tries == 3, "each reservation tried the batched method first"
-                await service.close()
+        async with gateway_in_front_of(broker, old) as (service, gateway):
+            for i in range(3):
+                assert (await gateway.SubmitJob(submission(i, f"again-{i}"), timeout=10)).created
+            assert old.batched_tries == 3, "each reservation tried the batched method first"
+            await service.close()
     finally:
         await store.close()
