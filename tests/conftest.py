@@ -19,7 +19,7 @@ from tests.support.chain import TestChain, running_chain
 
 # PostgreSQL fixtures (pg_database, pg_dsn, db_url: both engines) and the SeaweedFS fixtures (seaweed, s3_bucket,
 # s3_url, s3_env, s3_artifacts, s3_ipfs: see tests/support/seaweed.py), for every test package.
-pytest_plugins = ["tests.support.postgres", "tests.support.seaweed"]
+pytest_plugins = ["tests.support.postgres", "tests.support.seaweed", "tests.support.logs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RABBIT_HOST = os.environ.get("MINTPIPE_TEST_RABBIT_HOST", "127.0.0.1:5672")

@@ -4,15 +4,11 @@ cancelled, answers the wrong number), within its byte cap, with a few batches in
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import logging
 
 import pytest
 import structlog
 
 from mintpipe.coalesce import Coalescer, Unavailable
-from mintpipe.log import configure_logging
 
 pytestmark = pytest.mark.unit
 
@@ -42,19 +38,6 @@ class Peer:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
-
-
-@pytest.fixture
-def lines():
-    """The real logging configuration, its output in a buffer: yields a reader of the JSON lines."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("test", "INFO")
-    buffer = io.StringIO()
-    root.handlers[0].setStream(buffer)
-    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-    root.handlers[:], level = saved
-    root.setLevel(level)
 
 
 async def test_calls_of_one_moment_share_a_batch_and_each_gets_its_own_answer():

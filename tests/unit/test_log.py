@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
 import pytest
-import structlog
 
-from mintpipe.log import configure_logging, get_logger, is_secret_key, scrub
+from mintpipe.log import get_logger, is_secret_key, scrub
 
 pytestmark = pytest.mark.unit
 
@@ -18,29 +16,6 @@ JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJtaW50cGlwZS10ZXN0In0.c2ln
 BEARER = "adm1n-Bearer-Value.42"
 PASSWORD = "hunter2-amqp-pw"
 SECRETS = (JWT, BEARER, PASSWORD)
-
-
-@pytest.fixture
-def lines():
-    """Configure logging as a service does, write its stdout handler into a buffer, yield a reader of it."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("test", "INFO")
-    buffer = io.StringIO()
-    root.handlers[0].setStream(buffer)
-
-    def raw() -> str:
-        return buffer.getvalue()
-
-    def read() -> list[dict]:
-        return [json.loads(line) for line in raw().splitlines() if line.strip()]
-
-    read.raw = raw  # type: ignore[attr-defined]
-    yield read
-    root.handlers[:], level = saved
-    root.setLevel(level)
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
 
 
 def test_public_token_fields_are_kept_and_secret_names_redacted(lines):
