@@ -36,6 +36,10 @@ contract MintpipeCollection is ERC721URIStorage, ERC2981, EIP712, AccessControl 
     error JobAlreadyMinted(bytes32 jobId, uint256 tokenId);
     /// @notice A voucher must carry a token URI.
     error EmptyTokenURI();
+    /// @notice The zero address cannot hold SIGNER_ROLE: a signature that fails to recover recovers to it.
+    error ZeroSigner();
+    /// @notice The collection needs an admin (DEFAULT_ADMIN_ROLE) other than the zero address.
+    error ZeroAdmin();
 
     /// @notice A voucher was redeemed: job `jobId` became token `tokenId`, owned by `to`.
     event VoucherRedeemed(bytes32 indexed jobId, uint256 indexed tokenId, address indexed to, address signer);
@@ -44,6 +48,7 @@ contract MintpipeCollection is ERC721URIStorage, ERC2981, EIP712, AccessControl 
 
     /// @param name_ collection name, also the EIP-712 domain name (domain version "1")
     /// @param symbol_ collection symbol
+    /// @dev Reverts with ZeroAdmin or ZeroSigner when `admin` or `signer` is the zero address.
     /// @param admin holds DEFAULT_ADMIN_ROLE: manages signers and royalties
     /// @param signer the first voucher signer
     /// @param royaltyReceiver who receives royalties
@@ -56,6 +61,7 @@ contract MintpipeCollection is ERC721URIStorage, ERC2981, EIP712, AccessControl 
         address royaltyReceiver,
         uint96 royaltyBps
     ) ERC721(name_, symbol_) EIP712(name_, "1") {
+        if (admin == address(0)) revert ZeroAdmin();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(SIGNER_ROLE, signer);
         _setDefaultRoyalty(royaltyReceiver, royaltyBps);
@@ -80,7 +86,8 @@ contract MintpipeCollection is ERC721URIStorage, ERC2981, EIP712, AccessControl 
         if (existing != 0) revert JobAlreadyMinted(jobId, existing);
         if (bytes(uri).length == 0) revert EmptyTokenURI();
         address signer = recoverVoucherSigner(to, uri, jobId, deadline, signature);
-        if (!hasRole(SIGNER_ROLE, signer)) revert InvalidVoucherSignature(signer);
+        // A failed recovery is address(0), never a signer's (even if address(0) somehow held the role).
+        if (signer == address(0) || !hasRole(SIGNER_ROLE, signer)) revert InvalidVoucherSignature(signer);
 
         tokenId = ++totalMinted;
         tokenOfJob[jobId] = tokenId;
@@ -114,6 +121,13 @@ contract MintpipeCollection is ERC721URIStorage, ERC2981, EIP712, AccessControl 
     function setDefaultRoyalty(address receiver, uint96 feeNumerator) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setDefaultRoyalty(receiver, feeNumerator);
         emit DefaultRoyaltyUpdated(receiver, feeNumerator);
+    }
+
+    /// @dev Every grant of a role goes through here (constructor and grantRole alike): SIGNER_ROLE is
+    /// refused to the zero address with ZeroSigner.
+    function _grantRole(bytes32 role, address account) internal virtual override returns (bool) {
+        if (role == SIGNER_ROLE && account == address(0)) revert ZeroSigner();
+        return super._grantRole(role, account);
     }
 
     /// @notice ERC-165: ERC-721, ERC-721 metadata, ERC-4906, ERC-2981 and AccessControl.

@@ -12,7 +12,7 @@ from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
 from mintpipe.chain import ZERO_ADDRESS, Domain, artifact, bytes32_to_job_id, job_id_to_bytes32
-from tests.support.chain import TestChain
+from tests.support.chain import COLLECTION_NAME, TestChain
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(120)]
 
@@ -30,7 +30,12 @@ def expect_revert(chain: TestChain, voucher, signature: bytes, name: str) -> tup
     sender = chain.address_of(chain.collector_keys[0])
     with pytest.raises(ContractCustomError) as caught:
         chain.contract.functions.mint(*voucher.mint_args(signature)).call({"from": sender})
-    data = bytes.fromhex(str(caught.value.data).removeprefix("0x"))
+    return error_args(caught.value, name)
+
+
+def error_args(error: ContractCustomError, name: str) -> tuple:
+    """The decoded arguments of custom error `name`, which `error` must carry."""
+    data = bytes.fromhex(str(error.data).removeprefix("0x"))
     selector, types = custom_error(name)
     assert data[:4] == selector, f"reverted with {data[:4].hex()}, not {name}"
     values = decode(types, data[4:])
@@ -135,3 +140,88 @@ def test_royalty_interfaces_and_signer_role(chain: TestChain) -> None:
         c.setDefaultRoyalty(chain.address_of(chain.relayer_key), 9000).call(
             {"from": chain.address_of(chain.collector_keys[0])})
     chain.send(c.setDefaultRoyalty(chain.address_of(chain.deployer_key), 500), chain.deployer_key)
+
+
+def deploy_call(chain: TestChain, *, admin: str, signer: str) -> None:
+    """Runs the collection's constructor with these admin and signer as an eth_call (nothing is deployed)."""
+    deployer = chain.address_of(chain.deployer_key)
+    factory = chain.w3.eth.contract(abi=artifact()["abi"], bytecode=artifact()["bytecode"])
+    tx = factory.constructor(COLLECTION_NAME, "MPT", admin, signer, deployer, 500).build_transaction(
+        {"from": deployer, "gas": 10_000_000})
+    chain.w3.eth.call({"from": deployer, "data": tx["data"], "gas": tx["gas"]})
+
+
+def test_deploying_with_zero_signer_or_admin_reverts(chain: TestChain) -> None:
+    # Issue 20, defect 6: with signer address(0), every signature that fails to recover (recovering to
+    # address(0)) would have been a signer's.
+    deployer = chain.address_of(chain.deployer_key)
+    signer = chain.address_of(chain.signer_key)
+    with pytest.raises(ContractCustomError) as caught:
+        deploy_call(chain, admin=deployer, signer=ZERO_ADDRESS)
+    assert error_args(caught.value, "ZeroSigner") == ()
+    with pytest.raises(ContractCustomError) as caught:
+        deploy_call(chain, admin=ZERO_ADDRESS, signer=signer)
+    assert error_args(caught.value, "ZeroAdmin") == ()
+    deploy_call(chain, admin=deployer, signer=signer)  # the same constructor call with both set succeeds
+
+
+def test_granting_signer_role_to_zero_address_reverts(chain: TestChain) -> None:
+    c = chain.contract.functions
+    role = c.SIGNER_ROLE().call()
+    admin = chain.address_of(chain.deployer_key)
+    with pytest.raises(ContractCustomError) as caught:
+        c.grantRole(role, ZERO_ADDRESS).call({"from": admin})
+    assert error_args(caught.value, "ZeroSigner") == ()
+    receipt = chain.send(c.grantRole(role, ZERO_ADDRESS), chain.deployer_key)
+    assert receipt["status"] == 0
+    assert not c.hasRole(role, ZERO_ADDRESS).call()
+    # Other roles may still go to address(0) (harmless: nobody sends from it), and real signers may be added.
+    stranger = chain.address_of(chain.collector_keys[2])
+    assert chain.send(c.grantRole(role, stranger), chain.deployer_key)["status"] == 1
+    assert chain.send(c.revokeRole(role, stranger), chain.deployer_key)["status"] == 1
+
+
+def role_member_slot(chain: TestChain, role: bytes, member: str) -> int:
+    """The storage slot of AccessControl's `_roles[role].hasRole[member]`, found by trying the base slots
+    (the member must hold the role)."""
+    def slot(base: int, account: str) -> int:
+        roles_entry = Web3.keccak(role + base.to_bytes(32, "big"))
+        return int.from_bytes(Web3.keccak(bytes.fromhex(account[2:]).rjust(32, b"\0") + roles_entry), "big")
+
+    holder = chain.address_of(chain.signer_key)
+    for base in range(32):
+        if chain.w3.eth.get_storage_at(chain.address, slot(base, holder)) == (1).to_bytes(32, "big"):
+            return slot(base, member)
+    raise AssertionError("AccessControl's _roles slot not found")
+
+
+JUNK_SIGNATURES = {
+    "zeros": b"\0" * 65,  # v = 0: ecrecover fails
+    "r_zero": b"\0" * 32 + b"\x01" * 32 + b"\x1b",  # v = 27, r = 0 (no curve point): ecrecover returns 0
+    "high_s": b"\x01" * 32 + b"\xff" * 32 + b"\x1c",  # s above n/2 (refused by OpenZeppelin's ECDSA)
+}
+
+
+@pytest.mark.parametrize("junk", sorted(JUNK_SIGNATURES))
+def test_junk_signature_does_not_mint_even_if_zero_address_were_a_signer(chain: TestChain, junk: str) -> None:
+    c = chain.contract.functions
+    role = c.SIGNER_ROLE().call()
+    voucher = chain.voucher(new_job(), chain.address_of(chain.collector_keys[1]), URI)
+    signature = JUNK_SIGNATURES[junk]
+    assert len(signature) == 65
+    minted = c.totalMinted().call()
+    assert expect_revert(chain, voucher, signature, "InvalidVoucherSignature") == (ZERO_ADDRESS,)
+    # Defence in depth: address(0) given SIGNER_ROLE behind AccessControl's back (anvil writes the storage)
+    # still recovers nothing from junk.
+    snapshot = chain.snapshot()
+    try:
+        chain.rpc("anvil_setStorageAt", chain.address, hex(role_member_slot(chain, role, ZERO_ADDRESS)),
+                  "0x" + (1).to_bytes(32, "big").hex())
+        assert c.hasRole(role, ZERO_ADDRESS).call()
+        assert expect_revert(chain, voucher, signature, "InvalidVoucherSignature") == (ZERO_ADDRESS,)
+        assert chain.mint(voucher, signature)["status"] == 0
+        assert c.tokenOfJob(job_id_to_bytes32(voucher.job_id)).call() == 0
+        assert c.totalMinted().call() == minted
+    finally:
+        chain.revert(snapshot)
+    assert not c.hasRole(role, ZERO_ADDRESS).call()
