@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mintpipe.log import redact_url  # the one URL redactor (password, API keys in path/query); log imports no config
 
 if TYPE_CHECKING:
     from mintpipe.db import Database
@@ -126,17 +128,6 @@ def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
     except ObjectStoreConfigError as exc:
         print(f"{type(settings).__name__}: invalid configuration\n  {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{parts.username}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 S = TypeVar("S", bound=ServiceSettings)

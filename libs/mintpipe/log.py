@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -26,14 +27,90 @@ _ASSIGNED = re.compile(
     r"(?<![A-Za-z0-9_])([A-Za-z0-9_]*?(?:password|passwd|pwd|secret|token|jwt|api_?key)=)[^\s&;,'\"]+", re.I)
 _MAX_DEPTH = 8
 
+# RPC providers (Alchemy, Infura, QuickNode, Ankr…) put the API key in the URL's path or query rather than in a
+# password: `https://eth-mainnet.g.alchemy.com/v2/<key>`, `https://mainnet.infura.io/v3/<32 hex>`,
+# `wss://…/ws/v3/<key>`, `https://rpc.ankr.com/eth/<64 hex>`, `…?apikey=<key>`. Inside http(s)/ws(s) URLs, a path
+# run of >= 20 [A-Za-z0-9_-] with a digit in it, or of 32+ hex, is taken for a key; the host and short path
+# words (v2, eth, rpc, ws) stay readable. A 32-hex job id outside a URL is left alone.
+_WEB_URL = re.compile(r"\b(?:https?|wss?)://[^\s'\"<>`\\]+", re.I)
+# urllib3/requests (web3's HTTP provider) quote the path alone: "Max retries exceeded with url: /v2/<key> (…".
+_BARE_PATH = re.compile(r"(\burl:\s*)(/[^\s'\"<>`\\]*)", re.I)
+_RUN = re.compile(r"[A-Za-z0-9_-]+")
+_HEX32 = re.compile(r"[0-9A-Fa-f]{32,}")
+_DIGIT = re.compile(r"[0-9]")
+# The segment right after one of these is public and worth reading: a CID, a job id, a tx hash or an address.
+_PUBLIC_AFTER = frozenset({"ipfs", "ipns", "jobs", "artifacts", "tx", "address", "block"})
+# Query (or fragment) parameters whose value is a key, beyond the secret names of `is_secret_key`.
+_KEY_PARAMS = frozenset({"key", "apikey", "api_key", "token", "access_token", "secret", "auth", "sig", "signature"})
+_TRAILING = re.compile(r"[)\]}>.,;:!]*$")
+
 
 def is_secret_key(key: str) -> bool:
     name = key.lower().replace("-", "_")
     return name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)
 
 
+def _looks_like_key(run: str) -> bool:
+    return (len(run) >= 20 and _DIGIT.search(run) is not None) or _HEX32.search(run) is not None
+
+
+def _key_run(match: re.Match[str]) -> str:
+    return "***" if _looks_like_key(match[0]) else match[0]
+
+
+def _scrub_path(path: str) -> str:
+    segments = path.split("/")
+    for i in range(1, len(segments)):
+        if segments[i - 1].lower() not in _PUBLIC_AFTER:
+            segments[i] = _RUN.sub(_key_run, segments[i])
+    return "/".join(segments)
+
+
+def _scrub_params(query: str) -> str:
+    pairs = query.split("&")
+    for i, pair in enumerate(pairs):
+        name, eq, value = pair.partition("=")
+        if eq and value and (name.lower().replace("-", "_") in _KEY_PARAMS or is_secret_key(name)):
+            # Keep punctuation that ends the sentence rather than the value ("…?key=abc)." in prose).
+            pairs[i] = f"{name}=***{_TRAILING.search(value)[0]}"
+    return "&".join(pairs)
+
+
+def _scrub_web_url(url: str) -> str:
+    """Keys in an http(s)/ws(s) URL's path, query and fragment; its scheme and authority are kept as they are."""
+    head, sep, rest = url.partition("://")
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, rest = rest[:cut], rest[cut:]
+    rest, hash_, fragment = rest.partition("#")
+    path, mark, query = rest.partition("?")
+    return (f"{head}{sep}{authority}{_scrub_path(path)}{mark}{_scrub_params(query)}"
+            f"{hash_}{_scrub_params(fragment)}")
+
+
+def redact_url(url: str) -> str:
+    """One URL fit for logs and public answers: no password, and (http(s)/ws(s)) no API key in its path or query.
+
+    `scrub` does the same inside free text; this one parses a single URL, so a password holding `@` goes
+    whole."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unparsable port or bracket: the text scrubber still applies
+        return scrub(url)
+    netloc = parts.netloc
+    if password is not None:
+        netloc = f"{parts.username}:***@{netloc.rpartition('@')[2]}"
+    if parts.scheme.lower() not in ("http", "https", "ws", "wss"):
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)) if password else url
+    return urlunsplit((parts.scheme, netloc, _scrub_path(parts.path), _scrub_params(parts.query),
+                       _scrub_params(parts.fragment)))
+
+
 def scrub(text: str) -> str:
     text = _URL_PASSWORD.sub(r"\g<scheme>***@", text)
+    if "://" in text:
+        text = _WEB_URL.sub(lambda m: _scrub_web_url(m[0]), text)
+    text = _BARE_PATH.sub(lambda m: m[1] + _scrub_path(m[2]), text)
     text = _BEARER.sub(r"\1***", text)
     text = _JWT.sub("***", text)
     return _ASSIGNED.sub(r"\1***", text)
