@@ -2,6 +2,7 @@
 // follow the job live, and mint it, from a phone or a desktop. Built only on the public HTTP API.
 
 import { ApiError, NetworkError, getChain, getJob, getScenes, ipfsPath, listJobs, preview, submitJob } from "./api.js";
+import { keepClaim } from "./claims.js";
 import { SettingsForm, el } from "./form.js";
 import { STAGES, showJob, tokenIdOf } from "./jobview.js";
 import { MintPanel } from "./mint.js";
@@ -138,6 +139,7 @@ async function submit(event) {
     for (let attempt = 0; ; attempt += 1) {
       try {
         const { data } = await submitJob(body, key);
+        keepClaim(data.job_id, data.claim_token); // this browser's proof that it submitted the job (relayed mint)
         remember(body, key, data.job_id);
         history.pushState({ job: data.job_id }, "", `/jobs/${data.job_id}`);
         follow({ job_id: data.job_id, stage: data.stage, progress: 0, wallet, assets: {}, settings: body.settings });

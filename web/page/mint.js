@@ -1,14 +1,19 @@
 // The mint panel of a pinned job: what will happen (facts a collector can check), then either their wallet sends
 // the job's ready transaction (mint.tx) and the page reports its hash, or the service relays the mint for them.
-// Every way it can go wrong ends in a sentence saying what to do next, and no button is ever dead.
+// A relay needs the job's claim token, which only the browser that submitted the job holds (claims.js): elsewhere
+// "Mint it for me" is shown disabled with a note saying why, and the wallet stays the way to mint.
+// Every way it can go wrong ends in a sentence saying what to do next, and no other button is ever dead.
 
 import { getChain, getJob, ipfsPath, reportMint } from "./api.js";
+import { claimFor, forgetClaim } from "./claims.js";
 import { el } from "./form.js";
 import { tokenIdOf } from "./jobview.js";
 import { WalletError, chainName, deepLinks, explain, explorer } from "./wallet.js";
 
 const $ = (id) => document.getElementById(id);
 const short = (a) => (a ? `${a.slice(0, 6)}…${a.slice(-4)}` : "");
+const wait = (s) => (s < 90 ? `${Math.max(1, Math.round(s))} s` : s < 3570 ? `${Math.round(s / 60)} min`
+  : `${Math.round(s / 3600)} h`);
 const EXPIRY_MARGIN_S = 60; // a voucher this close to its deadline is refreshed before it is sent
 const REPORT_TRIES = 10; // the node may take a moment to know a just-sent transaction (404)
 // The collection's custom errors by selector (the first 4 bytes of keccak256 of the signature; checked against
@@ -104,12 +109,17 @@ export class MintPanel {
       b.addEventListener("click", () => this.openWallets());
       items.push(b);
     }
-    const relay = el("button", { type: "button", class: current ? "secondary" : "primary", id: "mint-relay" },
-      "Mint it for me (free)");
+    const claimed = Boolean(claimFor(this.job.job_id));
+    const relay = el("button", { type: "button", class: current || !claimed ? "secondary" : "primary",
+      id: "mint-relay", disabled: !claimed, "data-unclaimed": !claimed, "aria-describedby": "mint-relay-note" },
+    "Mint it for me (free)");
     relay.addEventListener("click", () => this.relay());
     items.push(relay);
-    items.push(el("p", { class: "note", text: `“Mint it for me”: this service sends the mint and pays the fee; the ` +
-      `NFT goes to ${short(this.job.mint.voucher?.to || this.job.wallet)}.` }));
+    items.push(el("p", { class: "note", id: "mint-relay-note", text: claimed
+      ? `“Mint it for me”: this service sends the mint and pays the fee; the NFT goes to ` +
+        `${short(this.job.mint.voucher?.to || this.job.wallet)}.`
+      : "“Mint it for me” is only for the browser that submitted this job: open this link there, or mint with " +
+        "a wallet." }));
     if (!this.wallets.list().length && matchMedia("(pointer: coarse)").matches) {
       items.push(el("p", { class: "note", text: "Have a wallet app on this phone? Open this page inside it:" }),
         el("ul", { class: "deep-links" }, ...deepLinks(location.href).map((l) =>
@@ -124,7 +134,7 @@ export class MintPanel {
   setBusy(busy) {
     this.busy = busy;
     for (const b of $("mint-actions").querySelectorAll("button")) {
-      b.disabled = busy;
+      b.disabled = busy || b.hasAttribute("data-unclaimed");
       b.setAttribute("aria-busy", String(busy));
     }
   }
@@ -193,10 +203,21 @@ export class MintPanel {
     this.setBusy(true);
     try {
       if (this.job.stage === "minted") return this.alreadyMinted(this.job);
-      await this.report({ relay: true }, "Minting it for you: the transaction is on its way…");
+      const claim = claimFor(this.job.job_id);
+      if (!claim) return this.drawActions(); // shows why it cannot be relayed from here
+      await this.report({ relay: true, claim_token: claim }, "Minting it for you: the transaction is on its way…");
     } catch (e) {
       this.status("");
-      this.error(e.message);
+      // The server's own words; 403: the token is not this job's (forgotten here, so the button says why);
+      // 429: a per-address limit or the day's relay budget, with when to try again.
+      if (e.code === "claim_mismatch") {
+        forgetClaim(this.job.job_id);
+        this.drawActions();
+      }
+      let text = e.message;
+      if (e.status === 429 && e.retryAfter) text += ` Try again in ${wait(e.retryAfter)}, or mint with a wallet.`;
+      else if (e.status === 403 || e.status === 429) text += " You can still mint with a wallet.";
+      this.error(text);
     } finally {
       this.setBusy(false);
     }
@@ -212,10 +233,12 @@ export class MintPanel {
           this.status("");
           this.onJob(job);
         } else {
-          // Sent and known to the chain: the job turns minted once the confirmations are in (the page watches).
+          // Sent (or, relayed, queued to be sent: 202 with no hash yet): the job turns minted once the
+          // confirmations are in (the page watches its events).
           this.status(data.state === "confirming"
             ? `Mined in block ${data.block}; waiting for ${data.required_confirmations} confirmations…`
-            : `Sent (transaction ${short(data.tx_hash)}); waiting for it to be mined…`);
+            : data.state === "queued" || !data.tx_hash ? "Sent to the relayer; waiting for the chain…"
+              : `Sent (transaction ${short(data.tx_hash)}); waiting for it to be mined…`);
           this.onJob(job, true);
         }
         return;
@@ -228,7 +251,7 @@ export class MintPanel {
           const job = await this.fresh();
           if (job.stage === "minted") return this.alreadyMinted(job);
         }
-        throw e; // the server's own words (422: what did not match; 429: a cap; 503: try later)
+        throw e; // the server's own words (403: no claim; 422: what did not match; 429: a cap; 503: try later)
       }
     }
   }
