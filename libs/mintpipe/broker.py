@@ -4,6 +4,8 @@ with manual acks.
 Topology (every name starts with the broker prefix, so test runs and deployments never collide):
   <p>.jobs    direct exchange  "render" → <p>.render,  "pin" → <p>.pin          (quorum work queues)
   <p>.events  topic exchange   "job.#"  → <p>.status.events                     (quorum)
+  <p>.jobs    direct exchange  "relay"  → <p>.minter.relay  (quorum, single active consumer: one sender)
+  <p>.jobs    direct exchange  "tick"   → <p>.minter.watch  (quorum, single active consumer, holds 1 tick)
   <p>.dlx     direct exchange  "<queue>" → <queue>.dead                           (dead letters, with reasons)
   <queue>.retry.<N>s  one delay queue per tier (messages wait N s, then go back to <queue>): transient
                       failures wait there without blocking the work queue and without busy-waiting.
@@ -63,6 +65,18 @@ class Topology:
         return f"{self.prefix}.pin"
 
     @property
+    def relay_queue(self) -> str:
+        """Relayed mints asked for: one minter replica at a time consumes it (single active consumer), so one
+        sender signs and sends, and RabbitMQ hands the role to another replica when that one goes."""
+        return f"{self.prefix}.minter.relay"
+
+    @property
+    def watch_queue(self) -> str:
+        """The chain watcher's rounds: every minter replica publishes a tick each poll interval, the queue keeps
+        the newest one only, and its single active consumer runs a round per tick."""
+        return f"{self.prefix}.minter.watch"
+
+    @property
     def status_queue(self) -> str:
         return f"{self.prefix}.status.events"
 
@@ -82,13 +96,13 @@ class Topology:
 
     @property
     def work_queues(self) -> tuple[str, ...]:
-        return (self.render_queue, self.pin_queue, self.status_queue)
+        return (self.render_queue, self.pin_queue, self.relay_queue, self.status_queue)
 
     @property
     def all_queues(self) -> tuple[str, ...]:
         """Every queue this topology declares (to remove a test's or a benchmark's topology)."""
         per_stage = [(q, self.dead_queue(q), *(self.retry_queue(q, t) for t in RETRY_TIERS)) for q in self.work_queues]
-        return (*(name for names in per_stage for name in names), self.dead_watch_queue)
+        return (*(name for names in per_stage for name in names), self.dead_watch_queue, self.watch_queue)
 
     @property
     def exchanges(self) -> tuple[str, ...]:
@@ -141,12 +155,13 @@ async def declare_topology(channel: AbstractChannel, topo: Topology) -> None:
     watch = await channel.declare_queue(topo.dead_watch_queue, durable=True, arguments={"x-queue-type": "quorum"})
     for stage_queue in (topo.render_queue, topo.pin_queue):
         await watch.bind(dlx, routing_key=stage_queue)
-    for queue, exchange, key in (
-        (topo.render_queue, jobs, "render"),
-        (topo.pin_queue, jobs, "pin"),
-        (topo.status_queue, events, "job.#"),
+    for queue, exchange, key, extra in (
+        (topo.render_queue, jobs, "render", {}),
+        (topo.pin_queue, jobs, "pin", {}),
+        (topo.relay_queue, jobs, "relay", {"x-single-active-consumer": True}),
+        (topo.status_queue, events, "job.#", {}),
     ):
-        q = await channel.declare_queue(queue, durable=True, arguments=_quorum_args(topo, queue))
+        q = await channel.declare_queue(queue, durable=True, arguments={**_quorum_args(topo, queue), **extra})
         await q.bind(exchange, routing_key=key)
         dead = await channel.declare_queue(
             topo.dead_queue(queue), durable=True, arguments={"x-queue-type": "quorum"}
@@ -158,6 +173,15 @@ async def declare_topology(channel: AbstractChannel, topo: Topology) -> None:
                 "x-queue-type": "quorum", "x-message-ttl": max(1, round(seconds * 1000 * topo.retry_scale)),
                 "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue,
             })
+    await declare_watch_queue(channel, topo)
+
+
+async def declare_watch_queue(channel: AbstractChannel, topo: Topology) -> None:
+    """The watcher's tick queue: a tick is worth nothing once a newer one exists, so it keeps one (drop-head)."""
+    jobs = await channel.get_exchange(topo.jobs_exchange, ensure=False)
+    q = await channel.declare_queue(topo.watch_queue, durable=True, arguments={
+        "x-queue-type": "quorum", "x-single-active-consumer": True, "x-max-length": 1})
+    await q.bind(jobs, routing_key="tick")
 
 
 async def delete_topology(channel: AbstractChannel, topo: Topology) -> None:

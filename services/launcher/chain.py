@@ -30,7 +30,7 @@ class ChainRefused(Exception):
 
 @dataclass
 class LauncherChain:
-    env: dict[str, str]  # what the status service gets
+    env: dict[str, str]  # what the minters get (the only processes given the keys)
     rpc_url: str
     contract: str
     anvil: Anvil | None = None
@@ -42,7 +42,7 @@ class LauncherChain:
 
 
 def _env(name: str) -> str:
-    return os.environ.get(f"STATUS_{name}") or os.environ.get(f"MINTPIPE_{name}") or ""
+    return os.environ.get(f"MINTER_{name}") or os.environ.get(f"MINTPIPE_{name}") or ""
 
 
 def start_chain(data_dir: Path) -> LauncherChain:
@@ -90,8 +90,9 @@ def _local(folder: Path) -> LauncherChain:
                 "anvil's well-known dev keys (never use them for real value)", rpc_url=anvil.url,
                 chain_id=anvil.chain_id, contract=address, signer=Account.from_key(keys[1]).address,
                 relayer=Account.from_key(keys[2]).address)
-    env = {"MINTPIPE_CHAIN_RPC_URL": anvil.url, "MINTPIPE_CHAIN_CONTRACT": address,
-           "MINTPIPE_CHAIN_SIGNER_KEY": keys[1], "MINTPIPE_CHAIN_RELAYER_KEY": keys[2]}
+    env = {"MINTPIPE_CHAIN_RPC_URL": anvil.url, "MINTPIPE_CHAIN_PUBLIC_RPC_URL": anvil.url,
+           "MINTPIPE_CHAIN_CONTRACT": address, "MINTPIPE_CHAIN_SIGNER_KEY": keys[1],
+           "MINTPIPE_CHAIN_RELAYER_KEY": keys[2], "MINTER_CHAIN_LOCAL_DEV": "true"}
     if not _env("CHAIN_CONFIRMATIONS"):
-        env["STATUS_CHAIN_CONFIRMATIONS"] = "0"  # anvil mines a block per transaction and never reorgs by itself
+        env["MINTER_CHAIN_CONFIRMATIONS"] = "0"  # anvil mines a block per transaction and never reorgs by itself
     return LauncherChain(env=env, rpc_url=anvil.url, contract=address, anvil=anvil, dev_keys=keys[3:])

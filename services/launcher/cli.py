@@ -30,6 +30,8 @@ DEFAULT_SETTINGS = {"seed": 2026}
 def _layout_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renderers", type=int, default=1, help="renderer replicas (default 1)")
     parser.add_argument("--pinners", type=int, default=1, help="pinner replicas (default 1)")
+    parser.add_argument("--minters", type=int, default=1, help="minter replicas, the chain stage (default 1; one "
+                        "sends relays and one watches at a time, the others take over when it goes)")
     parser.add_argument("--status-replicas", type=int, default=1,
                         help="status replicas, bridges at --http-port, +1, ... (more than 1 needs "
                         "MINTPIPE_DATABASE_URL=postgresql://...)")
@@ -51,6 +53,9 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     if not 1 <= args.renderers <= 64 or not 1 <= args.pinners <= 64:
         print("--renderers and --pinners: 1-64", file=sys.stderr)
         return 2
+    if not 1 <= args.minters <= 16:
+        print("--minters: 1-16", file=sys.stderr)
+        return 2
     if not 1 <= args.status_replicas <= 16:
         print("--status-replicas: 1-16", file=sys.stderr)
         return 2
@@ -59,7 +64,7 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
               "each replica would keep its own jobs, sweep alone and limit alone)", file=sys.stderr)
         return 2
     layout = Layout(args.data_dir, args.http_port, args.port_base, args.renderers, args.pinners,
-                    args.status_replicas)
+                    args.status_replicas, args.minters)
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = layout.data_dir / "logs" if demo else None
     from launcher.chain import ChainRefused, start_chain
@@ -75,7 +80,7 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
         return 1
     specs = build_specs(layout)
     for spec in specs:
-        if spec.module == "status":
+        if spec.module == "minter":  # the keys go to the minters only
             spec.env.update(chain.env)
     supervisor = Supervisor(specs, log_dir)
     try:

@@ -46,7 +46,7 @@ def run_example(base_url: str, data_dir: Path, settings: dict[str, Any], minter_
         if reply.status_code != 202:
             print(f"submission refused ({reply.status_code}): {reply.text}")
             return 1
-        job_id = reply.json()["job_id"]
+        job_id, claim_token = reply.json()["job_id"], reply.json().get("claim_token")
         print(f"submitted job {job_id} for wallet {wallet} with settings {json.dumps(settings)}")
         job = _follow(client, job_id, started, "pinned")
         if job.get("stage") != "pinned":
@@ -56,7 +56,7 @@ def run_example(base_url: str, data_dir: Path, settings: dict[str, Any], minter_
         if job.get("mint") is None:
             print("\nno chain configured: the job is ready to mint but nothing mints it")
             return 0
-        return _mint(client, job, minter, started)
+        return _mint(client, job, minter, started, claim_token)
 
 
 def _print_assets(base_url: str, data_dir: Path, job: dict[str, Any], started: float) -> None:
@@ -74,7 +74,7 @@ def _print_assets(base_url: str, data_dir: Path, job: dict[str, Any], started: f
             print(f"{kind:<10}: {base_url}/ipfs/{job['assets'][kind].removeprefix('ipfs://')}")
 
 
-def _mint(client: httpx.Client, job: dict[str, Any], minter: Any, started: float) -> int:
+def _mint(client: httpx.Client, job: dict[str, Any], minter: Any, started: float, claim_token: str | None) -> int:
     job_id, mint = job["job_id"], job["mint"]
     chain = client.get("/v1/chain").json()
     if minter is not None:
@@ -89,7 +89,7 @@ def _mint(client: httpx.Client, job: dict[str, Any], minter: Any, started: float
         body: dict[str, Any] = {"tx_hash": tx_hash}
     else:
         print("\nasking the service to relay the mint (it pays the gas)")
-        body = {"relay": True}
+        body = {"relay": True, "claim_token": claim_token}
     reported = time.monotonic()
     reply = client.post(f"/v1/jobs/{job_id}/mint", json=body)
     if reply.status_code not in (200, 202):

@@ -32,6 +32,7 @@ class Layout:
     renderers: int = 1
     pinners: int = 1
     status_replicas: int = 1  # bridges at http_port, http_port + 1, ... (several need PostgreSQL: issue 11)
+    minters: int = 1  # the chain stage; none without a chain
 
     @property
     def gateway_port(self) -> int:
@@ -54,6 +55,12 @@ class Layout:
     def pinner_port(self, i: int) -> int:
         return self.port_base + 200 + i
 
+    def minter_port(self, i: int) -> int:
+        return self.port_base + 600 + i
+
+    def minter_metrics_port(self, i: int) -> int:
+        return self.port_base + 700 + i
+
     # Prometheus /metrics of the gateway and of each replica (status: the bridge's /metrics).
     @property
     def gateway_metrics_port(self) -> int:
@@ -72,6 +79,8 @@ class Layout:
                      for i in range(self.renderers)})
         urls.update({f"pinner-{i}": f"http://127.0.0.1:{self.pinner_metrics_port(i)}/metrics"
                      for i in range(self.pinners)})
+        urls.update({f"minter-{i}": f"http://127.0.0.1:{self.minter_metrics_port(i)}/metrics"
+                     for i in range(self.minters)})
         return urls
 
     @property
@@ -98,11 +107,15 @@ def build_specs(layout: Layout) -> list[ServiceSpec]:
     # One target naming every renderer replica: the bridge balances previews over them (round_robin).
     renderers = "ipv4:" + ",".join(f"127.0.0.1:{layout.renderer_port(i)}" for i in range(layout.renderers))
     base = {"MINTPIPE_DATA_DIR": data, "PYTHONUNBUFFERED": "1"}
+    # Status asks every minter replica (round_robin); relays reach the active one through the broker.
+    minters = ("ipv4:" + ",".join(f"127.0.0.1:{layout.minter_port(i)}" for i in range(layout.minters))
+               if layout.minters else "")
+    chain_env = {"STATUS_MINTER_TARGET": minters} if minters else {}
     specs = [
         ServiceSpec("status" if i == 0 else f"status-{i}", "status",
                     {**base, "STATUS_GRPC_PORT": str(layout.status_replica_port(i)),
                      "STATUS_HTTP_PORT": str(layout.status_http_port(i)),
-                     "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers},
+                     "STATUS_GATEWAY_TARGET": gateway, "STATUS_RENDERER_TARGET": renderers, **chain_env},
                     layout.status_replica_port(i), group=2,
                     http_health=f"http://127.0.0.1:{layout.status_http_port(i)}/healthz")
         for i in range(layout.status_replicas)
@@ -121,6 +134,11 @@ def build_specs(layout: Layout) -> list[ServiceSpec]:
                           {**base, "PINNER_HEALTH_PORT": str(layout.pinner_port(i)),
                            "PINNER_METRICS_PORT": str(layout.pinner_metrics_port(i))},
                           layout.pinner_port(i), group=1) for i in range(layout.pinners)]
+    specs += [ServiceSpec(f"minter-{i}", "minter",
+                          {**base, "MINTER_GRPC_PORT": str(layout.minter_port(i)),
+                           "MINTER_METRICS_PORT": str(layout.minter_metrics_port(i)),
+                           "MINTPIPE_REPLICA": f"minter-{i}"},
+                          layout.minter_port(i), group=1) for i in range(layout.minters)]
     return specs
 
 

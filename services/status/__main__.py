@@ -18,17 +18,19 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
+from mintpipe.ratelimit import rate_limiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
-from status.chain_api import JobView
-from status.chain_runtime import start_chain
+from status.chain_api import ChainDeps, JobView
+from status.claims import ClaimTokens
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
+from status.minter_client import MinterClient
 from status.preview import renderer_channel
 from status.replicas import start_replicas
 from status.settings import StatusSettings
@@ -72,8 +74,24 @@ async def main() -> None:
     replicas = await start_replicas(settings, store, bus)
     leadership = replicas.leadership
     # --- end replicas ---
-    chain = await start_chain(settings, store, bus, leadership)
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain.deps)),
+    claims = await ClaimTokens.load(store.db, settings.claim_secret.get_secret_value()
+                                    if settings.claim_secret else None)
+    minter = MinterClient(settings.minter_target) if settings.minter_target else None
+    chain = None
+    chain_checks = {}
+    if minter is not None:
+        dsn = settings.database_url
+        chain = ChainDeps(minter=minter, store=store, bus=bus, broker=broker, claims=claims,
+                          relay_limiter=rate_limiter(dsn, "relay-ip", settings.relay_ip_rate_per_minute, 60,
+                                                     settings.relay_ip_burst),
+                          report_limiter=rate_limiter(dsn, "report-ip", settings.report_ip_rate_per_minute, 60,
+                                                      settings.report_ip_burst),
+                          relay_wait_seconds=settings.relay_wait_seconds)
+        chain_checks["minter"] = minter.healthy
+        log.info("chain through the minter", minter=settings.minter_target)
+    else:
+        log.info("no chain configured (STATUS_MINTER_TARGET unset): jobs end at pinned")
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusService(store, bus, JobView(chain)),
                                                         grpc_server.server)
     checks = {"broker": lambda: broker.connected, "store": store.ping}
 
@@ -98,11 +116,11 @@ async def main() -> None:
                       ipfs=ipfs, ipfs_gateway=settings.ipfs_gateway_url,
                       # The disk is the bridge's concern (health and refusals), not gRPC health's: a full volume
                       # should not make the launcher or an orchestrator restart a working service.
-                      checks={**checks, **chain.checks, **replicas.checks, "disk": disk.healthy}, disk=disk,
+                      checks={**checks, **chain_checks, **replicas.checks, "disk": disk.healthy}, disk=disk,
                       ip_limiter=replicas.ip_limiter, replica=leadership.snapshot,
                       trust_forwarded_for=settings.trust_forwarded_for,
                       admin=AdminDeps(broker, store, bus, admin_token, artifacts),
-                      max_body_bytes=settings.max_body_bytes, chain=chain.deps,
+                      max_body_bytes=settings.max_body_bytes, chain=chain, claims=claims,
                       renderer=renderer_pb2_grpc.RendererServiceStub(renderer_chan),
                       preview_limiter=replicas.preview_limiter,
                       web_dir=settings.web_dir,
@@ -132,7 +150,6 @@ async def main() -> None:
     log.info("draining")
     await grpc_server.begin_shutdown()
     await replicas.stop_duties()
-    chain.stop()
     await dead_letters.stop()
     await consumer.stop(settings.grace_seconds)
     http.should_exit = True
@@ -141,6 +158,8 @@ async def main() -> None:
     await grpc_server.stop(grace=min(5.0, settings.grace_seconds))
     await gateway_channel.close()
     await renderer_chan.close()
+    if minter is not None:
+        await minter.close()
     await broker.close()
     await replicas.close()
     await store.close()

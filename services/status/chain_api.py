@@ -1,28 +1,38 @@
-"""The chain's HTTP face: `GET /v1/chain`, `POST /v1/jobs/{job_id}/mint`, and the mint fields every job
-document carries (`mint` on a pinned job; `token_id`, `tx_hash`, `block`, `minted_at` on a minted one)."""
+"""The chain's HTTP face: `GET /v1/chain`, `POST /v1/jobs/{job_id}/mint`, and the mint fields every job document
+carries (`mint` on a pinned job; `token_id`, `tx_hash`, `block`, `minted_at` on a minted one).
+
+Status holds no key and speaks to no chain node: vouchers and checks come from the minter over gRPC
+(status.minter_client), relays go to the minter through the broker, and what the minter learns comes back as
+events (status.mints). A relay needs the job's claim token (status.claims); relays and reported transactions are
+rate-limited per client address, shared by every replica on PostgreSQL, before anything costly happens.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from web3.exceptions import Web3Exception
 
+from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.events import stage_name
 from mintpipe.log import get_logger
-from mintpipe.v1 import jobs_pb2
+from mintpipe.ratelimit import RateLimiter
+from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
-from status.chain import Chain, MintOutcome, MintProblem
-from status.chain_store import ChainStore
+from status.claims import ClaimTokens
 from status.http_errors import ApiError, ErrorOut
+from status.minter_client import MinterClient, MinterUnavailable, mint_json
+from status.mints import apply_mint_fact, mint_of, relay_outcome, set_relay_outcome
 from status.records import JobRecord, iso
-from status.relayer import Relayer
+from status.store import JobStore
 
 log = get_logger("status.chain")
 
@@ -51,15 +61,17 @@ class MintOut(BaseModel):
 class ChainOut(BaseModel):
     chain_id: int
     contract: str
-    rpc_url: str
+    rpc_url: str | None = Field(description="a public RPC URL a wallet may add (null when none is configured)")
     abi: list[dict[str, Any]]
 
 
 class MintBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tx_hash": "0x" + "ab" * 32},
-                                                                               {"relay": True}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"tx_hash": "0x" + "ab" * 32}, {"relay": True, "claim_token": "the claim_token of POST /v1/jobs"}]})
     tx_hash: str | None = Field(None, max_length=100, description="the mint transaction the wallet sent")
     relay: bool = Field(False, description="ask the service to send the mint itself and pay the gas")
+    claim_token: str | None = Field(None, max_length=200, description="with relay: the claim_token answered to "
+                                    "the submitter by POST /v1/jobs")
 
     @model_validator(mode="after")
     def _one_of(self) -> MintBody:
@@ -71,8 +83,9 @@ class MintBody(BaseModel):
 class MintReport(BaseModel):
     job_id: str
     stage: str
-    state: str = Field(description="minted | confirming (mined, waiting for confirmations) | pending (not mined)")
-    tx_hash: str
+    state: str = Field(description="minted | confirming (mined, waiting for confirmations) | pending (sent, not "
+                       "mined) | queued (a relay waiting for the relayer)")
+    tx_hash: str | None
     token_id: int | None
     block: int | None
     confirmations: int
@@ -82,15 +95,16 @@ class MintReport(BaseModel):
 
 @dataclass
 class ChainDeps:
-    chain: Chain
-    chain_store: ChainStore
-    relayer: Relayer | None
-    bus: JobBus
-    watcher: Any = None  # the ChainWatcher (health, metrics, poke)
+    """What the bridge needs for the chain: the minter, and what relays and reports are checked with."""
 
-    def poke(self) -> None:
-        if self.watcher is not None:
-            self.watcher.poke()
+    minter: MinterClient
+    store: JobStore
+    bus: JobBus
+    broker: Broker | None
+    claims: ClaimTokens
+    relay_limiter: RateLimiter | None = None
+    report_limiter: RateLimiter | None = None
+    relay_wait_seconds: float = 10.0
 
 
 class JobView:
@@ -99,19 +113,24 @@ class JobView:
     def __init__(self, deps: ChainDeps | None) -> None:
         self.deps = deps
 
+    async def prefetch(self, records: list[JobRecord]) -> None:
+        if self.deps is not None:
+            await self.deps.minter.prefetch(records)
+
     async def _minted(self, record: JobRecord) -> dict[str, Any]:
         empty = {"token_id": None, "tx_hash": None, "block": None, "minted_at": None}
         if self.deps is None or record.stage != jobs_pb2.STAGE_MINTED:
             return empty
-        mint = await self.deps.chain_store.mint(record.job_id)
-        if mint is None or not mint.confirmed:
+        mint = await mint_of(self.deps.store, record.job_id)
+        if mint is None:
             return empty
         return {"token_id": mint.token_id, "tx_hash": mint.tx_hash, "block": mint.block,
                 "minted_at": iso(mint.minted_at) if mint.minted_at else None}
 
     async def doc(self, record: JobRecord) -> dict[str, Any]:
         doc = record.to_json()
-        doc["mint"] = self.deps.chain.mint_object(record) if self.deps else None
+        ready = await self.deps.minter.mint_for(record) if self.deps else None
+        doc["mint"] = mint_json(ready) if ready is not None else None
         doc.update(await self._minted(record))
         return doc
 
@@ -119,13 +138,13 @@ class JobView:
         job = record.to_proto()
         if self.deps is None:
             return job
-        ready = self.deps.chain.mint_proto(record)
+        ready = await self.deps.minter.mint_for(record)
         if ready is not None:
             job.mint.CopyFrom(ready)
         minted = await self._minted(record)
         if minted["token_id"] is not None:
             job.token_id, job.tx_hash, job.block = str(minted["token_id"]), minted["tx_hash"], minted["block"]
-            mint = await self.deps.chain_store.mint(record.job_id)
+            mint = await mint_of(self.deps.store, record.job_id)
             if mint and mint.minted_at:
                 stamp = Timestamp()
                 stamp.FromNanoseconds(int(mint.minted_at * 1e9))
@@ -133,86 +152,164 @@ class JobView:
         return job
 
 
-@contextmanager
-def mint_errors(job_id: str) -> Iterator[None]:
-    """A mint's problems as API errors: a report that does not check out says why; a node that does not answer
-    is a 503 to try again (never a 500)."""
+def _unavailable(job_id: str, exc: Exception) -> ApiError:
+    log.warning("minter unreachable while checking a mint", job_id=job_id, error=str(exc)[:200])
+    return ApiError(503, "chain_unavailable", "the chain node does not answer right now; report the transaction "
+                    "again in a minute (the watcher also finds it by itself)", None, {"Retry-After": "30"})
+
+
+async def verified(d: ChainDeps, record: JobRecord, tx_hash: str) -> dict[str, Any]:
+    """Checks a mint transaction with the minter; a confirmed mint is applied here at once (the minter's event
+    comes too and changes nothing). The one path for a wallet's report and an operator's re-verification."""
+    known = await mint_of(d.store, record.job_id)
+    if known is not None and known.tx_hash.lower() != tx_hash.lower():
+        raise ApiError(409, "already_minted", f"this job is already minted as token {known.token_id} (transaction "
+                       f"{known.tx_hash})", "tx_hash")
+    if record.stage not in (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED):
+        raise ApiError(409, "not_pinned", f"the job is {stage_name(record.stage)}, not pinned yet: nothing to mint",
+                       "job_id")
     try:
-        yield
-    except MintProblem as problem:
-        raise ApiError(problem.status, problem.code, problem.message, problem.field) from None
-    except (Web3Exception, OSError, TimeoutError, aiohttp.ClientError) as exc:
-        log.warning("chain node unreachable while checking a mint", job_id=job_id, error=type(exc).__name__)
-        raise ApiError(503, "chain_unavailable", "the chain node does not answer right now; report the "
-                       "transaction again in a minute (the watcher also finds it by itself)", None,
-                       {"Retry-After": "30"}) from None
+        reply = await d.minter.verify(record, tx_hash)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_argument", str(exc), "tx_hash") from None
+    except MinterUnavailable as exc:
+        raise _unavailable(record.job_id, exc) from None
+    if reply.HasField("problem"):
+        p = reply.problem
+        raise ApiError(p.http_status or 422, p.code, p.message, p.field or None)
+    current = record
+    if reply.state == "minted":
+        fact = broker_pb2.MintFact(kind=broker_pb2.MintFact.KIND_MINTED, token_id=reply.token_id,
+                                   wallet=record.wallet, tx_hash=reply.tx_hash, block=reply.block)
+        event = broker_pb2.JobEvent(job_id=record.job_id, stage=jobs_pb2.STAGE_MINTED, progress=100, mint=fact,
+                                    source="status")
+        current = await apply_mint_fact(d.store, d.bus, event) or await d.store.get(record.job_id) or record
+    info = await d.minter.info()
+    return {"job_id": record.job_id, "stage": stage_name(current.stage), "state": reply.state,
+            "tx_hash": reply.tx_hash, "token_id": int(reply.token_id) if reply.token_id else None,
+            "block": reply.block or None, "confirmations": reply.confirmations,
+            "required_confirmations": info.confirmations, "relayed": False}
 
 
-async def verified(d: ChainDeps, record: JobRecord, tx_hash: str) -> MintOutcome:
-    """Checks a mint transaction on chain (status.chain.Chain.verify), wakes the watcher, and tells the job's
-    watchers when it became minted. The one path for a wallet's report and an operator's re-verification."""
-    outcome = await d.chain.verify(record, tx_hash)
-    d.poke()
-    if outcome.record is not None:
-        d.bus.publish(outcome.record)
-    return outcome
+async def _limited(limiter: RateLimiter | None, ip: str, what: str) -> None:
+    if limiter is None:
+        return
+    wait = await limiter.take(ip)
+    if wait > 0:
+        raise ApiError(429, "rate_limited", f"too many {what} from this address; retry in {math.ceil(wait)} s",
+                       None, {"Retry-After": str(math.ceil(wait))})
 
 
-def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Awaitable[JobRecord]]) -> APIRouter:
+async def relay(d: ChainDeps, record: JobRecord, claim_token: str | None) -> tuple[dict[str, Any], int]:
+    """Asks the minter (through the broker) to relay the job's mint and waits a little for the outcome."""
+    info = await d.minter.info()
+    if not info.relay:
+        raise ApiError(409, "relay_off", "relay: this service has no relayer key; send the job's `mint.tx` from a "
+                       "wallet", "relay")
+    if not claim_token:
+        raise ApiError(403, "claim_required", "claim_token: a relayed mint needs the claim_token answered to the "
+                       "submitter by POST /v1/jobs; or mint from a wallet (the job's `mint.tx`)", "claim_token")
+    if not d.claims.check(record.job_id, claim_token):
+        raise ApiError(403, "claim_mismatch", "claim_token: not this job's claim token; only the one who "
+                       "submitted the job can ask for a relayed mint", "claim_token")
+    base = {"job_id": record.job_id, "token_id": None, "block": None, "confirmations": 0,
+            "required_confirmations": info.confirmations, "relayed": True}
+    if record.stage == jobs_pb2.STAGE_MINTED:
+        mint = await mint_of(d.store, record.job_id)
+        return {**base, "stage": "minted", "state": "minted", "tx_hash": mint.tx_hash if mint else None,
+                "token_id": mint.token_id if mint else None, "block": mint.block if mint else None}, 200
+    if record.stage != jobs_pb2.STAGE_PINNED:
+        raise ApiError(409, "not_pinned", f"the job is {stage_name(record.stage)}, not pinned yet: nothing to "
+                       "relay", "job_id")
+    outcome = await relay_outcome(d.store, record.job_id)
+    if outcome is None or outcome.state != "sent":
+        if d.broker is None:
+            raise ApiError(503, "unavailable", "relay: the broker is not reachable; retry in a moment", "relay",
+                           {"Retry-After": "5"})
+        asked = time.time()
+        await set_relay_outcome(d.store, record.job_id, "queued")
+        stamp = Timestamp()
+        stamp.GetCurrentTime()
+        request = broker_pb2.RelayRequest(job_id=record.job_id, wallet=record.wallet,
+                                          token_uri=record.state.token_uri, request_id=uuid.uuid4().hex,
+                                          requested_at=stamp)
+        try:
+            await d.broker.publish(d.broker.topology.jobs_exchange, "relay", request, message_id=request.request_id)
+        except BrokerUnavailable:
+            raise ApiError(503, "unavailable", "relay: the broker is not reachable; retry in a moment", "relay",
+                           {"Retry-After": "5"}) from None
+        outcome = await _wait_outcome(d, record.job_id, asked)
+    if outcome is not None and outcome.state == "failed":
+        headers = {"Retry-After": "3600"} if outcome.http_status == 429 else None
+        raise ApiError(outcome.http_status or 409, outcome.code or "relay_failed", outcome.message or "relay failed",
+                       outcome.field or "relay", headers)
+    if outcome is not None and outcome.state == "sent":
+        return {**base, "stage": "pinned", "state": "pending", "tx_hash": outcome.tx_hash}, 202
+    return {**base, "stage": "pinned", "state": "queued", "tx_hash": None}, 202
+
+
+async def _wait_outcome(d: ChainDeps, job_id: str, asked: float) -> Any:
+    deadline = time.monotonic() + d.relay_wait_seconds
+    delay = 0.05
+    while True:
+        outcome = await relay_outcome(d.store, job_id)
+        if outcome is not None and outcome.state != "queued" and outcome.updated_at >= asked:
+            return outcome
+        if time.monotonic() >= deadline:
+            return outcome if outcome is not None and outcome.state == "sent" else None
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def create_chain_router(deps: ChainDeps | None, known_job: Callable[[str], Awaitable[JobRecord]],
+                        client_ip: Callable[[Request], str]) -> APIRouter:
     router = APIRouter()
-    errors: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (400, 404, 409, 422, 429, 503)}
+    errors: dict[int | str, dict[str, Any]] = {c: {"model": ErrorOut} for c in (400, 403, 404, 409, 422, 429, 503)}
 
     def need_chain(status: int) -> ChainDeps:
         # Not a 5xx: nothing is broken, this deployment just has no chain (a 404 for the chain's description,
         # a 409 for a mint: the job cannot be minted here).
         if deps is None:
-            raise ApiError(status, "no_chain", "this service runs without a chain (MINTPIPE_CHAIN_RPC_URL unset)",
-                           None)
+            raise ApiError(status, "no_chain", "this service runs without a chain (no minter configured: "
+                           "STATUS_MINTER_TARGET unset)", None)
         return deps
 
     @router.get("/v1/chain", response_model=ChainOut, responses=errors)
     async def chain_info() -> dict[str, Any]:
-        return need_chain(404).chain.info()
+        d = need_chain(404)
+        try:
+            return await d.minter.chain_json()
+        except MinterUnavailable as exc:
+            raise _unavailable("", exc) from None
 
     @router.post("/v1/jobs/{job_id}/mint", response_model=MintReport, responses={202: {"model": MintReport},
                                                                                   **errors})
-    async def report_mint(job_id: str, body: MintBody, response: Response) -> dict[str, Any]:
+    async def report_mint(job_id: str, body: MintBody, request: Request, response: Response) -> dict[str, Any]:
         d = need_chain(409)
+        ip = client_ip(request)
+        await _limited(d.relay_limiter if body.relay else d.report_limiter, ip,
+                       "relay requests" if body.relay else "reported transactions")
         record = await known_job(job_id)
-        relayed = False
-        with mint_errors(job_id):
+        try:
             if body.relay:
-                if d.relayer is None:
-                    raise MintProblem(409, "relay_off", "relay: this service has no relayer key; send the job's "
-                                      "`mint.tx` from a wallet", "relay")
-                relay, _ = await d.relayer.relay(record)
-                tx_hash, relayed = relay.tx_hash, True
+                doc, code = await relay(d, record, body.claim_token)
             else:
-                tx_hash = body.tx_hash or ""
-            outcome = await verified(d, record, tx_hash)
-        current = outcome.record or await known_job(job_id)
-        response.status_code = 200 if outcome.state == "minted" else 202
-        return {"job_id": job_id, "stage": stage_name(current.stage), "state": outcome.state,
-                "tx_hash": outcome.tx_hash, "token_id": outcome.token_id, "block": outcome.block,
-                "confirmations": outcome.confirmations, "required_confirmations": d.chain.confirmations,
-                "relayed": relayed}
+                doc = await verified(d, record, body.tx_hash or "")
+                code = 200 if doc["state"] == "minted" else 202
+        except MinterUnavailable as exc:
+            raise _unavailable(job_id, exc) from None
+        response.status_code = code
+        return doc
 
     return router
 
 
 def register_chain_metrics(registry: Any, deps: ChainDeps | None) -> None:
-    """Gauges read at scrape time: the relayer's balance (wei) and the watcher's view of the head."""
+    """The minter's own metrics live on its port (minter.__main__); the bridge says whether it reaches it."""
     if deps is None:
         return
     from prometheus_client import Gauge
 
-    if deps.relayer is not None:
-        relayer = deps.relayer
-        Gauge("mintpipe_relayer_balance_wei", "the relayer account's balance at its last check",
-              registry=registry).set_function(lambda: float(relayer.balance or 0))
-    watcher = deps.watcher
-    if watcher is not None:
-        Gauge("mintpipe_chain_head_block", "the chain head the watcher last read",
-              registry=registry).set_function(lambda: float(watcher.head))
-        Gauge("mintpipe_chain_watcher_healthy", "1 while the watcher reaches the node",
-              registry=registry).set_function(lambda: 1.0 if watcher.healthy else 0.0)
+    minter = deps.minter
+    Gauge("mintpipe_minter_reachable", "1 while the bridge's last call to the minter was answered",
+          registry=registry).set_function(lambda: 1.0 if minter.reachable else 0.0)

@@ -11,6 +11,7 @@ from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status import status_metrics as metrics
 from status.bus import JobBus
+from status.mints import apply_mint_fact
 from status.ops_store import note_retry, note_stage
 from status.records import JobRecord
 from status.store import JobStore
@@ -64,6 +65,10 @@ class EventApplier:
             # A stage announcing a transient failure: history for operators; the job itself does not change.
             await note_retry(self.store, event.job_id, event.stage, event.attempt, event.retry_in_s, event.error,
                              event.source, event.replica)
+            return
+        if event.HasField("mint") and event.mint.kind:
+            # The minter's word on the chain (status.mints): minted, undone, a relay sent or failed.
+            await apply_mint_fact(self.store, self.bus, event)
             return
         record = await apply_and_announce(self.store, self.bus, event)
         (metrics.EVENTS_DROPPED if record is None else metrics.EVENTS_APPLIED.labels(stage_name(event.stage))).inc()

@@ -61,6 +61,7 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
                                                     limit=request.limit or 20, cursor=request.cursor)
         except BadCursor as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cursor: {exc}")
+        await self.view.prefetch(records)
         return status_pb2.ListJobsResponse(jobs=[await self.view.proto(r) for r in records], next_cursor=cursor)
 
     async def WatchJob(self, request: status_pb2.WatchJobRequest,

@@ -33,6 +33,7 @@ from status.admin import AdminDeps, create_admin_router
 from status.admin_api import OpsConfig, mount_operators
 from status.bus import JobBus
 from status.chain_api import ChainDeps, JobView, MintOut, create_chain_router, register_chain_metrics
+from status.claims import ClaimTokens
 from status.http_errors import (
     ApiError,
     BodySizeLimit,
@@ -53,6 +54,8 @@ class SubmitJobAccepted(BaseModel):
     job_id: str
     stage: str
     status_url: str
+    claim_token: str | None = Field(None, description="proof that you submitted this job: keep it to ask for a "
+                                    "relayed mint (POST /v1/jobs/{job_id}/mint); answered only here, never by a GET")
 
 
 class JobAssetsOut(BaseModel):
@@ -139,6 +142,7 @@ class BridgeDeps:
     preview_limiter: RateLimiter | None = None
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
+    claims: ClaimTokens | None = None  # without a chain, the 202 still carries a claim token (status.claims)
     ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
     ipfs_gateway: str | None = None  # where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)
     replica: Callable[[], dict[str, Any]] | None = None  # name and leadership, for /healthz (status.leader)
@@ -167,7 +171,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     view = JobView(deps.chain)
-    submitter = Submitter(deps.gateway, submissions, deps.ip_limiter, deps.disk)
+    submitter = Submitter(deps.gateway, submissions, deps.ip_limiter, deps.disk,
+                          deps.claims or (deps.chain.claims if deps.chain else None))
     # Well-formed submissions skip the framework's stack; the route below still serves the rest (submit_route).
     install_fast_path(app, submitter, deps.max_body_bytes,
                       lambda request: client_ip(request, deps.trust_forwarded_for))
@@ -234,6 +239,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
                 wallet=wallet_filter, stage=STAGES_BY_NAME.get(stage or "", 0), limit=limit, cursor=cursor or "")
         except BadCursor as exc:
             raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
+        await view.prefetch(records)  # one SignVouchers call for the page's pinned jobs
         return {"jobs": [await view.doc(r) for r in records], "next_cursor": next_cursor or None}
 
     @app.get("/v1/scenes")
@@ -295,7 +301,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
         app.include_router(create_preview_router(
             deps.renderer, deps.preview_limiter, lambda request: client_ip(request, deps.trust_forwarded_for)))
     app.include_router(create_page_router(deps.web_dir))
-    app.include_router(create_chain_router(deps.chain, known_job))
+    app.include_router(create_chain_router(deps.chain, known_job,
+                                           lambda request: client_ip(request, deps.trust_forwarded_for)))
     drop_unused_validation_responses(app)
     return app
 

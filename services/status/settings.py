@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from web3 import Web3
 
 from mintpipe.config import ServiceSettings
 
@@ -48,40 +47,18 @@ class StatusSettings(ServiceSettings):
     ipfs_gateway_url: str | None = Field(None, pattern=r"^https?://", description="an IPFS gateway /ipfs/{cid} "
                                          "redirects to for content not stored here (pinning to Pinata keeps no "
                                          "local copy), e.g. your Pinata gateway")
-    # The chain (status/chain.py). Each may also be given as MINTPIPE_CHAIN_...; without an RPC URL there is no
-    # chain: no mint object, and the mint routes answer 503.
-    chain_rpc_url: str | None = Field(None, description="Ethereum JSON-RPC URL the service reads and sends through")
-    chain_public_rpc_url: str | None = Field(None, description="RPC URL a wallet may add (default: chain_rpc_url)")
-    chain_contract: str | None = Field(None, description="address of the deployed MintpipeCollection")
-    chain_signer_key: SecretStr | None = Field(None, description="private key that signs mint vouchers")
-    chain_relayer_key: SecretStr | None = Field(None, description="private key that sends relayed mints (off unset)")
-    chain_confirmations: int = Field(2, ge=0, le=1000, description="blocks on top of a mint before it is minted")
-    chain_voucher_seconds: int = Field(3600, ge=60, le=30 * 86400, description="a voucher's validity")
-    chain_poll_seconds: float = Field(2.0, gt=0, le=300, description="the watcher's polling interval")
-    chain_start_block: int = Field(0, ge=0, description="where the watcher starts when it has no cursor yet "
-                                   "(the collection's deploy block; 0: the last 50,000 blocks)")
-    chain_pending_timeout_seconds: float = Field(900, gt=0, description="how long a reported pending tx is watched")
-    relay_per_wallet_daily: int = Field(3, ge=0, description="relayed mints one wallet may get per day")
-    relay_daily: int = Field(500, ge=0, description="relayed mints the service sends per day, all wallets")
-    relay_max_gas_price_gwei: float = Field(200, gt=0, description="relays wait while gas costs more than this")
-    relay_low_balance_eth: float = Field(0.05, ge=0, description="health is degraded below this relayer balance")
-    relay_stuck_seconds: float = Field(120, gt=0, description="a relay unmined this long is resent with a higher fee")
-
-    @field_validator("chain_contract")
-    @classmethod
-    def _contract_address(cls, value: str | None) -> str | None:
-        if value is not None and not Web3.is_address(value):
-            raise ValueError("not an address (0x followed by 40 hex digits)")
-        return Web3.to_checksum_address(value) if value else value
-
-    @model_validator(mode="after")
-    def _chain_complete(self) -> StatusSettings:
-        if self.chain_rpc_url:
-            if not self.chain_contract:
-                raise ValueError("MINTPIPE_CHAIN_CONTRACT is required with MINTPIPE_CHAIN_RPC_URL")
-            if self.chain_signer_key is None:
-                raise ValueError("MINTPIPE_CHAIN_SIGNER_KEY is required with MINTPIPE_CHAIN_RPC_URL")
-        return self
+    # The chain: the minter (services/minter) holds the keys and speaks to the node; status asks it over gRPC.
+    minter_target: str | None = Field(None, description="gRPC target of the minter(s), e.g. dns:///minter:50081 "
+                                      "(unset: no chain; jobs end at pinned)")
+    relay_ip_rate_per_minute: float = Field(6, gt=0, description="relay requests one client IP may make a minute")
+    relay_ip_burst: int = Field(5, ge=1)
+    report_ip_rate_per_minute: float = Field(30, gt=0, description="reported mint transactions one client IP "
+                                             "may make a minute (each costs the minter RPC calls)")
+    report_ip_burst: int = Field(10, ge=1)
+    relay_wait_seconds: float = Field(10, ge=0, le=60, description="how long POST .../mint {relay} waits for the "
+                                      "relayer's answer before answering `queued`")
+    claim_secret: SecretStr | None = Field(None, description="key of the claim tokens (unset: made once and kept "
+                                           "in the job store, shared by every replica)")
 
     # Disk (issue 15): rendered files leave once pinned, or after a failed job's replay window; the bridge says
     # `degraded` when the data volume is nearly full and refuses new jobs (503) before it is full.

@@ -34,6 +34,7 @@ from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
+from status.claims import ClaimTokens
 from status.http_errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
 
 MAX_BATCH = 256  # the gateway takes at most gateway.service.MAX_BATCH submissions in one SubmitJobs call
@@ -68,8 +69,9 @@ class Submitter:
     would answer it alone. A lone submission goes at once."""
 
     def __init__(self, gateway: gateway_pb2_grpc.GatewayServiceStub, submissions: Counter,
-                 ip_limiter: RateLimiter | None, disk: DiskGuard | None) -> None:
+                 ip_limiter: RateLimiter | None, disk: DiskGuard | None, claims: ClaimTokens | None = None) -> None:
         self.gateway, self.submissions, self.ip_limiter, self.disk = gateway, submissions, ip_limiter, disk
+        self.claims = claims  # the 202 carries the job's claim token (status.claims)
         self._send = BatchedCall("submit", self._submit_batched, self._submit_one)
         self._batch: Coalescer[gateway_pb2.SubmitJobRequest, gateway_pb2.SubmitJobResponse] = Coalescer(
             self._send, MAX_BATCH, name="submit", size=gateway_pb2.SubmitJobRequest.ByteSize,
@@ -136,7 +138,10 @@ class Submitter:
             raise error from None
         self.submissions.labels("accepted").inc()
         url = f"/v1/jobs/{reply.job_id}"
-        return {"job_id": reply.job_id, "stage": stage_name(reply.stage), "status_url": url}, url
+        doc = {"job_id": reply.job_id, "stage": stage_name(reply.stage), "status_url": url}
+        if self.claims is not None:
+            doc["claim_token"] = self.claims.token(reply.job_id)
+        return doc, url
 
 
 _JSON_TYPES = (b"application/json", b"application/json; charset=utf-8")

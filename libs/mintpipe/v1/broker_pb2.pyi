@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mintpipe.v1 import jobs_pb2 as _jobs_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -57,7 +58,7 @@ class PinJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., scene: _Optional[str] = ..., settings_json: _Optional[str] = ..., wallet: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[ArtifactRef, _Mapping]]] = ..., renderer_version: _Optional[str] = ..., settings_hash: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("event_id", "job_id", "stage", "progress", "error", "assets", "token_uri", "occurred_at", "source", "attempt", "retry_in_s", "replica")
+    __slots__ = ("event_id", "job_id", "stage", "progress", "error", "assets", "token_uri", "occurred_at", "source", "attempt", "retry_in_s", "replica", "mint")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +71,7 @@ class JobEvent(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RETRY_IN_S_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MINT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     job_id: str
     stage: _jobs_pb2.Stage
@@ -82,4 +84,55 @@ class JobEvent(_message.Message):
     attempt: int
     retry_in_s: int
     replica: str
-    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., stage: _Optional[_Union[_jobs_pb2.Stage, str]] = ..., progress: _Optional[int] = ..., error: _Optional[str] = ..., assets: _Optional[_Union[_jobs_pb2.JobAssets, _Mapping]] = ..., token_uri: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., attempt: _Optional[int] = ..., retry_in_s: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
+    mint: MintFact
+    def __init__(self, event_id: _Optional[str] = ..., job_id: _Optional[str] = ..., stage: _Optional[_Union[_jobs_pb2.Stage, str]] = ..., progress: _Optional[int] = ..., error: _Optional[str] = ..., assets: _Optional[_Union[_jobs_pb2.JobAssets, _Mapping]] = ..., token_uri: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source: _Optional[str] = ..., attempt: _Optional[int] = ..., retry_in_s: _Optional[int] = ..., replica: _Optional[str] = ..., mint: _Optional[_Union[MintFact, _Mapping]] = ...) -> None: ...
+
+class MintFact(_message.Message):
+    __slots__ = ("kind", "token_id", "tx_hash", "block", "block_hash", "wallet", "code", "http_status", "field")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[MintFact.Kind]
+        KIND_MINTED: _ClassVar[MintFact.Kind]
+        KIND_UNDONE: _ClassVar[MintFact.Kind]
+        KIND_RELAY_SENT: _ClassVar[MintFact.Kind]
+        KIND_RELAY_FAILED: _ClassVar[MintFact.Kind]
+    KIND_UNSPECIFIED: MintFact.Kind
+    KIND_MINTED: MintFact.Kind
+    KIND_UNDONE: MintFact.Kind
+    KIND_RELAY_SENT: MintFact.Kind
+    KIND_RELAY_FAILED: MintFact.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_HASH_FIELD_NUMBER: _ClassVar[int]
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    kind: MintFact.Kind
+    token_id: str
+    tx_hash: str
+    block: int
+    block_hash: str
+    wallet: str
+    code: str
+    http_status: int
+    field: str
+    def __init__(self, kind: _Optional[_Union[MintFact.Kind, str]] = ..., token_id: _Optional[str] = ..., tx_hash: _Optional[str] = ..., block: _Optional[int] = ..., block_hash: _Optional[str] = ..., wallet: _Optional[str] = ..., code: _Optional[str] = ..., http_status: _Optional[int] = ..., field: _Optional[str] = ...) -> None: ...
+
+class RelayRequest(_message.Message):
+    __slots__ = ("job_id", "wallet", "token_uri", "request_id", "requested_at", "sweep")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WALLET_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_URI_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SWEEP_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    wallet: str
+    token_uri: str
+    request_id: str
+    requested_at: _timestamp_pb2.Timestamp
+    sweep: bool
+    def __init__(self, job_id: _Optional[str] = ..., wallet: _Optional[str] = ..., token_uri: _Optional[str] = ..., request_id: _Optional[str] = ..., requested_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sweep: _Optional[bool] = ...) -> None: ...
