@@ -112,6 +112,7 @@ async def main() -> None:
         await sender.stop(settings.grace_seconds)
     await server.stop(grace=min(5.0, settings.grace_seconds))
     await broker.close()
+    await chain.close()
     await store.close()
     log.info("stopped")
 

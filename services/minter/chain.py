@@ -79,6 +79,9 @@ class Chain:
         self.signer_address = self._signer.address
         self.chain_id = 0
         self.domain: Domain | None = None
+        # How far the chain's clock runs ahead of ours (never behind: then ours is used). Vouchers are checked
+        # against block.timestamp, so deadlines count from the chain's time (kept fresh by the watcher).
+        self.clock_ahead = 0.0
         self._mints: OrderedDict[Voucher, jobs_pb2.MintReady] = OrderedDict()
         self._errors = {Web3.keccak(text=f"{e['name']}({','.join(i['type'] for i in e['inputs'])})")[:4]: e
                         for e in artifact()["abi"] if e["type"] == "error"}
@@ -111,18 +114,28 @@ class Chain:
             raise ChainConfigError(f"MINTPIPE_CHAIN_SIGNER_KEY: its address {self.signer_address} is not a signer "
                                    f"of the collection {self.address}")
         self.domain = Domain(name, chain_id, verifying)
+        self.saw_block(int((await self.w3.eth.get_block("latest"))["timestamp"]))
         log.info("chain ready", chain_id=self.chain_id, contract=self.address, signer=self.signer_address,
                  confirmations=self.confirmations)
+
+    async def close(self) -> None:
+        """Closes the node's HTTP session."""
+        disconnect = getattr(self.w3.provider, "disconnect", None)
+        if disconnect is not None:
+            await disconnect()
 
     def abi_json(self) -> str:
         return json.dumps(artifact()["abi"], separators=(",", ":"))
 
     # --- vouchers -----------------------------------------------------------------------------------------
+    def saw_block(self, timestamp: int) -> None:
+        self.clock_ahead = max(timestamp - time.time(), 0.0)
+
     def deadline(self, now: float | None = None) -> int:
         """Deadlines step by half the validity, so every read within a step gets the same voucher (and the
         same signature: ECDSA here is deterministic), and each still has at least half its validity left."""
         step = max(self.settings.chain_voucher_seconds // 2, 1)
-        now = time.time() if now is None else now
+        now = time.time() + self.clock_ahead if now is None else now
         return (int(now) // step + 2) * step
 
     def mint_ready(self, job: JobRef, deadline: int | None = None) -> jobs_pb2.MintReady:
@@ -188,8 +201,8 @@ class Chain:
             raise MintProblem(422, "reverted", await self._revert_reason(receipt))
         mints = self.redeemed(list(receipt["logs"]))
         if not mints:
-            raise MintProblem(422, "no_mint", f"tx_hash: this transaction minted no token of the collection "
-                              f"{self.address} (wrong network or wrong contract?)")
+            raise MintProblem(422, "no_mint", f"contract: this transaction minted no token of the collection "
+                              f"{self.address} (wrong network or wrong contract?)", "contract")
         ours = [m for m in mints if m.job_id == job.job_id]
         if not ours:
             others = ", ".join(m.job_id for m in mints)

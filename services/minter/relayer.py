@@ -88,6 +88,7 @@ class Relayer:
     async def _take(self, job: JobRef, renew_from: str | None, nonce: int | None = None) -> tuple[Relay, bool]:
         """Signs the job's mint for the next nonce (or `nonce`, for a replacement) and records it, then sends it."""
         w3 = self.chain.w3
+        max_fee, tip = await self._fees()  # reads the head: the voucher's deadline counts from its time
         ready = self.chain.mint_ready(job)
         call = {"from": self.address, "to": self.chain.address, "data": ready.tx.data, "value": 0}
         try:
@@ -98,7 +99,6 @@ class Relayer:
                 await self.poke_watcher()  # the watcher publishes the token it finds
             raise MintProblem(409, "already_minted" if self.chain.error_name(data) == "JobAlreadyMinted"
                               else "refused", self.chain.explain(data), "relay") from None
-        max_fee, tip = await self._fees()
         if await self.refresh_balance() < gas * max_fee:
             raise MintProblem(503, "relayer_unfunded", "relay: the relayer cannot pay for gas right now; mint from "
                               "a wallet (the job's `mint.tx`)", "relay")
@@ -128,6 +128,7 @@ class Relayer:
 
     async def _fees(self, at_least: tuple[int, int] = (0, 0)) -> tuple[int, int]:
         block = await self.chain.w3.eth.get_block("latest")
+        self.chain.saw_block(int(block["timestamp"]))
         base = int(block.get("baseFeePerGas") or await self.chain.w3.eth.gas_price)
         tip = max(min(GWEI, self.max_fee_cap), at_least[1])
         if base + tip > self.max_fee_cap:
@@ -155,6 +156,7 @@ class Relayer:
             try:
                 await self._check(relay)
             except MintProblem as problem:
+                log.warning("relay failed", job_id=relay.job_id, code=problem.code, reason=problem.message)
                 await self.store.update_relay(relay.job_id, relay.tx_hash, state="failed", error=problem.message)
                 await self.facts.relay_failed(relay.job_id, problem.status, problem.code, problem.message,
                                               problem.field)
@@ -174,8 +176,9 @@ class Relayer:
             known = True
         except TransactionNotFound:
             known = False
-        now = time.time()
-        expiring = relay.deadline - now < max(self.settings.relay_stuck_seconds, 60)
+        now = time.time() + self.chain.clock_ahead  # the chain's clock: deadlines are checked against it
+        margin = min(max(self.settings.relay_stuck_seconds, 60), self.settings.chain_voucher_seconds / 4)
+        expiring = relay.deadline - now < margin
         if not known:
             if await w3.eth.get_transaction_count(self.address, "latest") > relay.nonce:
                 # Its nonce went to another transaction (a replacement whose hash we never stored, or the key used
@@ -191,7 +194,7 @@ class Relayer:
                 log.info("re-sending a relay the node does not know", job_id=relay.job_id, nonce=relay.nonce)
                 await self._broadcast(relay.raw_tx)
             return
-        if expiring or now - relay.sent_at >= self.settings.relay_stuck_seconds:
+        if expiring or time.time() - relay.sent_at >= self.settings.relay_stuck_seconds:
             await self._replace(relay, job)
 
     async def _mined(self, relay: Relay, job: JobRef, receipt: Any) -> None:
@@ -204,10 +207,12 @@ class Relayer:
             if self.poke_watcher is not None:
                 await self.poke_watcher()
             return
-        reason = await self.chain._revert_reason(receipt)
-        if "expired" in reason:
+        mined_at = int((await self.chain.w3.eth.get_block(receipt["blockNumber"]))["timestamp"])
+        if mined_at > relay.deadline:  # VoucherExpired (a replay on the block before would not show it)
             await self._renew(relay, job, "it was mined after its voucher's deadline")
             return
+        reason = await self.chain._revert_reason(receipt)
+        log.warning("relay reverted", job_id=relay.job_id, tx_hash=relay.tx_hash, reason=reason)
         raise MintProblem(409, "relay_reverted", reason.replace("tx_hash: ", "relay: ", 1), "relay")
 
     async def _done(self, relay: Relay) -> None:

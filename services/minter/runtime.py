@@ -121,8 +121,8 @@ class WatchDuty:
             # Every replica ticks each interval: one round per interval is enough, unless poked.
             if poke or time.time() - self.watcher.last_round_at >= 0.8 * self.poll_seconds:
                 async with self._busy:
-                    self.active_at = time.time()
                     await self.watcher.run_round()
+                    self.active_at = time.time()
                     await self._maybe_sweep()
         finally:
             await message.ack()

@@ -72,6 +72,7 @@ class ChainWatcher:
         latest = await w3.eth.get_block("latest")
         head, head_hash = int(latest["number"]), _hex(latest["hash"])
         self.head = head
+        self.chain.saw_block(int(latest["timestamp"]))
         if self.rounds % FINALIZED_EVERY == 0:
             self._node_finalized = await self._read_finalized(head)
         self.rounds += 1

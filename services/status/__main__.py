@@ -18,13 +18,12 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
-from mintpipe.ratelimit import rate_limiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
-from status.chain_api import ChainDeps, JobView
+from status.chain_api import JobView, chain_deps
 from status.claims import ClaimTokens
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
@@ -80,13 +79,7 @@ async def main() -> None:
     chain = None
     chain_checks = {}
     if minter is not None:
-        dsn = settings.database_url
-        chain = ChainDeps(minter=minter, store=store, bus=bus, broker=broker, claims=claims,
-                          relay_limiter=rate_limiter(dsn, "relay-ip", settings.relay_ip_rate_per_minute, 60,
-                                                     settings.relay_ip_burst),
-                          report_limiter=rate_limiter(dsn, "report-ip", settings.report_ip_rate_per_minute, 60,
-                                                      settings.report_ip_burst),
-                          relay_wait_seconds=settings.relay_wait_seconds)
+        chain = chain_deps(settings, store, bus, broker, claims, minter)
         chain_checks["minter"] = minter.healthy
         log.info("chain through the minter", minter=settings.minter_target)
     else:

@@ -107,6 +107,20 @@ class ChainDeps:
     relay_wait_seconds: float = 10.0
 
 
+def chain_deps(settings: Any, store: JobStore, bus: JobBus, broker: Broker | None, claims: ClaimTokens,
+               minter: MinterClient) -> ChainDeps:
+    """The bridge's chain side from StatusSettings: the per-IP limits shared by every replica on PostgreSQL."""
+    from mintpipe.ratelimit import rate_limiter
+
+    dsn = settings.database_url
+    return ChainDeps(minter=minter, store=store, bus=bus, broker=broker, claims=claims,
+                     relay_limiter=rate_limiter(dsn, "relay-ip", settings.relay_ip_rate_per_minute, 60,
+                                                settings.relay_ip_burst),
+                     report_limiter=rate_limiter(dsn, "report-ip", settings.report_ip_rate_per_minute, 60,
+                                                 settings.report_ip_burst),
+                     relay_wait_seconds=settings.relay_wait_seconds)
+
+
 class JobView:
     """A job's JSON document and protobuf with its chain fields (null/unset without a chain)."""
 

@@ -32,6 +32,12 @@ async def broker(rabbit_url: str, broker_prefix: str) -> AsyncIterator[Broker]:
 
 
 @pytest.fixture
+def amqp(rabbit_url: str, broker_prefix: str) -> tuple[str, str]:
+    """(URL, prefix): the test's broker, for services started in process (tests.support.chain_status)."""
+    return rabbit_url, broker_prefix
+
+
+@pytest.fixture
 async def probe(broker: Broker) -> QueueProbe:
     return QueueProbe(broker)
 
@@ -74,7 +80,7 @@ async def status_side(broker: Broker, tmp_path):
 
 
 @pytest.fixture
-async def status(chain: TestChain, tmp_path) -> AsyncIterator[Status]:
-    """The status service's chain side (store, watcher, HTTP app) on the module's anvil: the chain tests'."""
-    async with running_status(chain, tmp_path) as running:
+async def status(chain: TestChain, tmp_path, amqp) -> AsyncIterator[Status]:
+    """A minter and the status service (store, events consumer, HTTP app) on the module's anvil: the chain tests'."""
+    async with running_status(chain, tmp_path, amqp=amqp) as running:
         yield running

@@ -25,9 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(12
 
 
 @pytest.fixture
-async def status(chain: TestChain, tmp_path: Path, db_url: str | None) -> AsyncIterator[Status]:
+async def status(chain: TestChain, tmp_path: Path, db_url: str | None, amqp) -> AsyncIterator[Status]:
     """The chain side on both engines (overrides the integration conftest's SQLite-only `status`)."""
-    async with running_status(chain, tmp_path, database_url=db_url) as running:
+    async with running_status(chain, tmp_path, amqp=amqp, database_url=db_url) as running:
         yield running
 
 
@@ -62,7 +62,7 @@ async def test_pinned_job_carries_a_ready_mint_and_a_reported_mint_makes_it_mint
     # Reporting again is harmless; the gRPC face carries the same.
     again = await status.client.post(f"/v1/jobs/{job_id}/mint", json={"tx_hash": tx_hash})
     assert again.status_code == 200 and again.json()["token_id"] == job["token_id"]
-    proto = await JobView(status.runtime.deps).proto(await status.store.get(job_id))
+    proto = await JobView(status.deps).proto(await status.store.get(job_id))
     assert proto.stage == jobs_pb2.STAGE_MINTED and proto.token_id == str(job["token_id"])
     assert proto.tx_hash == tx_hash and proto.block == job["block"] and proto.minted_at.seconds > 0
 
@@ -171,7 +171,7 @@ async def test_grpc_watch_until_minted_streams_the_mint(chain, status) -> None:
     job_id = await status.pinned_job(wallet)
     server = GrpcServer("127.0.0.1", 0, ["mintpipe.v1.StatusService"])
     status_pb2_grpc.add_StatusServiceServicer_to_server(
-        StatusService(status.store, status.runtime.deps.bus, JobView(status.runtime.deps)), server.server)
+        StatusService(status.store, status.deps.bus, JobView(status.deps)), server.server)
     await server.start({})
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -193,20 +193,15 @@ async def test_grpc_watch_until_minted_streams_the_mint(chain, status) -> None:
         await server.stop(grace=1)
 
 
-def test_signer_key_is_never_in_a_response(chain) -> None:
+async def test_signer_key_is_never_in_a_response(chain, amqp) -> None:
     """Responses of every chain route, read as text, hold neither key."""
-
-    async def run() -> list[str]:
-        texts = []
-        async with running_status(chain, Path(tempfile.mkdtemp())) as status:
-            job_id = await status.pinned_job(chain.address_of(chain.collector_keys[0]))
-            for reply in (await status.client.get(f"/v1/jobs/{job_id}"), await status.client.get("/v1/chain"),
-                          await status.client.get("/healthz"), await status.client.get("/metrics"),
-                          await status.client.get("/openapi.json")):
-                texts.append(reply.text)
-        return texts
-
-    texts = asyncio.run(run())
+    texts = []
+    async with running_status(chain, Path(tempfile.mkdtemp()), amqp=amqp) as status:
+        job_id = await status.pinned_job(chain.address_of(chain.collector_keys[0]))
+        for reply in (await status.client.get(f"/v1/jobs/{job_id}"), await status.client.get("/v1/chain"),
+                      await status.client.get("/healthz"), await status.client.get("/metrics"),
+                      await status.client.get("/openapi.json")):
+            texts.append(reply.text)
     for key in (chain.signer_key, chain.relayer_key):
         assert not any(key.removeprefix("0x").lower() in t.lower() for t in texts)
     assert json.loads(texts[1])["contract"] == chain.address

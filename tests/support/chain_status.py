@@ -1,10 +1,13 @@
-"""The status service's chain side in process, as `python -m status` wires it (real SQLite job store, real
-chain node, the HTTP app over httpx's ASGI transport; no broker): for tests and bench/chain.py.
+"""The chain stage and the status service in process, as `python -m minter` and `python -m status` wire them:
+a real minter (its own store, chain, gRPC server on loopback, relay and watch consumers on the test's broker
+prefix) and status's store, events consumer and HTTP app (over httpx's ASGI transport) talking to it over gRPC.
+For tests and bench/chain.py.
 
-    async with running_status(chain, tmp_path, chain_confirmations=2) as status:
+    async with running_status(chain, tmp_path, amqp=(rabbit_url, broker_prefix), chain_confirmations=2) as status:
         job_id = await status.pinned_job(wallet)        # a job at `pinned`, as the events consumer puts it there
         await status.job(job_id) / await status.wait_stage(job_id, "minted")
-        status.client (httpx.AsyncClient on the app), status.runtime (chain deps, watcher, relayer tasks)
+        status.client (httpx.AsyncClient on the app), status.minter (store, watcher, relayer, duty)
+        status.claim(job_id)                            # the claim token the 202 would have answered
     send_tx(chain, job["mint"]["tx"], key)              # what a wallet does with the job's ready transaction
 """
 
@@ -14,35 +17,148 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 from eth_account import Account
 
+from minter.chain import Chain
+from minter.facts import FactPublisher
+from minter.grpc_api import MinterService
+from minter.relayer import Relayer
+from minter.runtime import WatchDuty, relay_consumer
+from minter.settings import MinterSettings
+from minter.store import MinterStore
+from minter.watcher import ChainWatcher
 from mintpipe.artifacts import ArtifactStore
-from mintpipe.broker import Broker
+from mintpipe.broker import Broker, Topology
 from mintpipe.db import database_for
+from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
+from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, minter_pb2, minter_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig
 from status.bus import JobBus
-from status.chain_runtime import ChainRuntime, start_chain
+from status.chain_api import ChainDeps, chain_deps
+from status.claims import ClaimTokens
+from status.consumer import events_consumer
 from status.http_api import BridgeDeps, create_app
+from status.minter_client import MinterClient
 from status.settings import StatusSettings
 from status.store import JobStore
 from tests.support.chain import TestChain
+
+STATUS_SIDE = {"relay_ip_rate_per_minute", "relay_ip_burst", "report_ip_rate_per_minute", "report_ip_burst",
+               "relay_wait_seconds", "claim_secret", "database_url"}
+
+
+@dataclass
+class Minter:
+    """One minter replica in process."""
+
+    settings: MinterSettings
+    store: MinterStore
+    chain: Chain
+    watcher: ChainWatcher
+    relayer: Relayer | None
+    duty: WatchDuty
+    broker: Broker
+    server: GrpcServer
+    consumer: Any = None
+    stopped: bool = False
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    async def health(self) -> str:
+        """The replica's gRPC health, as `mintpipe health` reads it (SERVING / NOT_SERVING)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        async with grpc.aio.insecure_channel(self.target) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    async def stop_watching(self) -> None:
+        """The watcher stops (a replica gone, or the chain's side switched off for a test)."""
+        await self.duty.stop()
+
+    async def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        await self.server.begin_shutdown()
+        await self.duty.stop()
+        if self.consumer is not None:
+            await self.consumer.stop(5)
+        await self.server.stop(grace=1)
+        await self.broker.close()
+        await self.chain.close()
+        await self.store.close()
+
+
+@asynccontextmanager
+async def running_minter(chain: TestChain, data_dir: Path, amqp: tuple[str, str], **overrides: object
+                         ) -> AsyncIterator[Minter]:
+    values: dict[str, object] = {
+        "data_dir": data_dir, "amqp_url": amqp[0], "broker_prefix": amqp[1], "chain_rpc_url": chain.url,
+        "chain_public_rpc_url": chain.url, "chain_contract": chain.address, "chain_signer_key": chain.signer_key,
+        "chain_relayer_key": chain.relayer_key, "chain_confirmations": 0, "chain_poll_seconds": 0.2,
+        "chain_finality_depth": 64, "grpc_port": 0, **overrides}
+    settings = MinterSettings(**values)
+    store = MinterStore(database_for(settings.database_url, settings.database))
+    await store.open()
+    the_chain = Chain(settings)
+    await the_chain.connect()
+    broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "minter")
+    await broker.connect(attempts=3)
+    facts = FactPublisher(broker)
+    duty_ref: list[WatchDuty] = []
+
+    async def poke() -> None:
+        if duty_ref:
+            await duty_ref[0].poke()
+
+    watcher = ChainWatcher(the_chain, store, facts, finality_depth=settings.chain_finality_depth,
+                           start_block=settings.chain_start_block)
+    relayer = Relayer(the_chain, store, facts, settings, poke) if settings.chain_relayer_key else None
+    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None)
+    duty_ref.append(duty)
+    server = GrpcServer("127.0.0.1", 0, [minter_pb2.DESCRIPTOR.services_by_name["MinterService"].full_name])
+    minter_pb2_grpc.add_MinterServiceServicer_to_server(
+        MinterService(the_chain, watcher, relayer is not None, relayer.address if relayer else ""), server.server)
+    minter = Minter(settings, store, the_chain, watcher, relayer, duty, broker, server)
+    if relayer is not None:
+        await relayer.refresh_balance()
+        minter.consumer, _ = relay_consumer(broker, relayer)
+        await minter.consumer.start()
+    await duty.start()
+    checks = {"broker": lambda: broker.connected, "chain": lambda: watcher.healthy or not duty.active}
+    if relayer is not None:
+        checks["relayer_funds"] = lambda: relayer.funded
+    await server.start(checks, interval=0.2)
+    try:
+        yield minter
+    finally:
+        await minter.stop()
 
 
 @dataclass
 class Status:
     store: JobStore
-    runtime: ChainRuntime
     client: httpx.AsyncClient
     settings: StatusSettings
+    minter: Minter
+    claims: ClaimTokens
+    deps: ChainDeps
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def claim(self, job_id: str) -> str:
+        return self.claims.token(job_id)
 
     async def pinned_job(self, wallet: str, token_uri: str | None = None) -> str:
         record, _ = await self.store.reserve(uuid.uuid4().hex, uuid.uuid4().hex * 2, wallet, "gen1", "{}")
@@ -55,6 +171,10 @@ class Status:
         reply = await self.client.get(f"/v1/jobs/{job_id}")
         assert reply.status_code == 200, reply.text
         return reply.json()
+
+    async def relay(self, job_id: str, **body: Any) -> httpx.Response:
+        return await self.client.post(f"/v1/jobs/{job_id}/mint",
+                                      json={"relay": True, "claim_token": self.claim(job_id), **body})
 
     async def wait_stage(self, job_id: str, stage: str, timeout: float = 20) -> dict:
         deadline = time.monotonic() + timeout
@@ -82,34 +202,46 @@ class OperatorsAccess:
 
 
 @asynccontextmanager
-async def running_status(chain: TestChain, data_dir: Path, *, operators: OperatorsAccess | None = None,
+async def running_status(chain: TestChain, data_dir: Path, *, amqp: tuple[str, str],
+                         operators: OperatorsAccess | None = None, minter: Minter | None = None,
                          **overrides: object) -> AsyncIterator[Status]:
-    """The status service's store, chain side and HTTP app, as `python -m status` wires them (no broker), and
-    with `operators` its operators' routes and dashboard API too."""
-    values: dict[str, object] = {
-        "data_dir": data_dir, "chain_rpc_url": chain.url, "chain_contract": chain.address,
-        "chain_signer_key": chain.signer_key, "chain_relayer_key": chain.relayer_key, "chain_confirmations": 0,
-        "chain_poll_seconds": 0.2, **overrides}
-    settings = StatusSettings(**values)
-    store = JobStore(database_for(settings.database_url, settings.database))  # database_url=<pg_dsn>: PostgreSQL
-    await store.open()
-    bus = JobBus()
-    runtime = await start_chain(settings, store, bus)
-    channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called here
-    app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
-                                ipfs=LocalIpfsStore(data_dir / "ipfs"), checks=dict(runtime.checks),
-                                chain=runtime.deps,
-                                admin=operators.admin_deps(store, bus, data_dir) if operators else None,
-                                ops=operators.ops_config() if operators else None))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status", timeout=30)
-    try:
-        yield Status(store, runtime, client, settings)
-    finally:
-        runtime.stop()
-        await asyncio.gather(*runtime.tasks, return_exceptions=True)
-        await client.aclose()
-        await channel.close()
-        await store.close()
+    """A minter (or the one given) and the status service's store, events consumer and HTTP app beside it; with
+    `operators` its operators' routes and dashboard API too. Chain and relay settings go to the minter, the
+    bridge's own (per-IP limits, the relay wait, the database) to status; `database_url` to both."""
+    status_values = {k: v for k, v in overrides.items() if k in STATUS_SIDE}
+    minter_values = {k: v for k, v in overrides.items() if k not in STATUS_SIDE or k == "database_url"}
+    async with AsyncExitStack() as stack:
+        if minter is None:
+            minter = await stack.enter_async_context(running_minter(chain, data_dir, amqp, **minter_values))
+        status_values.setdefault("relay_ip_rate_per_minute", 10_000)  # tests make many requests from one address
+        status_values.setdefault("relay_ip_burst", 10_000)
+        status_values.setdefault("report_ip_rate_per_minute", 10_000)
+        status_values.setdefault("report_ip_burst", 10_000)
+        settings = StatusSettings(data_dir=data_dir, minter_target=minter.target, **status_values)
+        store = JobStore(database_for(settings.database_url, settings.database))
+        await store.open()
+        stack.push_async_callback(store.close)
+        bus = JobBus()
+        broker = Broker(amqp[0], Topology(amqp[1]), "status")
+        await broker.connect(attempts=3)
+        stack.push_async_callback(broker.close)
+        consumer = events_consumer(broker, store, bus, prefetch=16)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop, 2)
+        claims = await ClaimTokens.load(store.db)
+        client_ = MinterClient(minter.target)
+        stack.push_async_callback(client_.close)
+        deps = chain_deps(settings, store, bus, broker, claims, client_)
+        channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called here
+        stack.push_async_callback(channel.close)
+        app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
+                                    ipfs=LocalIpfsStore(data_dir / "ipfs"), checks={"minter": client_.healthy},
+                                    chain=deps, claims=claims,
+                                    admin=operators.admin_deps(store, bus, data_dir) if operators else None,
+                                    ops=operators.ops_config() if operators else None))
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://status", timeout=30)
+        stack.push_async_callback(http.aclose)
+        yield Status(store, http, settings, minter, claims, deps)
 
 
 def send_tx(chain: TestChain, tx: dict, sender_key: str, gas: int | None = None) -> str:
