@@ -146,15 +146,10 @@ class ChainWatcher:
                     was_minted=mint.state != "seen")
 
     async def verified(self, mint: SeenMint) -> tuple[str, int]:
-        """A reported transaction checked out (minter.chain.Chain.verify): record it, and publish `minted` now
-        when it has its confirmations. (state, confirmations)."""
-        stored = await self.store.record_mint(mint)
+        """A reported transaction checked out (minter.chain.Chain.verify): record it; (state, confirmations).
+        The caller (status) applies a confirmed mint at once; the watcher's own `minted` follows and changes
+        nothing there."""
+        await self.store.record_mint(mint)
         head = int(await self.chain.w3.eth.block_number)
         confirmations = max(head - mint.block, 0)
-        if confirmations < self.chain.confirmations:
-            return "confirming", confirmations
-        if stored.state == "seen":
-            await self.facts.minted(mint.job_id, mint.token_id, mint.wallet, mint.tx_hash, mint.block,
-                                    mint.block_hash)
-            await self.store.set_mint_state(mint.job_id, "minted")
-        return "minted", confirmations
+        return ("minted" if confirmations >= self.chain.confirmations else "confirming"), confirmations

@@ -37,7 +37,8 @@ async def known_mint(deps: ChainDeps | None, job_id: str) -> dict[str, Any] | No
                 "required_confirmations": await _confirmations(deps)}
     relay = await relay_outcome(deps.store, job_id)
     if relay is not None and relay.tx_hash:
-        return {"tx_hash": relay.tx_hash, "source": "relayed", "block": None, "token_id": None, "confirmed": False,
+        source = "reported" if relay.state == "reported" else "relayed"
+        return {"tx_hash": relay.tx_hash, "source": source, "block": None, "token_id": None, "confirmed": False,
                 "minted_at": None, "required_confirmations": await _confirmations(deps)}
     return None
 
@@ -56,7 +57,7 @@ async def reverify(deps: ChainDeps | None, record: JobRecord, tx_hash: str | Non
     if not tx:
         raise ApiError(409, "no_mint_tx", "tx_hash: no mint transaction is known for this job; give the one the "
                        "wallet sent", "tx_hash")
-    outcome = await verified(deps, record, tx)
+    outcome = await verified(deps, record, tx, source="admin")
     return {"job_id": record.job_id, "tx_hash": outcome["tx_hash"],
             "source": "given" if tx_hash else known["source"], "state": outcome["state"], "stage": outcome["stage"],
             "token_id": outcome["token_id"], "block": outcome["block"], "confirmations": outcome["confirmations"],

@@ -172,7 +172,7 @@ def _unavailable(job_id: str, exc: Exception) -> ApiError:
                     "again in a minute (the watcher also finds it by itself)", None, {"Retry-After": "30"})
 
 
-async def verified(d: ChainDeps, record: JobRecord, tx_hash: str) -> dict[str, Any]:
+async def verified(d: ChainDeps, record: JobRecord, tx_hash: str, source: str = "status") -> dict[str, Any]:
     """Checks a mint transaction with the minter; a confirmed mint is applied here at once (the minter's event
     comes too and changes nothing). The one path for a wallet's report and an operator's re-verification."""
     known = await mint_of(d.store, record.job_id)
@@ -196,8 +196,11 @@ async def verified(d: ChainDeps, record: JobRecord, tx_hash: str) -> dict[str, A
         fact = broker_pb2.MintFact(kind=broker_pb2.MintFact.KIND_MINTED, token_id=reply.token_id,
                                    wallet=record.wallet, tx_hash=reply.tx_hash, block=reply.block)
         event = broker_pb2.JobEvent(job_id=record.job_id, stage=jobs_pb2.STAGE_MINTED, progress=100, mint=fact,
-                                    source="status")
+                                    source=source)
         current = await apply_mint_fact(d.store, d.bus, event) or await d.store.get(record.job_id) or record
+    elif (known_relay := await relay_outcome(d.store, record.job_id)) is None or known_relay.state != "sent":
+        # Remembered for the operators' view and a later re-verification without the hash.
+        await set_relay_outcome(d.store, record.job_id, "reported", tx_hash=reply.tx_hash)
     info = await d.minter.info()
     return {"job_id": record.job_id, "stage": stage_name(current.stage), "state": reply.state,
             "tx_hash": reply.tx_hash, "token_id": int(reply.token_id) if reply.token_id else None,

@@ -4,7 +4,6 @@ and a request without the CSRF token change nothing; every attempt is in the aud
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,12 +19,11 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-async def stalled(chain: TestChain, broker, tmp_path: Path) -> AsyncIterator[Status]:
-    """Status with two confirmations required and its watcher stopped (down, or far behind)."""
-    async with running_status(chain, tmp_path, chain_confirmations=2,
+async def stalled(chain: TestChain, broker, tmp_path: Path, amqp) -> AsyncIterator[Status]:
+    """Status with two confirmations required and the minter's watcher stopped (down, or far behind)."""
+    async with running_status(chain, tmp_path, amqp=amqp, chain_confirmations=2,
                               operators=OperatorsAccess(broker, TOKEN, READONLY)) as status:
-        status.runtime.stop()
-        await asyncio.gather(*status.runtime.tasks, return_exceptions=True)
+        await status.minter.stop_watching()
         yield status
 
 
@@ -59,7 +57,7 @@ async def test_a_reported_mint_left_unconfirmed_is_minted_by_a_reverification(ch
     done = await status.client.post(f"/v1/admin/actions/reverify/{job_id}", headers={"X-CSRF-Token": csrf})
     assert done.status_code == 200, done.text
     result = done.json()
-    assert result["state"] == "minted" and result["stage"] == "minted" and result["source"] == "seen on chain"
+    assert result["state"] == "minted" and result["stage"] == "minted" and result["source"] == "reported"
     assert result["confirmations"] >= 2 and result["tx_hash"] == tx_hash
     job = await status.job(job_id)
     assert job["stage"] == "minted" and job["token_id"] == result["token_id"] and job["tx_hash"] == tx_hash

@@ -90,9 +90,10 @@ class TestChain:
         self.rpc("anvil_mine", hex(blocks))
 
     def env(self, *, confirmations: int = 0, relay: bool = True) -> dict[str, str]:
-        """Environment for a status service (or the launcher) using this chain."""
-        env = {"MINTPIPE_CHAIN_RPC_URL": self.url, "MINTPIPE_CHAIN_CONTRACT": self.address,
-               "MINTPIPE_CHAIN_SIGNER_KEY": self.signer_key, "STATUS_CHAIN_CONFIRMATIONS": str(confirmations)}
+        """Environment for a minter (or the launcher) using this chain; anvil's dev keys, allowed on its 31337."""
+        env = {"MINTPIPE_CHAIN_RPC_URL": self.url, "MINTPIPE_CHAIN_PUBLIC_RPC_URL": self.url,
+               "MINTPIPE_CHAIN_CONTRACT": self.address, "MINTPIPE_CHAIN_SIGNER_KEY": self.signer_key,
+               "MINTER_CHAIN_CONFIRMATIONS": str(confirmations)}
         if relay:
             env["MINTPIPE_CHAIN_RELAYER_KEY"] = self.relayer_key
         return env
