@@ -1,15 +1,23 @@
-"""mintpipe split over three "hosts" (tests/support/netns.py): gateway + status x2 on `app`, renderers on
-`render`, the pinner on `pin`. Every service is its own process with its own empty data folder (and TMPDIR);
-what crosses hosts goes through RabbitMQ, PostgreSQL (MINTPIPE_DATABASE_URL), the S3 store
-(MINTPIPE_ARTIFACTS_URL) and the pinning backend, each reached through the machine's forwarders.
+"""mintpipe split over several "hosts" (tests/support/netns.py): gateway + status x2 on `app`, renderers on
+`render`, the pinner on `pin`, and with a chain a minter on each of `minter_hosts` (default: one on `app`, one on
+a host of its own, `mint`). Every service is its own process with its own empty data folder (and TMPDIR); what
+crosses hosts goes through RabbitMQ, PostgreSQL (MINTPIPE_DATABASE_URL, shared by the status replicas and the
+minters), the S3 store (MINTPIPE_ARTIFACTS_URL), the pinning backend and the chain node, each reached through
+the machine's forwarders; status reaches the minters over gRPC (STATUS_MINTER_TARGET names every one).
+
+Only the minters get the chain's keys (MINTPIPE_CHAIN_SIGNER_KEY, MINTPIPE_CHAIN_RELAYER_KEY); status, the
+gateway, the renderers and the pinner get none.
 
     with multihost_system(net, deps, root, renderers=2) as system:
         system.status[0].url, system.status[1].url       # the bridges, as the test reaches them
+        system.minters                                    # the minter replicas, one per minter host
         system.kill("renderer-0")                         # SIGKILL, as a host dying would
+        service.events("relayed mint sent")               # its JSON log lines with that event, each with `at`
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -43,7 +52,45 @@ class Deps:
     aws_env: dict[str, str]  # AWS_ENDPOINT_URL (a 127.0.0.1 URL) and the credentials
     pinata_url: str
     pinata_jwt: str
-    chain_env: dict[str, str]  # MINTPIPE_CHAIN_* with a 127.0.0.1 RPC URL
+    # MINTPIPE_CHAIN_* (RPC URL on 127.0.0.1, contract, signer key, relayer key for relays): the minters' only;
+    # empty: no chain, no minter, jobs end at pinned. See minter_chain_env for what else may come in here.
+    chain_env: dict[str, str]
+
+
+KEY_VARIABLES = ("MINTPIPE_CHAIN_SIGNER_KEY", "MINTPIPE_CHAIN_RELAYER_KEY", "MINTER_CHAIN_SIGNER_KEY",
+                 "MINTER_CHAIN_RELAYER_KEY")
+
+
+def minter_chain_env(chain_env: dict[str, str]) -> dict[str, str]:
+    """The chain's variables as a minter reads them. tests/support/chain.py's TestChain.env() still speaks to the
+    status service of old: STATUS_CHAIN_CONFIRMATIONS, which the minter ignores (it would wait for its default of
+    2 confirmations, and anvil mines only when sent a transaction: the last mints would never be `minted`). So
+    STATUS_CHAIN_X becomes MINTER_CHAIN_X; MINTPIPE_CHAIN_* and MINTER_* pass as they are; nothing else does."""
+    env: dict[str, str] = {}
+    for key, value in chain_env.items():
+        if key.startswith("STATUS_CHAIN_"):
+            env.setdefault("MINTER_CHAIN_" + key.removeprefix("STATUS_CHAIN_"), value)
+        elif key.startswith(("MINTPIPE_CHAIN_", "MINTER_")):
+            env[key] = value
+    return env
+
+
+def log_events(path: Path, event: str) -> list[dict]:
+    """The JSON log lines of `path` whose event is `event`, in order, each with `at` (its timestamp, epoch)."""
+    found = []
+    if not path.exists():
+        return found
+    for line in path.read_text(errors="replace").splitlines():
+        if f'"{event}"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") == event:
+            record["at"] = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).timestamp()
+            found.append(record)
+    return found
 
 
 @dataclass
@@ -81,6 +128,16 @@ class Service:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
+    def events(self, event: str) -> list[dict]:
+        return log_events(self.log_path, event)
+
+    def live_environ(self) -> dict[str, str]:
+        """The running process's own environment (/proc/<pid>/environ: `ip netns exec` execs in place, so the
+        pid is the service's), not just what the harness meant to give it."""
+        assert self.process is not None and self.process.poll() is None, f"{self.name} is not running"
+        raw = Path(f"/proc/{self.process.pid}/environ").read_bytes()
+        return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
 
 @dataclass
 class System:
@@ -90,6 +147,10 @@ class System:
     @property
     def status(self) -> list[Service]:
         return [s for n, s in self.services.items() if n.startswith("status-")]
+
+    @property
+    def minters(self) -> list[Service]:
+        return [s for n, s in self.services.items() if n.startswith("minter-")]
 
     def kill(self, name: str) -> None:
         service = self.services[name]
@@ -136,7 +197,8 @@ class System:
 def _env(net: Network, host: Host, deps: Deps, data_dir: Path, prefix: str) -> dict[str, str]:
     """A service's environment as its host sees the world: every machine URL through its own forwarder."""
     inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("MINTPIPE_", "STATUS_", "GATEWAY_", "RENDERER_", "PINNER_", "AWS_", "PINATA_"))}
+                 if not k.startswith(("MINTPIPE_", "STATUS_", "GATEWAY_", "RENDERER_", "PINNER_", "MINTER_", "AWS_",
+                                      "PINATA_"))}
     aws = {**deps.aws_env, "AWS_ENDPOINT_URL": net.url(host, deps.aws_env["AWS_ENDPOINT_URL"])}
     return {**inherited, **aws,
             "MINTPIPE_AMQP_URL": net.url(host, deps.amqp_url),
@@ -151,7 +213,10 @@ def _env(net: Network, host: Host, deps: Deps, data_dir: Path, prefix: str) -> d
 
 @contextmanager
 def multihost_system(net: Network, deps: Deps, root: Path, *, renderers: int = 2,
-                     status_env: dict[str, str] | None = None) -> Iterator[System]:
+                     minter_hosts: tuple[str, ...] = ("app", "mint"), status_env: dict[str, str] | None = None,
+                     minter_env: dict[str, str] | None = None) -> Iterator[System]:
+    """`minter_hosts`: one minter replica on each (ignored without deps.chain_env); a host named here must be one of
+    `net`'s. `minter_env` goes to every minter (MINTER_CHAIN_POLL_SECONDS, relay caps, ...)."""
     app, render, pin = net["app"], net["render"], net["pin"]
     prefix = f"mh{uuid.uuid4().hex[:8]}"
     services: dict[str, Service] = {}
@@ -168,14 +233,19 @@ def multihost_system(net: Network, deps: Deps, root: Path, *, renderers: int = 2
     gateway_port = free_port()
     status_ports = [(free_port(), free_port()) for _ in range(2)]
     renderer_ports = [free_port() for _ in range(renderers)]
+    minter_ports = [(net[h], free_port()) for h in minter_hosts] if deps.chain_env else []
     # Previews go from app to the renderers through the machine (no route between namespaces otherwise).
     preview_targets = [net.expose(app, port, render.address) for port in renderer_ports]
+    # So do MinterService calls to a minter on another host; one on `app` is reached on app's own address.
+    minter_targets = [(host.bind, port) if host is app else net.expose(app, port, host.address)
+                      for host, port in minter_ports]
     add("gateway", app, "gateway", {
         "GATEWAY_GRPC_HOST": app.bind, "GATEWAY_GRPC_PORT": str(gateway_port), "GATEWAY_METRICS_PORT": "0",
         # Both replicas, first reachable first: the gateway outlives either.
         "GATEWAY_STATUS_TARGET": "ipv4:" + ",".join(f"{app.bind}:{g}" for g, _ in status_ports)}, gateway_port)
-    chain = {**deps.chain_env,
-             "MINTPIPE_CHAIN_RPC_URL": net.url(app, deps.chain_env["MINTPIPE_CHAIN_RPC_URL"])} if deps.chain_env else {}
+    # Status holds no key and speaks to no chain node: it reaches the minters (round robin over every one).
+    chain = {"STATUS_MINTER_TARGET": "ipv4:" + ",".join(f"{a}:{p}" for a, p in minter_targets)} \
+        if minter_targets else {}
     for i, (grpc_port, http_port) in enumerate(status_ports):
         add(f"status-{i}", app, "status", {
             **chain, "STATUS_GRPC_HOST": app.bind, "STATUS_GRPC_PORT": str(grpc_port),
@@ -193,17 +263,33 @@ def multihost_system(net: Network, deps: Deps, root: Path, *, renderers: int = 2
         "PINNER_BACKEND": "pinata", "PINNER_PINATA_JWT": deps.pinata_jwt,
         "PINNER_PINATA_API_URL": net.url(pin, deps.pinata_url),
         "PINNER_PINATA_UPLOADS_URL": net.url(pin, deps.pinata_url)}, pinner_port)
+    minter_chain = minter_chain_env(deps.chain_env)
+    for i, (host, port) in enumerate(minter_ports):
+        # Each minter reaches RabbitMQ, PostgreSQL (the same database: the relays' nonce fence is shared) and the
+        # chain node through its own host's forwarders.
+        add(f"minter-{i}", host, "minter", {
+            **minter_chain, "MINTPIPE_CHAIN_RPC_URL": net.url(host, minter_chain["MINTPIPE_CHAIN_RPC_URL"]),
+            "MINTER_GRPC_HOST": host.bind, "MINTER_GRPC_PORT": str(port),
+            "MINTER_METRICS_HOST": "127.0.0.1", "MINTER_METRICS_PORT": "0", **(minter_env or {})}, port)
+
+    for name, service in services.items():
+        if not name.startswith("minter-"):
+            keys = [k for k in KEY_VARIABLES if k in service.env]
+            assert not keys, f"{name} would be given {keys}: only the minters hold the chain's keys"
 
     system = System(services)
     try:
-        # status-0 first, alone: it applies the migrations and takes the leader lock, so killing it later
-        # also proves the takeover.
-        services["status-0"].start()
-        system.wait_healthy(["status-0"])
+        # status-0 first, with the minters only (its /healthz needs a minter to answer): it applies the migrations
+        # and takes the leader lock, so killing it later also proves the takeover. The minters' migrations wait
+        # on the same advisory lock.
+        first = ["status-0", *(n for n in services if n.startswith("minter-"))]
+        for name in first:
+            services[name].start()
+        system.wait_healthy(first)
         for name, service in services.items():
-            if name != "status-0":
+            if name not in first:
                 service.start()
-        system.wait_healthy([n for n in services if n != "status-0"])
+        system.wait_healthy([n for n in services if n not in first])
         yield system
     finally:
         system.stop()
