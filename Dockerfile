@@ -17,6 +17,10 @@ COPY build/wheelhouse/project/ /wheels/
 RUN /opt/mintpipe/bin/pip install -q --no-index --no-deps /wheels/*.whl && rm -rf /wheels
 # The built web apps (web/build.mjs output, committed): the bridge serves them; it never builds them.
 COPY web/dist /app/web/dist
+# The collection's compiled artifact (contracts/build.mjs output, committed): its ABI for the minter, its bytecode for
+# the compose file's chain-deploy. scripts/build_images.sh names it in the build context.
+COPY contracts/build/MintpipeCollection.json /app/contracts/MintpipeCollection.json
 WORKDIR /app
 USER mintpipe
-ENV PATH=/opt/mintpipe/bin:$PATH MINTPIPE_DATA_DIR=/data STATUS_WEB_DIR=/app/web/dist
+ENV PATH=/opt/mintpipe/bin:$PATH MINTPIPE_DATA_DIR=/data STATUS_WEB_DIR=/app/web/dist \
+    MINTPIPE_CHAIN_ARTIFACT=/app/contracts/MintpipeCollection.json

