@@ -237,9 +237,11 @@ class QueueConsumer(Generic[M]):
         """Stop taking messages; let in-flight ones finish within `grace`, then hand the rest back."""
         if self._queue is not None and self._tag is not None:
             try:
-                await self._queue.cancel(self._tag)
+                # Bounded: on a connection already closed or lost, a robust channel's cancel waits for a
+                # reconnection that never comes (seen: a minter whose broker connection was cut hung its drain).
+                await asyncio.wait_for(self._queue.cancel(self._tag), max(grace, 1.0))
             except Exception as exc:  # the channel may already be gone
-                log.warning("cancel failed", error=str(exc))
+                log.warning("cancel failed", error=str(exc) or type(exc).__name__)
         if self._inflight:
             log.info("draining", inflight=len(self._inflight), grace=grace)
             _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
@@ -249,4 +251,7 @@ class QueueConsumer(Generic[M]):
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("handed back unfinished messages", count=len(pending))
         if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
+            try:
+                await asyncio.wait_for(self._channel.close(), 3)
+            except Exception as exc:  # gone with its connection: nothing left to close
+                log.warning("channel close failed", error=str(exc) or type(exc).__name__)

@@ -77,6 +77,8 @@ class Relayer:
     async def _relay(self, job: JobRef) -> tuple[Relay, bool]:
         existing = await self.store.relay(job.job_id)
         if existing is not None and existing.state != "failed":
+            log.info("relay already sent; answered again", job_id=job.job_id, tx_hash=existing.tx_hash,
+                     nonce=existing.nonce)
             return existing, False
         for _ in range(5):  # NonceTaken: another sender took the nonce between our read and our write
             try:

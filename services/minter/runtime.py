@@ -83,6 +83,7 @@ class WatchDuty:
         self.relay_on = relay_on
         self.active_at = 0.0
         self._channel: Any = None
+        self._queue: Any = None
         self._tag: str | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._busy = asyncio.Lock()
@@ -95,8 +96,10 @@ class WatchDuty:
 
     async def start(self) -> None:
         self._channel = await self.broker.channel(prefetch=1)
-        queue = await self._channel.get_queue(self.broker.topology.watch_queue, ensure=False)
-        self._tag = await queue.consume(self._on_tick)
+        # A passive declare on the robust channel (not get_queue): only then is the consumer restored when the
+        # connection comes back after a broker restart (mintpipe.consumer says the same).
+        self._queue = await self._channel.declare_queue(self.broker.topology.watch_queue, passive=True)
+        self._tag = await self._queue.consume(self._on_tick)
         self._ticker = asyncio.create_task(self._tick_loop())
 
     async def poke(self) -> None:
@@ -139,15 +142,19 @@ class WatchDuty:
                 log.debug("sweep not published", error=type(exc).__name__)
 
     async def stop(self) -> None:
+        """Stops ticking and consuming; a round in progress finishes. Bounded: a broker already gone (its
+        connection closed or lost) must not hold a drain."""
         if self._ticker is not None:
             self._ticker.cancel()
         if self._channel is not None and self._tag is not None:
             try:
-                queue = await self._channel.get_queue(self.broker.topology.watch_queue, ensure=False)
-                await queue.cancel(self._tag)
-            except (aio_pika.exceptions.AMQPError, RuntimeError, OSError):
+                await asyncio.wait_for(self._queue.cancel(self._tag), 3)
+            except (aio_pika.exceptions.AMQPError, RuntimeError, OSError, TimeoutError):
                 pass
         async with self._busy:  # a round in progress finishes
             pass
         if self._channel is not None:
-            await self._channel.close()
+            try:
+                await asyncio.wait_for(self._channel.close(), 3)
+            except (aio_pika.exceptions.AMQPError, RuntimeError, OSError, TimeoutError):
+                pass
