@@ -66,6 +66,14 @@ class Relayer:
         try:
             relay, new = await self._relay(job)
         except MintProblem as problem:
+            # A handover race: the replica that had this message before may have stored and sent its relay while
+            # this one was checking (then the mint reverts here as JobAlreadyMinted). Its relay is the answer.
+            stored = await self.store.relay(job.job_id)
+            if stored is not None and stored.state != "failed":
+                log.info("relay already sent by another replica; answered again", job_id=job.job_id,
+                         tx_hash=stored.tx_hash)
+                await self.facts.relay_sent(job.job_id, stored.tx_hash, job.wallet)
+                return
             self.counts["refused"] += 1
             log.info("relay refused", job_id=job.job_id, code=problem.code)
             await self.facts.relay_failed(job.job_id, problem.status, problem.code, problem.message, problem.field)

@@ -84,9 +84,10 @@ def test_submit_pin_mint_report_minted_and_a_restart_in_between(chain: TestChain
     env = {**chain.env(confirmations=1), "MINTPIPE_LOG_LEVEL": "DEBUG"}  # the chattiest logs, for the key grep
     with launched(rabbit_url, tmp_path, renderers=1, env=env) as system, \
             httpx.Client(base_url=system.base_url, timeout=30) as client:
-        ids = [client.post("/v1/jobs", json={"settings": {"seed": s, "frames": 12}, "wallet": wallet}).json()["job_id"]
-               for s in (31, 32, 33)]
-        first, second, third = ids
+        accepted = [client.post("/v1/jobs", json={"settings": {"seed": s, "frames": 12}, "wallet": wallet}).json()
+                    for s in (31, 32, 33)]
+        first, second, third = (a["job_id"] for a in accepted)
+        assert all(len(a["claim_token"]) == 43 for a in accepted)
         seen = follow(client, first, "pinned")
         assert seen[-1]["stage"] == "pinned" and seen[-1]["mint"]["voucher"]["to"] == wallet
         job = seen[-1]
@@ -126,6 +127,12 @@ def test_submit_pin_mint_report_minted_and_a_restart_in_between(chain: TestChain
         cli = [sys.executable, "-m", "launcher"]
         done = subprocess.run([*cli, "mint", third, "--relay", "--url", system.base_url], capture_output=True,
                               text=True, timeout=60)
+        assert done.returncode == 1 and "--claim-token" in done.stderr  # only the submitter may ask
+        done = subprocess.run([*cli, "mint", third, "--relay", "--claim-token", accepted[0]["claim_token"], "--url",
+                               system.base_url], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "claim_token" in done.stderr  # another job's token
+        done = subprocess.run([*cli, "mint", third, "--relay", "--claim-token", accepted[2]["claim_token"], "--url",
+                               system.base_url], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and json.loads(done.stdout)["relayed"], done.stderr
         chain.mine(1)
         done = subprocess.run([*cli, "job", third, "--wait-minted", "--url", system.base_url], capture_output=True,

@@ -129,9 +129,8 @@ def test_reference_routes(client):
     assert gen1["schema"]["properties"]["frames"]["default"] == 100
     assert client.get("/ipfs/not-a-cid").json()["error"]["field"] == "cid"
     assert client.get("/v1/jobs", params={"stage": "nope"}).json()["error"]["field"] == "stage"
-    # The launcher starts a local chain by default: its watcher and the relayer's funds are checked too.
-    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True, "chain": True,
-                                                       "relayer_funds": True, "disk": True}
+    # The launcher starts a local chain and a minter by default: the bridge checks that it reaches the minter.
+    assert client.get("/healthz").json()["checks"] == {"broker": True, "store": True, "minter": True, "disk": True}
     assert "mintpipe_submissions_total" in client.get("/metrics").text
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/events", "/v1/scenes", "/ipfs/{cid}"} <= set(paths)

@@ -10,7 +10,8 @@ from eth_account import Account
 from pydantic import ValidationError
 
 from mintpipe.chain import Domain, Voucher, bytes32_to_job_id, job_id_to_bytes32, recover_voucher_signer, sign_voucher
-from status.chain import Chain
+from minter.chain import Chain
+from minter.settings import MinterSettings
 from status.settings import StatusSettings
 
 pytestmark = pytest.mark.unit
@@ -40,9 +41,9 @@ def test_signature_recovers_to_the_signer_and_changes_with_every_field_and_domai
 
 
 def chain(**overrides: object) -> Chain:
-    settings = StatusSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract=CONTRACT, chain_signer_key=KEY,
+    settings = MinterSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract=CONTRACT, chain_signer_key=KEY,
                               chain_voucher_seconds=3600, **overrides)
-    return Chain(settings, store=None)  # type: ignore[arg-type]  (no store needed to sign)
+    return Chain(settings)  # no node needed to sign
 
 
 def test_deadline_is_stable_within_a_step_and_always_leaves_half_the_validity() -> None:
@@ -58,11 +59,16 @@ def test_deadline_is_stable_within_a_step_and_always_leaves_half_the_validity() 
 
 
 def test_chain_settings_name_what_is_missing_or_wrong() -> None:
-    with pytest.raises(ValidationError, match="MINTPIPE_CHAIN_CONTRACT is required"):
-        StatusSettings(chain_rpc_url="http://127.0.0.1:9", chain_signer_key=KEY)
-    with pytest.raises(ValidationError, match="MINTPIPE_CHAIN_SIGNER_KEY is required"):
-        StatusSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract=CONTRACT)
     with pytest.raises(ValidationError, match="chain_contract"):
-        StatusSettings(chain_contract="0x1234")
-    assert StatusSettings().chain_rpc_url is None  # no chain is a valid setup
+        MinterSettings(chain_rpc_url="http://127.0.0.1:9", chain_signer_key=KEY)
+    with pytest.raises(ValidationError, match="chain_signer_key"):
+        MinterSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract=CONTRACT)
+    with pytest.raises(ValidationError, match="chain_contract"):
+        MinterSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract="0x1234", chain_signer_key=KEY)
+    with pytest.raises(ValidationError, match="must differ"):
+        MinterSettings(chain_rpc_url="http://127.0.0.1:9", chain_contract=CONTRACT, chain_signer_key=KEY,
+                       chain_relayer_key=KEY)
+    # Status holds no key and knows no node: a chain is a minter to ask, or none.
+    assert StatusSettings().minter_target is None
+    assert not any(name.startswith("chain_") for name in StatusSettings.model_fields)
     assert "11" * 32 not in repr(chain().settings)  # the key is a secret: not in reprs (so not in logs)
