@@ -39,9 +39,10 @@ def register_metrics(watcher: ChainWatcher, duty: WatchDuty, relayer: Relayer | 
           registry=REGISTRY).set_function(lambda: float(watcher.head))
     Gauge("mintpipe_chain_watcher_healthy", "1 while the watcher reaches the node",
           registry=REGISTRY).set_function(lambda: 1.0 if watcher.healthy else 0.0)
-    Gauge("mintpipe_minter_active", "1 while this replica holds a role (watcher: ran a round lately; sender: "
-          "took a relay message lately)", ["role"], registry=REGISTRY).labels("watcher").set_function(
-        lambda: 1.0 if duty.active else 0.0)
+    active = Gauge("mintpipe_minter_active", "1 while this replica holds a role (watcher: ran a round lately; "
+                   "sender: took a relay message lately)", ["role"], registry=REGISTRY)
+    active.labels("watcher").set_function(lambda: 1.0 if duty.active else 0.0)
+    active.labels("sender").set_function(lambda: 1.0 if duty.sending else 0.0)
     if relayer is not None:
         Gauge("mintpipe_relayer_balance_wei", "the relayer account's balance at its last check",
               registry=REGISTRY).set_function(lambda: float(relayer.balance or 0))
@@ -80,19 +81,19 @@ async def main() -> None:
     watcher = ChainWatcher(chain, store, facts, finality_depth=settings.chain_finality_depth,
                            start_block=settings.chain_start_block)
     relayer = Relayer(chain, store, facts, settings, poke) if settings.chain_relayer_key else None
-    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None)
+    sender, handler = relay_consumer(broker, relayer) if relayer is not None else (None, None)
+    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None, handler,
+                     relayer.address if relayer else "")
     duty_ref.append(duty)
 
     server = GrpcServer(settings.grpc_host, settings.grpc_port,
                         [minter_pb2.DESCRIPTOR.services_by_name["MinterService"].full_name])
     minter_pb2_grpc.add_MinterServiceServicer_to_server(
-        MinterService(chain, watcher, relayer is not None, relayer.address if relayer else ""), server.server)
+        MinterService(chain, watcher, relayer is not None, relayer.address if relayer else "", store), server.server)
     checks = {"broker": lambda: broker.connected, "chain": lambda: watcher.healthy or not duty.active}
-    sender = None
-    if relayer is not None:
+    if relayer is not None and sender is not None:
         await relayer.refresh_balance()
         checks["relayer_funds"] = lambda: relayer.funded
-        sender, _handler = relay_consumer(broker, relayer)
         await sender.start()
         log.info("relayed mints on", relayer=relayer.address, per_wallet_daily=settings.relay_per_wallet_daily,
                  daily=settings.relay_daily, daily_budget_eth=settings.relay_daily_budget_eth,

@@ -7,6 +7,7 @@ import grpc
 from web3.exceptions import Web3Exception
 
 from minter.chain import Chain, JobRef, MintProblem
+from minter.store import MinterStore
 from minter.watcher import ChainWatcher
 from mintpipe.events import is_job_id
 from mintpipe.log import get_logger
@@ -30,8 +31,9 @@ def _job(request: minter_pb2.VoucherFor | minter_pb2.VerifyMintRequest) -> JobRe
 
 
 class MinterService(minter_pb2_grpc.MinterServiceServicer):
-    def __init__(self, chain: Chain, watcher: ChainWatcher, relay_on: bool, relayer_address: str = "") -> None:
-        self.chain, self.watcher = chain, watcher
+    def __init__(self, chain: Chain, watcher: ChainWatcher, relay_on: bool, relayer_address: str = "",
+                 store: MinterStore | None = None) -> None:
+        self.chain, self.watcher, self.store = chain, watcher, store
         self.relay_on, self.relayer_address = relay_on, relayer_address
 
     async def GetChain(self, request: minter_pb2.GetChainRequest,
@@ -42,6 +44,13 @@ class MinterService(minter_pb2_grpc.MinterServiceServicer):
                                     confirmations=self.chain.confirmations, relay=self.relay_on,
                                     voucher_seconds=s.chain_voucher_seconds, signer=self.chain.signer_address,
                                     relayer=self.relayer_address)
+
+    async def ListReplicas(self, request: minter_pb2.ListReplicasRequest,
+                           context: grpc.aio.ServicerContext) -> minter_pb2.ListReplicasResponse:
+        rows = await self.store.replicas() if self.store is not None else []
+        return minter_pb2.ListReplicasResponse(replicas=[minter_pb2.MinterReplica(
+            name=r["name"], watching=bool(r["watching"]), sending=bool(r["sending"]), relayer=r["relayer"],
+            head=r["head"], started_at=r["started_at"], seen_at=r["seen_at"]) for r in rows])
 
     async def SignVouchers(self, request: minter_pb2.SignVouchersRequest,
                            context: grpc.aio.ServicerContext) -> minter_pb2.SignVouchersResponse:

@@ -32,11 +32,12 @@ from minter.store import MinterStore
 from minter.watcher import ChainWatcher
 from mintpipe.broker import Broker
 from mintpipe.consumer import QueueConsumer
-from mintpipe.events import is_job_id
+from mintpipe.events import is_job_id, replica_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
 
 log = get_logger("minter")
+SWEEP_SECONDS = 5.0
 
 
 def check_relay(request: broker_pb2.RelayRequest) -> str | None:
@@ -77,10 +78,14 @@ class WatchDuty:
     """Publishes this replica's ticks and, while it is the watch queue's active consumer, runs the rounds."""
 
     def __init__(self, broker: Broker, watcher: ChainWatcher, store: MinterStore, poll_seconds: float,
-                 relay_on: bool) -> None:
+                 relay_on: bool, sender: RelayHandler | None = None, relayer_address: str = "") -> None:
         self.broker, self.watcher, self.store = broker, watcher, store
         self.poll_seconds = poll_seconds
         self.relay_on = relay_on
+        self.sender = sender  # this replica's relay handler: active while it takes messages
+        self.relayer_address = relayer_address
+        self.name = replica_id()
+        self.started_at = time.time()
         self.active_at = 0.0
         self._channel: Any = None
         self._queue: Any = None
@@ -113,9 +118,20 @@ class WatchDuty:
         except Exception as exc:  # the broker is away: health says so; the next tick tries again
             log.debug("tick not published", error=type(exc).__name__)
 
+    @property
+    def sending(self) -> bool:
+        """This replica took a relay message lately (a sweep reaches the active sender every SWEEP_SECONDS)."""
+        return self.sender is not None and time.time() - self.sender.active_at < 3 * SWEEP_SECONDS
+
     async def _tick_loop(self) -> None:
         while True:
             await self._tick()
+            try:
+                await self.store.heartbeat(self.name, watching=self.active, sending=self.sending,
+                                           relayer=self.relayer_address, head=self.watcher.head,
+                                           started_at=self.started_at)
+            except Exception as exc:  # the store is away: the overview shows this replica as unheard of
+                log.debug("heartbeat not stored", error=type(exc).__name__)
             await asyncio.sleep(self.poll_seconds * random.uniform(0.9, 1.1))
 
     async def _on_tick(self, message: AbstractIncomingMessage) -> None:
@@ -131,21 +147,26 @@ class WatchDuty:
             await message.ack()
 
     async def _maybe_sweep(self) -> None:
-        if not self.relay_on or time.time() - self._last_sweep < max(self.poll_seconds, 5.0):
+        """Every SWEEP_SECONDS the watcher asks the active sender, whoever it is, to look at the relays in flight
+        (and so to say it is the sender: its heartbeat tells the overview)."""
+        if not self.relay_on or time.time() - self._last_sweep < max(self.poll_seconds, SWEEP_SECONDS):
             return
         self._last_sweep = time.time()
-        if await self.store.relays_in_flight():
-            try:
-                await self.broker.publish(self.broker.topology.jobs_exchange, "relay",
-                                          broker_pb2.RelayRequest(sweep=True, request_id="sweep"), timeout=5)
-            except Exception as exc:
-                log.debug("sweep not published", error=type(exc).__name__)
+        try:
+            await self.broker.publish(self.broker.topology.jobs_exchange, "relay",
+                                      broker_pb2.RelayRequest(sweep=True, request_id="sweep"), timeout=5)
+        except Exception as exc:
+            log.debug("sweep not published", error=type(exc).__name__)
 
     async def stop(self) -> None:
         """Stops ticking and consuming; a round in progress finishes. Bounded: a broker already gone (its
         connection closed or lost) must not hold a drain."""
         if self._ticker is not None:
             self._ticker.cancel()
+        try:
+            await self.store.forget_replica(self.name)
+        except Exception as exc:
+            log.debug("heartbeat not removed", error=type(exc).__name__)
         if self._channel is not None and self._tag is not None:
             try:
                 await asyncio.wait_for(self._queue.cancel(self._tag), 3)

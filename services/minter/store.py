@@ -220,3 +220,21 @@ class MinterStore:
             "INSERT INTO chain_cursor (name, block, block_hash, updated_at) VALUES (?,?,?,?) "
             "ON CONFLICT(name) DO UPDATE SET block=excluded.block, block_hash=excluded.block_hash, "
             "updated_at=excluded.updated_at", (name, block, block_hash, time.time()))
+
+    # --- replicas (the operators' overview) -----------------------------------------------------------------
+    async def heartbeat(self, name: str, *, watching: bool, sending: bool, relayer: str, head: int,
+                        started_at: float) -> None:
+        await self.db.execute(
+            "INSERT INTO minter_replicas (name, watching, sending, relayer, head, started_at, seen_at) "
+            "VALUES (?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET watching = excluded.watching, "
+            "sending = excluded.sending, relayer = excluded.relayer, head = excluded.head, "
+            "started_at = excluded.started_at, seen_at = excluded.seen_at",
+            (name, int(watching), int(sending), relayer, head, started_at, time.time()))
+
+    async def replicas(self, within: float = 60.0) -> list[dict[str, Any]]:
+        rows = await self.db.fetch("SELECT * FROM minter_replicas WHERE seen_at >= ? ORDER BY name",
+                                   (time.time() - within,))
+        return [dict(r) for r in rows]
+
+    async def forget_replica(self, name: str) -> None:
+        await self.db.execute("DELETE FROM minter_replicas WHERE name = ?", (name,))

@@ -125,7 +125,8 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     ledger = config.pin_ledger or pin_ledger_of(store, admin.artifacts.root.parent)
     overview = Overview(broker, store, ledger, config.monthly_pins,
                         lambda: sum(s.value for m in metrics.EVENTS_APPLIED.collect() for s in m.samples
-                                    if s.name.endswith("_total")), config.overview_cache_seconds)
+                                    if s.name.endswith("_total")), config.overview_cache_seconds,
+                        chain.minter.replicas if chain is not None else None)
     endpoints: dict[str, Callable[..., Awaitable[Any]]] = {
         r.name: r.endpoint for r in bearer_routes.routes if isinstance(r, Route)}
     router = APIRouter(prefix="/v1/admin", tags=["operators"],

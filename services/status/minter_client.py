@@ -111,6 +111,17 @@ class MinterClient:
             cached = self._cached(record, time.time())
         return cached
 
+    async def replicas(self) -> list[dict[str, Any]] | None:
+        """The minter replicas heard from in the last minute, and which one watches and which one sends; None when
+        no minter answers."""
+        try:
+            reply = await self.stub.ListReplicas(minter_pb2.ListReplicasRequest(), timeout=TIMEOUT)
+        except grpc.aio.AioRpcError:
+            return None
+        return [{"name": r.name, "watching": r.watching, "sending": r.sending, "relayer": r.relayer or None,
+                 "head": r.head, "started_at": r.started_at, "seen_s_ago": round(max(time.time() - r.seen_at, 0), 1)}
+                for r in reply.replicas]
+
     async def verify(self, record: JobRecord, tx_hash: str) -> minter_pb2.VerifyMintResponse:
         try:
             return await self.stub.VerifyMint(minter_pb2.VerifyMintRequest(

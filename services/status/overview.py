@@ -81,8 +81,9 @@ class QueueSampler:
 
 class Overview:
     def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path | Database, monthly_pins: int | None,
-                 events_applied=None, cache_seconds: float = SNAPSHOT_TTL) -> None:
+                 events_applied=None, cache_seconds: float = SNAPSHOT_TTL, minters=None) -> None:
         self.cache_seconds = cache_seconds
+        self.minters = minters  # () -> the minter replicas heard from (status.minter_client), or None: no chain
         self.broker = broker
         self.store = store
         self.pin_ledger_path = pin_ledger
@@ -112,6 +113,9 @@ class Overview:
     async def queues(self, now: float) -> tuple[list[dict[str, Any]], bool]:
         topo = self.broker.topology
         stages = {"render": topo.render_queue, "pin": topo.pin_queue, "events": topo.status_queue}
+        if self.minters is not None:
+            stages["relay"] = topo.relay_queue  # the minter's: one active consumer sends, the others wait
+            stages["watch"] = topo.watch_queue
         if not self.broker.connected:
             return [], False
         rows: list[dict[str, Any]] = []
@@ -132,8 +136,9 @@ class Overview:
                            oldest_waiting, now: float) -> None:
         topo = self.broker.topology
         for stage, queue in stages.items():
-            kinds = [("work", queue, None), ("dead", topo.dead_queue(queue), None),
-                     *(("retry", topo.retry_queue(queue, t), t) for t in RETRY_TIERS)]
+            kinds = [("work", queue, None)] if stage == "watch" else [
+                ("work", queue, None), ("dead", topo.dead_queue(queue), None),
+                *(("retry", topo.retry_queue(queue, t), t) for t in RETRY_TIERS)]
             for kind, name, tier in kinds:
                 got = await self._declare(name)
                 if got is None:
@@ -340,5 +345,13 @@ class Overview:
             warnings.insert(0, {"level": "error", "queue": None, "text": "broker unreachable: queue figures unknown"})
         if pins["left"] is not None and pins["monthly_budget"] and pins["left"] < 0.1 * pins["monthly_budget"]:
             warnings.append({"level": "warn", "queue": None, "text": f"pin budget nearly spent ({pins['left']} left)"})
+        minters = None
+        if self.minters is not None:
+            minters = await self.minters()
+            if minters is None:
+                warnings.append({"level": "error", "queue": None, "text": "the minter does not answer: no vouchers, "
+                                 "no reported mints, relays wait in their queue"})
+            elif minters and not any(m["watching"] for m in minters):
+                warnings.append({"level": "warn", "queue": None, "text": "no minter replica is watching the chain"})
         return {"at": now, "broker_connected": broker_ok, "queues": queues, "jobs": jobs, "pins": pins,
-                "warnings": warnings}
+                "minters": minters, "warnings": warnings}

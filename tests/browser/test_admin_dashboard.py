@@ -61,7 +61,7 @@ def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory, emulator: 
     env = {**chain.env(confirmations=2, relay=False),
            # The watcher looks once at start and then only when a mint is reported: a mint whose confirmations
            # come later stays unconfirmed, as when the watcher is down, until an operator re-verifies it.
-           "STATUS_CHAIN_POLL_SECONDS": "300",
+           "MINTER_CHAIN_POLL_SECONDS": "300",
            "MINTPIPE_ADMIN_TOKEN": ADMIN, "MINTPIPE_ADMIN_READONLY_TOKEN": READONLY,
            "PINNER_BACKEND": "pinata", "PINATA_JWT": emulator.jwt, "PINNER_PINATA_API_URL": emulator.url,
            "PINNER_PINATA_UPLOADS_URL": emulator.url,

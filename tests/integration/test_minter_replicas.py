@@ -12,7 +12,7 @@ import pytest
 from eth_account import Account
 
 from mintpipe.chain import job_id_to_bytes32
-from tests.support.chain_status import running_minter, running_status
+from tests.support.chain_status import OperatorsAccess, running_minter, running_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.chain, pytest.mark.timeout(180)]
 JOBS, CAP = 50, 40
@@ -66,3 +66,37 @@ async def test_fifty_relays_through_two_bridges_and_two_minters_mint_each_job_on
         assert chain.w3.eth.get_transaction_count(relayer) == start_nonce + CAP
         assert standby.relayer.counts["sent"] > 0, "the other replica never took over"
     assert "nonce too low" not in lines.raw().lower()
+
+
+async def test_the_operators_overview_shows_the_minter_queues_and_who_is_active(chain, tmp_path, pg_dsn, amqp,
+                                                                                broker) -> None:
+    token = "minter-overview-token"
+    settings = {"database_url": pg_dsn, "chain_poll_seconds": 0.5}
+    async with running_minter(chain, tmp_path / "m0", amqp, **settings) as first, \
+            running_minter(chain, tmp_path / "m1", amqp, **settings) as second, \
+            running_status(chain, tmp_path / "s0", amqp=amqp, minter=first, database_url=pg_dsn,
+                           operators=OperatorsAccess(broker, token)) as status:
+        deadline = time.monotonic() + 30
+        while True:  # a sweep reaches the active sender every 5 s: then both roles are known
+            overview = (await status.client.get("/v1/admin/overview",
+                                                headers={"Authorization": f"Bearer {token}"})).json()
+            minters = overview["minters"] or []
+            if len(minters) == 2 and any(m["sending"] for m in minters) and any(m["watching"] for m in minters):
+                break
+            assert time.monotonic() < deadline, overview["minters"]
+            await asyncio.sleep(0.5)
+        assert {m["name"] for m in minters} == {first.duty.name, second.duty.name}
+        assert sum(m["watching"] for m in minters) == 1 and sum(m["sending"] for m in minters) == 1
+        assert all(m["relayer"] == chain.address_of(chain.relayer_key) for m in minters)
+        work = {q["stage"]: q for q in overview["queues"] if q["kind"] == "work"}
+        # A single-active-consumer queue counts its active consumer only (RabbitMQ's declare-ok).
+        assert work["relay"]["consumers"] == 1 and work["watch"]["consumers"] == 1
+        assert not [w for w in overview["warnings"] if "minter" in w["text"]]
+        # The watcher goes away on one replica: the other takes the watch queue over.
+        watching = first if next(m for m in minters if m["watching"])["name"] == first.duty.name else second
+        await watching.stop()
+        other = second if watching is first else first
+        deadline = time.monotonic() + 20
+        while not other.duty.active:
+            assert time.monotonic() < deadline, "the other replica never watched"
+            await asyncio.sleep(0.2)

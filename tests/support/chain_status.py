@@ -126,16 +126,19 @@ async def running_minter(chain: TestChain, data_dir: Path, amqp: tuple[str, str]
     watcher = ChainWatcher(the_chain, store, facts, finality_depth=settings.chain_finality_depth,
                            start_block=settings.chain_start_block)
     relayer = Relayer(the_chain, store, facts, settings, poke) if settings.chain_relayer_key else None
-    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None)
+    consumer, handler = relay_consumer(broker, relayer) if relayer is not None else (None, None)
+    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None, handler,
+                     relayer.address if relayer else "")
+    duty.name = f"minter@{data_dir.name}"
     duty_ref.append(duty)
     server = GrpcServer("127.0.0.1", 0, [minter_pb2.DESCRIPTOR.services_by_name["MinterService"].full_name])
     minter_pb2_grpc.add_MinterServiceServicer_to_server(
-        MinterService(the_chain, watcher, relayer is not None, relayer.address if relayer else ""), server.server)
-    minter = Minter(settings, store, the_chain, watcher, relayer, duty, broker, server)
-    if relayer is not None:
+        MinterService(the_chain, watcher, relayer is not None, relayer.address if relayer else "", store),
+        server.server)
+    minter = Minter(settings, store, the_chain, watcher, relayer, duty, broker, server, consumer)
+    if relayer is not None and consumer is not None:
         await relayer.refresh_balance()
-        minter.consumer, _ = relay_consumer(broker, relayer)
-        await minter.consumer.start()
+        await consumer.start()
     await duty.start()
     checks = {"broker": lambda: broker.connected, "chain": lambda: watcher.healthy or not duty.active}
     if relayer is not None:

@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS minter_mints (
     confirmed_at REAL
 );
 CREATE INDEX IF NOT EXISTS minter_mints_state ON minter_mints (state, block);
+CREATE TABLE IF NOT EXISTS minter_replicas (
+    name TEXT PRIMARY KEY,
+    watching INTEGER NOT NULL DEFAULT 0,
+    sending INTEGER NOT NULL DEFAULT 0,
+    relayer TEXT NOT NULL DEFAULT '',
+    head INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS relay_outcomes (
     job_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,

@@ -94,3 +94,31 @@ class VerifyMintResponse(_message.Message):
     confirmations: int
     problem: MintProblemInfo
     def __init__(self, state: _Optional[str] = ..., tx_hash: _Optional[str] = ..., token_id: _Optional[str] = ..., block: _Optional[int] = ..., confirmations: _Optional[int] = ..., problem: _Optional[_Union[MintProblemInfo, _Mapping]] = ...) -> None: ...
+
+class ListReplicasRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MinterReplica(_message.Message):
+    __slots__ = ("name", "watching", "sending", "relayer", "head", "started_at", "seen_at")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    WATCHING_FIELD_NUMBER: _ClassVar[int]
+    SENDING_FIELD_NUMBER: _ClassVar[int]
+    RELAYER_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    SEEN_AT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    watching: bool
+    sending: bool
+    relayer: str
+    head: int
+    started_at: float
+    seen_at: float
+    def __init__(self, name: _Optional[str] = ..., watching: _Optional[bool] = ..., sending: _Optional[bool] = ..., relayer: _Optional[str] = ..., head: _Optional[int] = ..., started_at: _Optional[float] = ..., seen_at: _Optional[float] = ...) -> None: ...
+
+class ListReplicasResponse(_message.Message):
+    __slots__ = ("replicas",)
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    replicas: _containers.RepeatedCompositeFieldContainer[MinterReplica]
+    def __init__(self, replicas: _Optional[_Iterable[_Union[MinterReplica, _Mapping]]] = ...) -> None: ...

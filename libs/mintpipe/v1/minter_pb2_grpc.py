@@ -51,6 +51,11 @@ class MinterServiceStub:
                 request_serializer=mintpipe_dot_v1_dot_minter__pb2.VerifyMintRequest.SerializeToString,
                 response_deserializer=mintpipe_dot_v1_dot_minter__pb2.VerifyMintResponse.FromString,
                 _registered_method=True)
+        self.ListReplicas = channel.unary_unary(
+                '/mintpipe.v1.MinterService/ListReplicas',
+                request_serializer=mintpipe_dot_v1_dot_minter__pb2.ListReplicasRequest.SerializeToString,
+                response_deserializer=mintpipe_dot_v1_dot_minter__pb2.ListReplicasResponse.FromString,
+                _registered_method=True)
 
 
 class MinterServiceServicer:
@@ -76,6 +81,13 @@ class MinterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReplicas(self, request, context):
+        """for the operators' overview
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MinterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +105,11 @@ def add_MinterServiceServicer_to_server(servicer, server):
                     servicer.VerifyMint,
                     request_deserializer=mintpipe_dot_v1_dot_minter__pb2.VerifyMintRequest.FromString,
                     response_serializer=mintpipe_dot_v1_dot_minter__pb2.VerifyMintResponse.SerializeToString,
+            ),
+            'ListReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplicas,
+                    request_deserializer=mintpipe_dot_v1_dot_minter__pb2.ListReplicasRequest.FromString,
+                    response_serializer=mintpipe_dot_v1_dot_minter__pb2.ListReplicasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class MinterService:
             '/mintpipe.v1.MinterService/VerifyMint',
             mintpipe_dot_v1_dot_minter__pb2.VerifyMintRequest.SerializeToString,
             mintpipe_dot_v1_dot_minter__pb2.VerifyMintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mintpipe.v1.MinterService/ListReplicas',
+            mintpipe_dot_v1_dot_minter__pb2.ListReplicasRequest.SerializeToString,
+            mintpipe_dot_v1_dot_minter__pb2.ListReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,
