@@ -56,6 +56,10 @@ async def _run(args: argparse.Namespace, demo: bool) -> int:
     if not 1 <= args.minters <= 16:
         print("--minters: 1-16", file=sys.stderr)
         return 2
+    if args.minters > 1 and not _postgres_configured():
+        print("--minters: more than 1 needs MINTPIPE_DATABASE_URL set to a postgresql:// DSN (the replicas share "
+              "their relays, nonces and caps in one database)", file=sys.stderr)
+        return 2
     if not 1 <= args.status_replicas <= 16:
         print("--status-replicas: 1-16", file=sys.stderr)
         return 2
