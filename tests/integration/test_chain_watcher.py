@@ -165,3 +165,44 @@ async def test_the_watcher_costs_a_few_calls_a_round_whatever_the_mints(chain, t
             assert done >= 5
             assert proxy.calls["eth_getTransactionReceipt"] == 0
             assert proxy.total <= done * 3 + 2, (done, proxy.calls)
+
+
+async def test_a_reorg_between_the_logs_and_the_cursor_records_nothing_of_the_old_fork(chain, tmp_path,
+                                                                                     amqp) -> None:
+    """The logs were read on one fork, the head on another: the round is retried and the cursor's hash is the
+    new fork's; the old fork's mint is never recorded."""
+    wallet = chain.address_of(chain.collector_keys[4])
+    async with RpcProxy(chain.url) as proxy:
+        async with running_status(chain, tmp_path, amqp=amqp, chain_rpc_url=proxy.url,
+                                  chain_poll_seconds=60) as status:
+            job_id = await status.pinned_job(wallet)
+            tx = (await status.job(job_id))["mint"]["tx"]
+            snapshot = chain.snapshot()
+            send_tx(chain, tx, chain.collector_keys[4])
+
+            def reorg() -> None:
+                assert chain.revert(snapshot)
+                chain.mine(5)  # a longer fork without the mint
+
+            published: list[str] = []
+            facts = status.minter.watcher.facts
+            original = facts.minted
+
+            async def counted(job: str, *args: object) -> None:
+                published.append(job)
+                await original(job, *args)
+
+            facts.minted = counted  # type: ignore[method-assign]
+            proxy.after_get_logs = reorg
+            await status.minter.duty.poke()
+            deadline = time.monotonic() + 20
+            while proxy.after_get_logs is not None or status.minter.watcher.rounds < 2:
+                assert time.monotonic() < deadline, "the watcher never read the logs"
+                await status.minter.duty.poke()
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(0.5)
+            assert job_id not in published  # never announced, not even for a moment
+            assert await status.minter.store.mint(job_id) is None
+            assert (await status.job(job_id))["stage"] == "pinned"
+            block, block_hash = await status.minter.store.cursor()
+            assert chain.w3.eth.get_block(block)["hash"].to_0x_hex() == block_hash

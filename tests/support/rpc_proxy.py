@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -20,6 +22,7 @@ class RpcProxy:
         self.upstream = upstream
         self.calls: Counter[str] = Counter()
         self.empty_logs = False
+        self.after_get_logs: Callable[[], None] | None = None  # runs once, after the next eth_getLogs answer
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -55,4 +58,9 @@ class RpcProxy:
             return web.json_response({"jsonrpc": "2.0", "id": body.get("id"), "result": []})
         assert self._session is not None
         async with self._session.post(self.upstream, json=body) as reply:
-            return web.Response(body=await reply.read(), status=reply.status, content_type="application/json")
+            answer = await reply.read()
+        hook = self.after_get_logs
+        if hook is not None and not isinstance(body, list) and body.get("method") == "eth_getLogs":
+            self.after_get_logs = None
+            await asyncio.to_thread(hook)  # e.g. a reorg between the logs and the next read
+        return web.Response(body=answer, status=reply.status, content_type="application/json")
