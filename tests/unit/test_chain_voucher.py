@@ -9,9 +9,9 @@ import pytest
 from eth_account import Account
 from pydantic import ValidationError
 
-from mintpipe.chain import Domain, Voucher, bytes32_to_job_id, job_id_to_bytes32, recover_voucher_signer, sign_voucher
 from minter.chain import Chain
 from minter.settings import MinterSettings
+from mintpipe.chain import Domain, Voucher, bytes32_to_job_id, job_id_to_bytes32, recover_voucher_signer, sign_voucher
 from status.settings import StatusSettings
 
 pytestmark = pytest.mark.unit
