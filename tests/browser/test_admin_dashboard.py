@@ -5,7 +5,8 @@ parks the job in `pin.dead`, and an operator replays it from the page.
 Checked as an operator would: search finds a job by wallet; the read-only token sees the dead letter but gets
 no button, and its request is refused; a forged action without the CSRF token is refused; replay from the
 page and the job then pins; a mint left unconfirmed is re-verified from the job's page (then the command line
-says it is already minted). Screenshots (1280x800 and 390x844) go to tests/artifacts/.
+says it is already minted); the chain stage's panel shows the launcher's one minter watching the chain.
+Screenshots (1280x800 and 390x844) go to tests/artifacts/.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def emulator() -> Iterator[Emulator]:
 def system(rabbit_url: str, tmp_path_factory: pytest.TempPathFactory, emulator: Emulator,
            chain: TestChain) -> Iterator[System]:
     env = {**chain.env(confirmations=2, relay=False),
-           # The watcher looks once at start and then only when a mint is reported: a mint whose confirmations
-           # come later stays unconfirmed, as when the watcher is down, until an operator re-verifies it.
-           "MINTER_CHAIN_POLL_SECONDS": "300",
+           # The watcher runs its rounds (so the overview shows it watching) but starts far past the chain's head:
+           # it never sees a mint, so one whose confirmations come later stays unconfirmed, as when the watcher
+           # is behind, until an operator re-verifies it. (A long MINTER_CHAIN_POLL_SECONDS would do that too,
+           # but the replica heartbeats once a poll, and the overview lists only those heard from in a minute.)
+           "MINTER_CHAIN_START_BLOCK": str(10**12),
            "MINTPIPE_ADMIN_TOKEN": ADMIN, "MINTPIPE_ADMIN_READONLY_TOKEN": READONLY,
            "PINNER_BACKEND": "pinata", "PINATA_JWT": emulator.jwt, "PINNER_PINATA_API_URL": emulator.url,
            "PINNER_PINATA_UPLOADS_URL": emulator.url,
@@ -239,6 +242,32 @@ def test_a_dead_letter_is_replayed_from_the_page_and_the_job_then_pins(browser, 
     shot(mobile, "job-phone")
     assert mobile.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     phone.close()
+
+
+def test_the_minter_panel_shows_the_replica_watching_the_chain(browser, system):
+    """The launcher runs one minter: it watches the chain; relays are off here (no relayer key), which the panel
+    and the queue table say instead of flagging the relay queue's missing consumer."""
+    for viewport, size in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        context, page = sign_in(browser, system, ADMIN, viewport)
+        # Its first heartbeat may come before its first round (not watching yet): the next one says it watches.
+        page.wait_for_selector("#minters li[data-replica] .r-watching", timeout=30_000)
+        replicas = page.locator("#minters li[data-replica]")
+        assert replicas.count() == 1
+        assert page.locator("#minters .r-watching").count() == 1
+        card = page.inner_text("#minters")
+        assert page.locator("#minters h2").text_content() == "Chain stage (minter)"
+        assert replicas.first.get_attribute("data-replica") == "minter-0"
+        assert "head block" in card and "heartbeat" in card and "Relays off" in card, card
+        assert page.locator("#minters .problem").count() == 0, card
+        assert "no minter replica is watching" not in page.inner_text(".warnings")
+        assert "no consumer on relay" not in page.inner_text(".warnings"), "relays off: nothing should take them"
+        assert "1 active" in page.inner_text("table.queues tr[data-stage=watch]")
+        assert "relays off" in page.inner_text("table.queues tr[data-stage=relay]")
+        assert "no retry tiers or dead letters" in page.inner_text("table.queues")
+        shot(page, f"overview-minter-{size}")
+        page.locator("#minters").screenshot(path=str(ARTIFACTS / f"admin-minter-panel-{size}.png"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], "no sideways page scroll"
+        context.close()
 
 
 def test_a_stuck_mint_is_reverified_from_the_job_page(browser, system, parked, chain):

@@ -199,8 +199,11 @@ function overviewView(view) {
 
 function drawOverview(root, o) {
   if (!root) return;
-  const stages = ["render", "pin", "events"];
-  const warnings = h("ul.warnings", {}, o.warnings.length ? o.warnings.map((w) => h(`li.${w.level}`, { text: w.text })) : h("li.ok", { text: "All stages have consumers; nothing is piling up." }));
+  const stages = ["render", "pin", "events", "relay", "watch"];
+  const relaysOff = relaysAreOff(o);
+  // With relays off (no minter holds a relayer key) nothing consumes the relay queue, by design: not an error.
+  const shown = o.warnings.filter((w) => !(relaysOff && w.queue && o.queues.some((q) => q.stage === "relay" && q.kind === "work" && q.queue === w.queue && q.no_consumer && !q.depth)));
+  const warnings = h("ul.warnings", {}, shown.length ? shown.map((w) => h(`li.${w.level}`, { text: w.text })) : h("li.ok", { text: "All stages have consumers; nothing is piling up." }));
   const jobs = o.jobs;
   const per = jobs.last_hour.per_minute;
   const cards = h("div.cards",
@@ -220,10 +223,11 @@ function drawOverview(root, o) {
       h("h2", { text: "Pinning" }),
       h("p.big", {}, o.pins.left === null ? `${o.pins.used_this_month}` : `${o.pins.left}`, h("small", { text: o.pins.left === null ? " pins this month (no budget set)" : ` left of ${o.pins.monthly_budget} this month` })),
       h("p", { text: o.pins.last_429_at ? `Backend's last 429: ${when(o.pins.last_429_at)} (asked to wait ${num(o.pins.last_429_retry_after_s)} s)` : "The backend has not rate-limited us." })),
+    minterCard(o, relaysOff),
   );
   const table = h("table.queues",
     h("thead", {}, h("tr", {}, ["Queue", "Depth", "In /s", "Out /s", "Consumers", "Oldest", ""].map((t) => h("th", { text: t })))),
-    h("tbody", {}, stages.flatMap((stage) => queueRows(stage, o.queues.filter((q) => q.stage === stage)))));
+    h("tbody", {}, stages.flatMap((stage) => queueRows(stage, o.queues.filter((q) => q.stage === stage), relaysOff))));
   const replicas = jobs.replicas || [];
   const workers = replicas.length ? h("div.scroll", {}, h("table.replicas", {},
     h("thead", {}, h("tr", {}, ["Replica", "Service", "Last stage change", "Changes"].map((t) => h("th", { text: t })))),
@@ -236,6 +240,53 @@ function drawOverview(root, o) {
     h("p.note", { text: `Depth and consumers from the broker; rates and ages from the job store's stage, retry and dead-letter history (events: this process's consumer; "–" where not known). Refreshed ${when(o.at)}, every ${REFRESH_MS / 1000} s.` }));
 }
 
+// --- the chain stage: the minter replicas ----------------------------------------------------------------------
+// o.minters: the replicas heard from in the last minute (null: no chain, or the minter does not answer).
+const chainConfigured = (o) => (o.minters !== null && o.minters !== undefined) || o.queues.some((q) => q.stage === "watch")
+  || o.warnings.some((w) => /\bminter\b/.test(w.text));
+// Relays are off when the replicas answer and none holds a relayer key (collectors mint from their own wallets).
+const relaysAreOff = (o) => Array.isArray(o.minters) && o.minters.length > 0 && o.minters.every((m) => !m.relayer);
+
+function minterCard(o, relaysOff) {
+  if (!chainConfigured(o)) return "";
+  const list = o.minters;
+  const card = h("section#minters.card.wide", { "aria-labelledby": "minters-title" }, h("h2#minters-title", { text: "Chain stage (minter)" }));
+  if (!Array.isArray(list)) {
+    card.append(h("p.big.bad", { text: "No answer" }),
+      h("p", { text: "The minter does not answer: no vouchers, no reported mints; relays wait in their queue." }));
+    return card;
+  }
+  if (!list.length) {
+    card.append(h("p.big.bad", { text: "0" }, h("small", { text: " replicas heard from in the last minute" })),
+      h("p.problem", { text: "No minter replica has sent a heartbeat in the last minute: nobody watches the chain or sends relays." }));
+    return card;
+  }
+  const watching = list.filter((m) => m.watching);
+  const sending = list.filter((m) => m.sending);
+  card.append(h(`p.big${watching.length === 1 ? "" : ".bad"}`, {}, `${watching.length}`, h("small", { text: ` watching · ${relaysOff ? "relays off" : `${sending.length} sending`} · ${list.length} replica${list.length === 1 ? "" : "s"}` })));
+  card.append(h("ul.minters", {}, list.map((m) => {
+    const roles = [m.watching ? "watching" : null, m.sending ? "sending" : null].filter(Boolean);
+    return h(`li${roles.length ? "" : ".standby"}`, { "data-replica": m.name },
+      h("div.who-roles", {}, h("span.mono.name", { text: m.name }), " ",
+        (roles.length ? roles : ["standby"]).map((r) => [h(`span.badge.role.r-${r}`, { text: r }), " "])),
+      h("div.facts", {},
+        h("span", { text: m.head ? `head block ${Number(m.head).toLocaleString()}` : "head not read yet" }), " · ",
+        h("span", { title: `last heartbeat ${when(o.at - m.seen_s_ago)}`, text: m.seen_s_ago < 1 ? "heartbeat just now" : `heartbeat ${age(m.seen_s_ago)} ago` }),
+        m.started_at ? [" · ", h("span", { title: `started ${when(m.started_at)}`, text: `up ${age(Math.max(o.at - m.started_at, 0))}` })] : ""));
+  })));
+  const problems = [];
+  if (!watching.length) problems.push("No replica is watching the chain: mints are not followed to minted (a replica takes over within a few polls).");
+  else if (watching.length > 1) problems.push(`${watching.length} replicas say they watch: a handover in progress (it settles within a few polls).`);
+  if (!relaysOff && !sending.length) problems.push("No replica has taken a relay lately: relayed mints may wait in the relay queue.");
+  else if (sending.length > 1) problems.push(`${sending.length} replicas say they send relays: a handover in progress.`);
+  for (const text of problems) card.append(h("p.problem", { text }));
+  const relayer = list.find((m) => m.relayer);
+  card.append(relaysOff
+    ? h("p.note", { text: "Relays off (no relayer key): collectors mint from their own wallets." })
+    : relayer ? h("p.note", {}, "Relays sent from ", h("span.mono", { title: relayer.relayer, text: shortWallet(relayer.relayer) }), ".") : "");
+  return card;
+}
+
 // Messages a second through all the retry tiers of a stage; null (shown "–") when no tier's rate is known.
 function sumRates(rows, key, together) {
   const known = rows.filter((q) => q[key] !== null && q[key] !== undefined);
@@ -244,19 +295,36 @@ function sumRates(rows, key, together) {
   return all ? all[together] : null;
 }
 
-function queueRows(stage, rows) {
+// The minter's queues: one active consumer takes the messages and the other replicas wait (the broker reports
+// the active one only); the watch queue holds the newest tick only: no retry tiers, no dead letters.
+const SINGLE_ACTIVE = new Set(["relay", "watch"]);
+const STAGE_HINT = { relay: "the minter's relayed mints", watch: "the minter's chain watcher" };
+// The admin API lists and replays the dead letters of these queues only.
+const REPLAYABLE = new Set(["render", "pin", "events"]);
+
+function queueRows(stage, rows, relaysOff) {
   const work = rows.find((q) => q.kind === "work");
   const dead = rows.find((q) => q.kind === "dead");
   const retries = rows.filter((q) => q.kind === "retry");
   const out = [];
   if (work) {
-    const cls = work.missing ? "bad" : work.no_consumer ? "bad" : work.growing ? "warnrow" : "";
-    out.push(h(`tr.${cls || "plain"}`, {},
-      h("th", { scope: "row", title: work.queue }, h("strong", { text: stage }), h("small.qname", { text: ` ${work.queue}` })),
+    const off = stage === "relay" && relaysOff && work.no_consumer && !work.depth; // nobody sends, nobody asks
+    const cls = work.missing ? "bad" : work.no_consumer && !off ? "bad" : work.growing ? "warnrow" : "";
+    const single = SINGLE_ACTIVE.has(stage) && !work.missing;
+    let consumers = num(work.consumers);
+    if (off) consumers = h("span.muted", { text: "0 (relays off)" });
+    else if (work.no_consumer) consumers = h("span.flag", { text: "0 — none!" });
+    else if (single) consumers = h("span", { title: "a single active consumer: one replica takes the messages, the others wait", text: `${num(work.consumers)} active` });
+    out.push(h(`tr.${cls || "plain"}`, { "data-stage": stage },
+      h("th", { scope: "row", title: work.queue }, h("strong", { text: stage }), h("small.qname", { text: ` ${work.queue}` }),
+        STAGE_HINT[stage] ? h("small.hint", { text: STAGE_HINT[stage] }) : ""),
       h("td.n", { text: num(work.depth) }), h("td.n", { text: rate(work.rate_in) }), h("td.n", { text: rate(work.rate_out) }),
-      h("td.n", {}, work.no_consumer ? h("span.flag", { text: "0 — none!" }) : num(work.consumers)),
+      h("td.n", {}, consumers),
       h("td.n", { text: oldest(work) }),
       h("td", {}, work.growing ? h("span.flag", { text: "growing" }) : "")));
+    if (stage === "watch" && !work.missing) {
+      out.push(h("tr.sub", {}, h("th", { scope: "row", colspan: 7 }, h("small", { text: "↳ ticks only: no retry tiers or dead letters (a late tick is worth nothing)" }))));
+    }
   }
   if (retries.length) {
     const waiting = retries.reduce((a, q) => a + (q.depth || 0), 0);
@@ -269,12 +337,14 @@ function queueRows(stage, rows) {
       h("td.n", { text: waiting ? `≤ ${age(Math.max(...retries.filter((q) => q.depth).map((q) => q.tier_seconds)))}` : "–" }), h("td")));
   }
   if (dead) {
-    const canReplay = session && session.can_act && dead.depth > 0;
+    const replayable = REPLAYABLE.has(stage);
+    const canReplay = replayable && session && session.can_act && dead.depth > 0;
     out.push(h(`tr.sub${dead.depth ? ".deadrow" : ""}`, {},
       h("th", { scope: "row", title: dead.queue }, h("small", { text: "↳ dead letters" })),
       h("td.n", { text: num(dead.depth) }), h("td.n", { text: rate(dead.rate_in) }), h("td.n", { text: rate(dead.rate_out) }), h("td"),
       h("td.n", { text: oldest(dead) }),
-      h("td", {}, dead.depth ? h("a", { href: `#/dead/${stage}`, onclick: (e) => { e.preventDefault(); deadLetters(stage); }, text: "list" }) : "",
+      h("td", {}, dead.depth && replayable ? h("a", { href: `#/dead/${stage}`, onclick: (e) => { e.preventDefault(); deadLetters(stage); }, text: "list" }) : "",
+        dead.depth && !replayable ? h("small.muted", { title: "The admin API lists and replays render, pin and events dead letters only: see the minter's log", text: "not listed here" }) : "",
         canReplay ? [" ", h("button.small.danger", { type: "button", "data-replay": stage, onclick: () => replayAll(stage, dead.depth), text: "Replay all" })] : "")));
   }
   return out;
@@ -437,7 +507,7 @@ function drawJob(root, job) {
 // operator is asked about ("I minted, it still says pinned").
 function mintLine(job) {
   const m = job.known_mint;
-  if (!job.chain || !m) return job.chain && job.stage === "pinned" ? h("p.note#mint", { text: "Mint: no transaction known yet." }) : "";
+  if (!job.chain || !m) return job.chain && job.stage === "pinned" ? h("p#mint.note", { text: "Mint: no transaction known yet." }) : "";
   const where = m.block ? ` in block ${m.block}` : " (not mined yet)";
   const state = m.confirmed ? `confirmed, token ${m.token_id}`
     : `not confirmed yet: the job becomes minted once ${m.required_confirmations} block(s) are on top of it. Re-verify checks it on chain now`;

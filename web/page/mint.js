@@ -268,6 +268,13 @@ export class MintPanel {
     const contract = m.contract || chainInfo?.contract;
     const chainId = m.chain_id ?? chainInfo?.chain_id;
     const tx = job.tx_hash ?? m.tx_hash;
+    if ((!contract || chainId === undefined) && !chainInfo) {
+      // Minted without this page asking for the chain (a relayed mint, or a link opened later): fetch it once,
+      // so the collection and network show as they do after a wallet mint.
+      chain().then(() => {
+        if (this.job?.job_id === job.job_id && this.job.stage === "minted") this.showMinted(this.job);
+      }, () => {});
+    }
     const scan = explorer(chainId);
     const parts = [
       el("h3", { text: token !== null ? `Minted: token #${token}` : "Minted" }),
