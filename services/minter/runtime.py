@@ -38,6 +38,7 @@ from mintpipe.v1 import broker_pb2
 
 log = get_logger("minter")
 SWEEP_SECONDS = 5.0
+HEARTBEAT_SECONDS = 5.0  # the overview lists replicas heard from in the last minute
 
 
 def check_relay(request: broker_pb2.RelayRequest) -> str | None:
@@ -97,7 +98,7 @@ class WatchDuty:
     @property
     def active(self) -> bool:
         """This replica ran a round lately: it is the active watcher."""
-        return time.time() - self.active_at < 3 * self.poll_seconds + 1
+        return time.time() - self.active_at < 3 * self.poll_seconds + 1 + HEARTBEAT_SECONDS
 
     async def start(self) -> None:
         self._channel = await self.broker.channel(prefetch=1)
@@ -124,15 +125,19 @@ class WatchDuty:
         return self.sender is not None and time.time() - self.sender.active_at < 3 * SWEEP_SECONDS
 
     async def _tick_loop(self) -> None:
+        """A tick each poll interval; a heartbeat every HEARTBEAT_SECONDS at most (whatever the interval)."""
+        last_tick = 0.0
         while True:
-            await self._tick()
+            if time.monotonic() - last_tick >= self.poll_seconds:
+                last_tick = time.monotonic()
+                await self._tick()
             try:
                 await self.store.heartbeat(self.name, watching=self.active, sending=self.sending,
                                            relayer=self.relayer_address, head=self.watcher.head,
                                            started_at=self.started_at)
             except Exception as exc:  # the store is away: the overview shows this replica as unheard of
                 log.debug("heartbeat not stored", error=type(exc).__name__)
-            await asyncio.sleep(self.poll_seconds * random.uniform(0.9, 1.1))
+            await asyncio.sleep(min(self.poll_seconds, HEARTBEAT_SECONDS) * random.uniform(0.9, 1.1))
 
     async def _on_tick(self, message: AbstractIncomingMessage) -> None:
         poke = bool((message.headers or {}).get("x-poke"))

@@ -44,7 +44,7 @@ class AdminDeps:
     artifacts: Artifacts  # where a cancel leaves the marker every renderer and pinner looks for
 
 
-QueueName = Annotated[str, Path(pattern=r"^(render|pin|events)$", description="render, pin or events")]
+QueueName = Annotated[str, Path(pattern=r"^(render|pin|events|relay)$", description="render, pin, events or relay")]
 
 
 class ReplayRequest(BaseModel):
@@ -87,9 +87,11 @@ async def _close_quietly(channel: AbstractChannel) -> None:
 
 def create_admin_router(deps: AdminDeps) -> APIRouter:
     topo = deps.broker.topology
-    queues = {"render": topo.render_queue, "pin": topo.pin_queue, "events": topo.status_queue}
+    queues = {"render": topo.render_queue, "pin": topo.pin_queue, "events": topo.status_queue,
+              "relay": topo.relay_queue}
     routes = {topo.render_queue: (topo.jobs_exchange, "render"), topo.pin_queue: (topo.jobs_exchange, "pin"),
-              topo.status_queue: (topo.events_exchange, "job.replayed")}
+              topo.status_queue: (topo.events_exchange, "job.replayed"),
+              topo.relay_queue: (topo.jobs_exchange, "relay")}
 
     async def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         scheme, _, presented = (authorization or "").partition(" ")

@@ -351,7 +351,13 @@ class Overview:
             if minters is None:
                 warnings.append({"level": "error", "queue": None, "text": "the minter does not answer: no vouchers, "
                                  "no reported mints, relays wait in their queue"})
-            elif minters and not any(m["watching"] for m in minters):
+            elif not minters:
+                warnings.append({"level": "error", "queue": None, "text": "no minter replica was heard from in the "
+                                 "last minute"})
+            elif not any(m["watching"] for m in minters):
                 warnings.append({"level": "warn", "queue": None, "text": "no minter replica is watching the chain"})
+            if minters and not any(m["relayer"] for m in minters):  # relays off: nothing is meant to consume it
+                warnings = [w for w in warnings if not (w["queue"] == self.broker.topology.relay_queue
+                                                        and "no consumer" in w["text"])]
         return {"at": now, "broker_connected": broker_ok, "queues": queues, "jobs": jobs, "pins": pins,
                 "minters": minters, "warnings": warnings}

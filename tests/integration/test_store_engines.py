@@ -1,22 +1,26 @@
-"""The chain store and the operators' history on both engines (SQLite, PostgreSQL): what the watcher, the relayer
-and the dashboard read back is what was written, and one job's concurrent events record each stage once."""
+"""Status's record of the chain, the minter's relays and the operators' history on both engines (SQLite,
+PostgreSQL): what the minter, the bridge and the dashboard read back is what was written, the nonce fence and the
+caps hold, and one job's concurrent events record each stage once."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from minter.store import CapReached, Caps, MinterStore, NonceTaken, Relay
 from mintpipe.db import database_for
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status import ops_store
 from status.bus import JobBus
-from status.chain_store import ChainStore, Relay
 from status.consumer import apply_and_announce
+from status.mints import apply_mint_fact, mint_of, relay_outcome
 from status.store import JobStore
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
+Kind = broker_pb2.MintFact
 
 
 @pytest.fixture
@@ -30,40 +34,60 @@ async def pinned_job(store: JobStore, key: str) -> str:
     return job.job_id
 
 
-async def test_a_confirmed_mint_makes_the_job_minted_and_a_reorg_undoes_it(store):
-    chain = ChainStore(store)
-    await chain.open()
+def mint_fact(job_id: str, kind: int, token_id: int = 2**200, tx: str = "0xtx1", block: int = 10):
+    return broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_MINTED if kind == Kind.KIND_MINTED else
+                               jobs_pb2.STAGE_PINNED, source="minter", replica="m1", mint=broker_pb2.MintFact(
+                                   kind=kind, token_id=str(token_id), wallet=WALLET, tx_hash=tx, block=block))
+
+
+async def test_a_minted_fact_makes_the_job_minted_once_and_an_undone_one_pins_it_again(store):
     job_id = await pinned_job(store, "k1")
-    await chain.record(job_id, 2**200, "0xtx1", 10, "0xb10")  # token ids are uint256: kept as text
-    await chain.record(job_id, 2**200, "0xtx1", 11, "0xb11")  # seen again in another block after a reorg
-    assert [m.block for m in await chain.mints_since(0)] == [11]
-    assert [m.job_id for m in await chain.unconfirmed()] == [job_id]
-    minted = await chain.confirm(job_id)
+    bus = JobBus()
+    minted = await apply_mint_fact(store, bus, mint_fact(job_id, Kind.KIND_MINTED))
     assert minted is not None and minted.stage == jobs_pb2.STAGE_MINTED
-    mint = await chain.mint(job_id)
-    assert mint.confirmed and mint.token_id == 2**200 and mint.minted_at is not None
-    assert await chain.confirm(job_id) is None, "confirming twice changes nothing"
-    back = await chain.undo(job_id)
-    assert back is not None and back.stage == jobs_pb2.STAGE_PINNED
-    assert await chain.mint(job_id) is None
+    mint = await mint_of(store, job_id)
+    assert mint.token_id == 2**200 and mint.tx_hash == "0xtx1" and mint.minted_at is not None  # uint256 as text
+    assert await apply_mint_fact(store, bus, mint_fact(job_id, Kind.KIND_MINTED)) is None, "twice: no change"
+    back = await apply_mint_fact(store, bus, mint_fact(job_id, Kind.KIND_UNDONE))
+    assert back is not None and back.stage == jobs_pb2.STAGE_PINNED and await mint_of(store, job_id) is None
+    # A relay's outcomes read back for the bridge.
+    await apply_mint_fact(store, bus, broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_PINNED, error="why",
+                                                          mint=broker_pb2.MintFact(kind=Kind.KIND_RELAY_FAILED,
+                                                                                   http_status=429, code="relay_cap",
+                                                                                   field="wallet")))
+    outcome = await relay_outcome(store, job_id)
+    assert (outcome.state, outcome.http_status, outcome.code, outcome.message) == ("failed", 429, "relay_cap", "why")
 
 
-async def test_the_watcher_cursor_and_relays_read_back(store):
-    chain = ChainStore(store)
-    assert await chain.cursor() is None
-    await chain.set_cursor(5, "0xb5")
-    await chain.set_cursor(7, "0xb7")
-    assert await chain.cursor() == (7, "0xb7")
-    job_id = await pinned_job(store, "k1")
-    relay = Relay(job_id=job_id, wallet=WALLET, sender="0xs", nonce=3, tx_hash="0xt", raw_tx="0xraw",
-                  max_fee=300 * 10**9, created_at=100.0, sent_at=100.0)
-    await chain.add_relay(relay)
-    assert await chain.relay(job_id) == relay
-    assert await chain.relays_since(50.0) == 1 and await chain.relays_since(50.0, WALLET) == 1
-    assert await chain.relays_since(150.0) == 0
-    assert await chain.max_relay_nonce("0xs") == 3 and await chain.max_relay_nonce("0xother") is None
-    await chain.replace_relay(job_id, "0xt2", "0xraw2", 400 * 10**9)
-    assert [(r.tx_hash, r.max_fee) for r in await chain.unminted_relays()] == [("0xt2", 400 * 10**9)]
+async def test_the_relay_nonce_fence_and_the_caps_hold_on_both_engines(store):
+    minter = MinterStore(store.db)  # the same database, the minter's tables (migration 0005)
+    caps = Caps(per_wallet=2, daily=3, daily_wei=10**18)
+
+    def relay(job_id: str, wallet: str = WALLET) -> Relay:
+        return Relay(job_id=job_id, wallet=wallet, token_uri="ipfs://x", sender="0xs", nonce=-1, tx_hash="",
+                     raw_tx="", max_fee=10**9, gas=200_000, deadline=0, state="sent", error="", attempts=1,
+                     created_at=time.time(), sent_at=time.time())
+
+    def signer(tag: str):
+        return lambda nonce: (f"0x{tag}{nonce}", f"0xraw{tag}{nonce}")
+
+    first, taken = await minter.take_relay(relay("j1"), caps, 5, signer("a"))
+    assert taken and first.nonce == 5 and first.tx_hash == "0xa5"  # the node's pending count was ahead
+    again, taken = await minter.take_relay(relay("j1"), caps, 0, signer("b"))
+    assert not taken and again == first  # one relay per job
+    second, _ = await minter.take_relay(relay("j2"), caps, 0, signer("c"))
+    assert second.nonce == 6  # ours + 1, above the node's count
+    with pytest.raises(CapReached, match="wallet"):
+        await minter.take_relay(relay("j3"), caps, 0, signer("d"))
+    third, _ = await minter.take_relay(relay("j3", "0x" + "1" * 40), caps, 0, signer("e"))
+    with pytest.raises(CapReached, match="daily relayed mints"):
+        await minter.take_relay(relay("j4", "0x" + "2" * 40), caps, 0, signer("f"))
+    # The fence: a second relay with the same sender and nonce is refused by the database itself.
+    with pytest.raises(NonceTaken):
+        await minter.update_relay("j3", third.tx_hash, nonce=first.nonce)
+    renewed, taken = await minter.take_relay(relay("j1"), caps, 0, signer("g"), renew_from=first.tx_hash)
+    assert taken and renewed.nonce == 8 and renewed.attempts == 2  # a new nonce, no cap counted again
+    assert [r.job_id for r in await minter.relays_in_flight()] == ["j2", "j3", "j1"]
 
 
 async def test_concurrent_events_of_one_job_record_each_stage_once(store):
