@@ -177,7 +177,8 @@ def create_app(deps: BridgeDeps) -> FastAPI:
     install_fast_path(app, submitter, deps.max_body_bytes,
                       lambda request: client_ip(request, deps.trust_forwarded_for))
 
-    @app.post("/v1/jobs", status_code=202, response_model=SubmitJobAccepted, responses=ERRORS)
+    @app.post("/v1/jobs", status_code=202, response_model=SubmitJobAccepted, responses=ERRORS,
+              response_model_exclude_none=True)  # no claim_token without a key: the lean route's bytes
     async def submit_job(
         body: SubmitJobBody,
         request: Request,
