@@ -153,6 +153,11 @@ class QueueConsumer(Generic[M]):
             self._count("handed_back")
             # The channel went away under us (broker restart): the broker redelivers the unacked message.
             log.warning("channel lost before the message was settled; it will be redelivered", error=repr(exc))
+        except Exception as exc:  # aiormq raises a bare Exception when acking on a connection it closed
+            if self._channel is not None and not self._channel.is_closed:
+                raise
+            self._count("handed_back")
+            log.warning("channel closed before the message was settled; it will be redelivered", error=repr(exc))
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
         parsed = self._parse(message)

@@ -149,7 +149,10 @@ class WatchDuty:
                     self.active_at = time.time()
                     await self._maybe_sweep()
         finally:
-            await message.ack()
+            try:
+                await message.ack()
+            except Exception as exc:  # the channel went with its connection: the tick is worth nothing anyway
+                log.debug("tick not acked", error=type(exc).__name__)
 
     async def _maybe_sweep(self) -> None:
         """Every SWEEP_SECONDS the watcher asks the active sender, whoever it is, to look at the relays in flight

@@ -23,7 +23,7 @@ from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
 from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
-from status.chain_api import JobView, chain_deps
+from status.chain_api import JobView, chain_deps, close_chain_deps
 from status.claims import ClaimTokens
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
@@ -151,8 +151,7 @@ async def main() -> None:
     await grpc_server.stop(grace=min(5.0, settings.grace_seconds))
     await gateway_channel.close()
     await renderer_chan.close()
-    if minter is not None:
-        await minter.close()
+    await close_chain_deps(chain)
     await broker.close()
     await replicas.close()
     await store.close()

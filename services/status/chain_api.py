@@ -121,6 +121,17 @@ def chain_deps(settings: Any, store: JobStore, bus: JobBus, broker: Broker | Non
                      relay_wait_seconds=settings.relay_wait_seconds)
 
 
+async def close_chain_deps(deps: ChainDeps | None) -> None:
+    """The per-IP limiters' pools (PostgreSQL) and the minter's channel."""
+    if deps is None:
+        return
+    for limiter in (deps.relay_limiter, deps.report_limiter):
+        close = getattr(limiter, "close", None)
+        if close is not None:
+            await close()
+    await deps.minter.close()
+
+
 class JobView:
     """A job's JSON document and protobuf with its chain fields (null/unset without a chain)."""
 

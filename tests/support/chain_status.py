@@ -235,6 +235,9 @@ async def running_status(chain: TestChain, data_dir: Path, *, amqp: tuple[str, s
         client_ = MinterClient(minter.target)
         stack.push_async_callback(client_.close)
         deps = chain_deps(settings, store, bus, broker, claims, client_)
+        for limiter in (deps.relay_limiter, deps.report_limiter):
+            if hasattr(limiter, "close"):
+                stack.push_async_callback(limiter.close)
         channel = grpc.aio.insecure_channel("127.0.0.1:9")  # the gateway: never called here
         stack.push_async_callback(channel.close)
         app = create_app(BridgeDeps(store=store, bus=bus, gateway=gateway_pb2_grpc.GatewayServiceStub(channel),
