@@ -120,7 +120,9 @@ class ChainWatcher:
         self._fresh_latest = (again, time.monotonic()) if int(again["number"]) > head else None
         for mint in seen.values():
             await self._seen(mint, open_mints.pop(mint.job_id, None), head, final)
-        for gone in [m for m in open_mints.values() if m.block >= lo]:
+        # Only mints in the blocks just read can be missing from them (another replica's round, overlapping a
+        # handover, may have recorded one past this round's head).
+        for gone in [m for m in open_mints.values() if lo <= m.block <= head]:
             open_mints.pop(gone.job_id)
             await self._missing(gone)
         await self._settle(open_mints.values(), head, final)
