@@ -1,4 +1,6 @@
-"""Typed settings from the environment.
+"""Typed settings from the environment: a leaf (it imports no mintpipe module but mintpipe.log).
+
+Settings parse; mintpipe.bootstrap builds what they name (the database, the artifact and IPFS stores).
 
 Every service has its own prefix (GATEWAY_, RENDERER_, PINNER_, STATUS_). Settings every service
 shares (broker URL, data folder, log level) may also be given once with the MINTPIPE_ prefix; the
@@ -7,9 +9,10 @@ service's own prefix wins, so one replica can be pointed elsewhere without touch
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -17,11 +20,10 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 
 from mintpipe.log import redact_url  # the one URL redactor (password, API keys in path/query); log imports no config
 
-if TYPE_CHECKING:
-    from mintpipe.db import Database
-
 SHARED_PREFIX = "MINTPIPE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
 
 
 def log_level_name(value: str) -> str:
@@ -59,8 +61,6 @@ class ServiceSettings(BaseSettings):
     def _artifacts_url(cls, value: str | None) -> str | None:
         if not value:
             return None
-        from mintpipe.s3 import parse_artifacts_url  # boto3 is imported only by deployments that use it
-
         parse_artifacts_url(value)
         return value
 
@@ -96,11 +96,6 @@ class ServiceSettings(BaseSettings):
     def amqp_url_redacted(self) -> str:
         return redact_url(self.amqp_url)
 
-    def store_database(self, sqlite_name: str) -> Database:
-        """Where this service's tables live: PostgreSQL (database_url) or the SQLite file <data_dir>/<sqlite_name>."""
-        from mintpipe.db import database_for
-        return database_for(self.database_url, self.data_dir / sqlite_name)
-
     @property
     def database_redacted(self) -> str:
         return redact_url(self.database_url) if self.database_url else "sqlite"
@@ -110,24 +105,19 @@ class ObjectStoreConfigError(Exception):
     """The object store cannot be used as configured; the message names the variable to fix."""
 
 
-def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
-    """The artifact store (and with `ipfs`, the local IPFS store) the settings name, or exit at once with a message
-    naming the variable to fix (MINTPIPE_ARTIFACTS_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never a secret."""
-    from mintpipe.artifacts import open_artifacts
-    from mintpipe.ipfs_store import LocalIpfsStore
-
-    try:
-        artifacts = open_artifacts(settings.artifacts_url, settings.data_dir)
-        if not ipfs:
-            return artifacts
-        if not settings.artifacts_url:
-            return artifacts, LocalIpfsStore(settings.data_dir / "ipfs")
-        from mintpipe.ipfs_s3 import S3IpfsStore  # the artifacts' bucket (client, pool, counters), not a second one
-
-        return artifacts, S3IpfsStore(artifacts.bucket)
-    except ObjectStoreConfigError as exc:
-        print(f"{type(settings).__name__}: invalid configuration\n  {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def parse_artifacts_url(value: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/"); a ValueError saying what is wrong otherwise."""
+    parts = urlsplit(value)
+    if parts.scheme != "s3":
+        raise ValueError("must be s3://bucket/prefix (or unset for the local folder)")
+    if parts.username or parts.password or parts.port or parts.query or parts.fragment:
+        raise ValueError("s3://bucket/prefix only: credentials go in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    if not _BUCKET.match(parts.netloc or ""):
+        raise ValueError("the bucket name must be 3-63 lowercase letters, digits, dots or hyphens")
+    prefix = parts.path.strip("/")
+    if not _PREFIX.match(prefix) or "//" in prefix or ".." in prefix.split("/"):
+        raise ValueError("the prefix may hold letters, digits, '.', '_', '-' and single '/' separators")
+    return parts.netloc, f"{prefix}/" if prefix else ""
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -351,7 +351,7 @@ class PostgresDatabase(Database):
 
     @property
     def description(self) -> str:
-        from mintpipe.config import redact_url
+        from mintpipe.log import redact_url
         return redact_url(self.url)
 
     async def open(self) -> None:

@@ -14,11 +14,9 @@ The secret key is a SecretStr: it is never logged, printed or put in a message.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -27,7 +25,7 @@ from botocore.config import Config
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mintpipe.config import ObjectStoreConfigError
+from mintpipe.config import ObjectStoreConfigError, parse_artifacts_url  # pure; settings check the URL
 
 # S3's smallest part is 5 MiB (all but the last). A default job's GIF is ~9.3 MB and its MP4 under 1 MB: the GIF
 # goes up in 2 parts, the rest in one PUT each. One part in flight at a time (use_threads=False): the upload reads
@@ -35,23 +33,6 @@ from mintpipe.config import ObjectStoreConfigError
 PART_SIZE = 5 << 20
 TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, use_threads=False)
 READ_CHUNK = 1 << 20
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX = re.compile(r"^[A-Za-z0-9._/-]*$")
-
-
-def parse_artifacts_url(value: str) -> tuple[str, str]:
-    """`s3://bucket/some/prefix` -> ("bucket", "some/prefix/"); a ValueError saying what is wrong otherwise."""
-    parts = urlsplit(value)
-    if parts.scheme != "s3":
-        raise ValueError("must be s3://bucket/prefix (or unset for the local folder)")
-    if parts.username or parts.password or parts.port or parts.query or parts.fragment:
-        raise ValueError("s3://bucket/prefix only: credentials go in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
-    if not _BUCKET.match(parts.netloc or ""):
-        raise ValueError("the bucket name must be 3-63 lowercase letters, digits, dots or hyphens")
-    prefix = parts.path.strip("/")
-    if not _PREFIX.match(prefix) or "//" in prefix or ".." in prefix.split("/"):
-        raise ValueError("the prefix may hold letters, digits, '.', '_', '-' and single '/' separators")
-    return parts.netloc, f"{prefix}/" if prefix else ""
 
 
 class AwsSettings(BaseSettings):

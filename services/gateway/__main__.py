@@ -8,6 +8,7 @@ import grpc
 
 from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
+from mintpipe.bootstrap import store_database
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
@@ -29,7 +30,7 @@ async def main() -> None:
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "gateway")
     log.info("starting", broker=settings.amqp_url_redacted, status=settings.status_target)
     await broker.connect()
-    ledger = await PinLedger(settings.store_database("pins.sqlite3")).open()
+    ledger = await PinLedger(store_database(settings, "pins.sqlite3")).open()
     status_channel = grpc.aio.insecure_channel(settings.status_target)
 
     server = GrpcServer(settings.grpc_host, settings.grpc_port,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mintpipe.config import load_settings, open_stores_or_exit
+from mintpipe.bootstrap import open_stores_or_exit, store_database
+from mintpipe.config import load_settings
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
@@ -29,7 +30,7 @@ async def main() -> None:
     # With MINTPIPE_ARTIFACTS_URL=s3://..., both live in the object store (the local backend's pins too).
     artifacts, store = open_stores_or_exit(settings, ipfs=True)
     backend = build_backend(settings, store)
-    pins = PinService(backend, PinLedger(settings.store_database("pins.sqlite3"), backend.name), store,
+    pins = PinService(backend, PinLedger(store_database(settings, "pins.sqlite3"), backend.name), store,
                       rate_limit=settings.rate_limit, rate_window=settings.rate_window_seconds,
                       monthly_pins=settings.monthly_pins)
     # Migrations first (a database newer than this code stops the replica here, naming the migration).

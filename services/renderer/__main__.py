@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mintpipe.config import load_settings, open_stores_or_exit
+from mintpipe.bootstrap import open_stores_or_exit
+from mintpipe.config import load_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from mintpipe.worker import run_worker
 from renderer.consumer import render_consumer

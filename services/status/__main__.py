@@ -10,8 +10,9 @@ import grpc
 import uvicorn
 from sse_starlette.sse import AppStatus
 
+from mintpipe.bootstrap import open_stores_or_exit
 from mintpipe.broker import Broker, Topology
-from mintpipe.config import load_settings, open_stores_or_exit
+from mintpipe.config import load_settings
 from mintpipe.db import database_for
 from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer

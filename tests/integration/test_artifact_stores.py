@@ -239,7 +239,8 @@ def test_a_pin_copies_the_verified_object_server_side_and_never_a_changed_one(se
 
 def test_the_default_local_folder_never_loads_the_s3_client(tmp_path):
     # boto3's import alone is ~35 MB of a process's memory (bench/artifacts_s3.py) and ~1.1 s of its start here.
-    code = ("import sys; from mintpipe.config import ServiceSettings, open_stores_or_exit; "
+    code = ("import sys; from mintpipe.bootstrap import open_stores_or_exit; "
+            "from mintpipe.config import ServiceSettings; "
             f"a, i = open_stores_or_exit(ServiceSettings(data_dir={str(tmp_path)!r}), True); "
             "print(type(a).__name__, type(i).__name__, 'botocore' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MINTPIPE_"))}

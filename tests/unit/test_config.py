@@ -64,15 +64,16 @@ def test_a_database_url_that_is_not_postgresql_stops_the_service_naming_the_vari
 
 
 def test_the_database_is_sqlite_unless_a_postgresql_url_is_given(monkeypatch, tmp_path):
+    from mintpipe.bootstrap import store_database
     from mintpipe.db import PostgresDatabase, SqliteDatabase
 
     monkeypatch.setenv("MINTPIPE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MINTPIPE_DATABASE_URL", raising=False)
-    sqlite = RendererSettings().store_database("pins.sqlite3")
+    sqlite = store_database(RendererSettings(), "pins.sqlite3")
     assert isinstance(sqlite, SqliteDatabase) and sqlite.path == tmp_path / "pins.sqlite3"
     monkeypatch.setenv("MINTPIPE_DATABASE_URL", "postgresql://mint:s3cret@db.internal:5432/mintpipe")
     settings = RendererSettings()
-    postgres = settings.store_database("pins.sqlite3")
+    postgres = store_database(settings, "pins.sqlite3")
     assert isinstance(postgres, PostgresDatabase)
     # What logs show: the server, never the password.
     assert postgres.description == "postgresql://mint:***@db.internal:5432/mintpipe"
