@@ -49,7 +49,7 @@ from status.http_errors import ApiError, ErrorOut
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
 from status.records import iso
-from status.store import _COLUMNS, BadCursor, JobStore, _row_to_record, decode_cursor, encode_cursor
+from status.store import BadCursor, JobStore
 
 log = get_logger(__name__)
 QUEUES = ("render", "pin", "events")
@@ -195,62 +195,38 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> dict[str, Any]:
-        where, args = [], []
         matched_as = None
+        found: dict[str, str] = {}
         term = (q or "").strip()
         if term:
             if is_job_id(term.lower()):
                 matched_as = "job_id"
-                where.append("job_id = ?")
-                args.append(term.lower())
+                found["job_id"] = term.lower()
             elif re.fullmatch(r"0x[0-9a-fA-F]{40}", term):
                 matched_as = "wallet"
                 try:
-                    where.append("wallet = ?")
-                    args.append(normalize_wallet(term))
+                    found["wallet"] = normalize_wallet(term)
                 except ValueError as exc:
                     raise ApiError(400, "invalid_argument", f"q: {exc}", "q") from None
             elif is_cid(term.removeprefix("ipfs://")):
                 matched_as = "cid"
-                cid = term.removeprefix("ipfs://")
-                # LIKE, not SQLite's instr(): both engines have it, and a CID holds no LIKE wildcard (% or _).
-                where.append("(token_uri = ? OR assets_json LIKE ?)")
-                args += [f"ipfs://{cid}", f"%{json.dumps(cid)}%"]
+                found["cid"] = term.removeprefix("ipfs://")
             else:
                 matched_as = "idempotency_key"
-                where.append("job_id IN (SELECT job_id FROM idempotency_keys WHERE key = ?)")
-                args.append(term)
-        if stage:
-            if stage not in STAGES_BY_NAME:
-                raise ApiError(400, "invalid_argument", f"stage: one of {', '.join(STAGES_BY_NAME)}", "stage")
-            where.append("stage = ?")
-            args.append(STAGES_BY_NAME[stage])
-        if scene:
-            where.append("scene = ?")
-            args.append(scene)
-        if (start := _when(since, "since")) is not None:
-            where.append("created_at >= ?")
-            args.append(start)
-        if (end := _when(until, "until")) is not None:
-            where.append("created_at < ?")
-            args.append(end)
-        if cursor:
-            try:
-                created, last_id = decode_cursor(cursor)
-            except BadCursor as exc:
-                raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
-            where.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
-            args += [created, created, last_id]
-        sql = f"SELECT {_COLUMNS} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
-        args.append(limit + 1)
-        rows = await store.db.fetch(sql, args)
-        records = [_row_to_record(r) for r in rows[:limit]]
+                found["idempotency_key"] = term
+        if stage and stage not in STAGES_BY_NAME:
+            raise ApiError(400, "invalid_argument", f"stage: one of {', '.join(STAGES_BY_NAME)}", "stage")
+        start, end = _when(since, "since"), _when(until, "until")
+        try:
+            records, next_cursor = await store.search(
+                **found, stage=STAGES_BY_NAME[stage] if stage else 0, scene=scene or "", since=start, until=end,
+                limit=limit, cursor=cursor or "")
+        except BadCursor as exc:
+            raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
         parked = await ops_store.open_dead_letters(store, [r.job_id for r in records])
         jobs = [{**r.to_json(), "dead_letter": _times([parked[r.job_id]], "at")[0] if r.job_id in parked else None}
                 for r in records]
-        return {"jobs": jobs, "matched_as": matched_as,
-                "next_cursor": encode_cursor(records[-1]) if len(rows) > limit else None}
+        return {"jobs": jobs, "matched_as": matched_as, "next_cursor": next_cursor or None}
 
     async def known(job_id: str):
         record = await store.get(job_id) if is_job_id(job_id) else None

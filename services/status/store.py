@@ -235,6 +235,51 @@ class JobStore:
         next_cursor = encode_cursor(records[-1]) if len(rows) > limit else ""
         return records, next_cursor
 
+    async def search(self, *, job_id: str = "", wallet: str = "", cid: str = "", idempotency_key: str = "",
+                     stage: int = 0, scene: str = "", since: float | None = None, until: float | None = None,
+                     limit: int = 50, cursor: str = "") -> tuple[list[JobRecord], str]:
+        """The operators' search (status's admin API): jobs matching every filter given, newest first, and the
+        cursor of the next page ('' on the last). At most one of job_id, wallet (normalized), cid (bare, no
+        ipfs://) and idempotency_key is expected; `since` is inclusive, `until` exclusive (epoch seconds). A
+        cursor this store did not give out raises BadCursor."""
+        where: list[str] = []
+        args: list[object] = []
+        if job_id:
+            where.append("job_id = ?")
+            args.append(job_id)
+        elif wallet:
+            where.append("wallet = ?")
+            args.append(wallet)
+        elif cid:
+            # LIKE, not SQLite's instr(): both engines have it, and a CID holds no LIKE wildcard (% or _).
+            where.append("(token_uri = ? OR assets_json LIKE ?)")
+            args += [f"ipfs://{cid}", f"%{json.dumps(cid)}%"]
+        elif idempotency_key:
+            where.append("job_id IN (SELECT job_id FROM idempotency_keys WHERE key = ?)")
+            args.append(idempotency_key)
+        if stage:
+            where.append("stage = ?")
+            args.append(stage)
+        if scene:
+            where.append("scene = ?")
+            args.append(scene)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("created_at < ?")
+            args.append(until)
+        if cursor:
+            created, last_id = decode_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
+            args += [created, created, last_id]
+        sql = f"SELECT {_COLUMNS} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        args.append(limit + 1)
+        rows = await self.db.fetch(sql, args)
+        records = [_row_to_record(r) for r in rows[:limit]]
+        return records, encode_cursor(records[-1]) if len(rows) > limit else ""
+
     # Operators' cancels, kept apart from the job row (whose error a replay would clear): a replay skips these
     # jobs, and they outlive the artifact store's cancel markers, which are swept.
     async def record_cancel(self, job_id: str) -> None:
