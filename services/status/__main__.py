@@ -26,12 +26,11 @@ from status.artifact_sweeper import ArtifactSweeper
 from status.bus import JobBus
 from status.chain_api import JobView, chain_deps, close_chain_deps
 from status.claims import ClaimTokens
+from status.clients import MinterClient, renderer_channel
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
-from status.minter_client import MinterClient
-from status.preview import renderer_channel
 from status.replicas import start_replicas
 from status.settings import StatusSettings
 from status.store import JobStore

@@ -21,10 +21,10 @@ from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
 from status.consumer import fail_job
-from status.http_errors import ApiError, ErrorOut, error_body
+from status.errors import ApiError, ErrorOut, error_body
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.admin")
 BROWSE_LIMIT = 500
 # A robust channel waits for a lost connection to come back before doing anything; an operator's request
 # should get a 503 instead of hanging on it.

@@ -40,18 +40,17 @@ from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from mintpipe.wallets import normalize_wallet
-from status import admin_mint, ops_store
-from status import status_metrics as metrics
+from status import admin_mint, metrics, ops_store
 from status.admin import AdminDeps, ReplayRequest
 from status.admin_pages import create_admin_pages
 from status.chain_api import ChainDeps
-from status.http_errors import ApiError, ErrorOut
+from status.errors import ApiError, ErrorOut
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
 from status.records import iso
 from status.store import BadCursor, JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.admin_api")
 QUEUES = ("render", "pin", "events")
 
 

@@ -13,8 +13,8 @@ from typing import Any
 from mintpipe.events import stage_name
 from mintpipe.v1 import jobs_pb2
 from status.chain_api import ChainDeps, verified
-from status.http_errors import ApiError
-from status.minter_client import MinterUnavailable
+from status.clients import MinterUnavailable
+from status.errors import ApiError
 from status.mints import mint_of, relay_outcome
 from status.records import JobRecord, iso
 

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from mintpipe.log import get_logger
-from status.http_errors import ApiError
+from status.errors import ApiError
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth
 
-log = get_logger(__name__)
+log = get_logger("status.admin_pages")
 
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
 # Everything comes from this origin; nothing inline, so an injected script has nowhere to run.

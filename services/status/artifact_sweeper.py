@@ -24,7 +24,7 @@ from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.artifact_sweeper")
 DONE = (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED)
 
 

@@ -2,7 +2,7 @@
 carries (`mint` on a pinned job; `token_id`, `tx_hash`, `block`, `minted_at` on a minted one).
 
 Status holds no key and speaks to no chain node: vouchers and checks come from the minter over gRPC
-(status.minter_client), relays go to the minter through the broker, and what the minter learns comes back as
+(status.clients), relays go to the minter through the broker, and what the minter learns comes back as
 events (status.mints). A relay needs the job's claim token (status.claims); relays and reported transactions are
 rate-limited per client address, shared by every replica on PostgreSQL, before anything costly happens.
 """
@@ -28,8 +28,8 @@ from mintpipe.ratelimit import RateLimiter
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.bus import JobBus
 from status.claims import ClaimTokens
-from status.http_errors import ApiError, ErrorOut
-from status.minter_client import MinterClient, MinterUnavailable, mint_json
+from status.clients import MinterClient, MinterUnavailable, mint_json
+from status.errors import ApiError, ErrorOut
 from status.mints import apply_mint_fact, mint_of, relay_outcome, set_relay_outcome
 from status.records import JobRecord, iso
 from status.store import JobStore

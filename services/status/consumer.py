@@ -9,14 +9,14 @@ from mintpipe.consumer import QueueConsumer
 from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status import status_metrics as metrics
+from status import metrics
 from status.bus import JobBus
 from status.mints import apply_mint_fact
 from status.ops_store import note_retry, note_stage
 from status.records import JobRecord
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.consumer")
 
 
 def check_event(event: broker_pb2.JobEvent) -> str | None:

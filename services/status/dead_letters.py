@@ -16,7 +16,7 @@ from status.consumer import fail_job
 from status.ops_store import note_dead_letter
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.dead_letters")
 
 REQUEUE_BACKOFF_FIRST = 0.5  # seconds before handing back a dead letter the store could not take
 REQUEUE_BACKOFF_CAP = 30.0

@@ -39,7 +39,7 @@ from mintpipe.replica_db import connect, schema_of
 from status.bus import JobBus
 from status.records import JobRecord
 
-log = get_logger(__name__)
+log = get_logger("status.feed")
 
 CHANNEL_PREFIX = "mintpipe_jobs_"  # + the schema: systems sharing a database in schemas of their own stay apart
 BATCH = 500  # ids sent in one statement at most

@@ -24,7 +24,7 @@ IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_RESERVATIONS = 1000  # one ReserveJobs call; the gateway sends at most gateway.service.MAX_BATCH
 MAX_MARKS = 1000  # job ids in one MarkPublished call; the gateway sends at most gateway.service.MAX_BATCH
 
-log = get_logger(__name__)
+log = get_logger("status.grpc_api")
 
 
 class StatusService(status_pb2_grpc.StatusServiceServicer):

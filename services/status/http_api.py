@@ -28,13 +28,13 @@ from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import describe_scenes
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc
 from mintpipe.wallets import normalize_wallet
-from status import status_metrics
+from status import metrics as status_metrics
 from status.admin import AdminDeps, create_admin_router
 from status.admin_api import OpsConfig, mount_operators
 from status.bus import JobBus
 from status.chain_api import ChainDeps, JobView, MintOut, create_chain_router, register_chain_metrics
 from status.claims import ClaimTokens
-from status.http_errors import (
+from status.errors import (
     ApiError,
     BodySizeLimit,
     ErrorOut,

@@ -26,7 +26,7 @@ import asyncpg
 from mintpipe.log import get_logger
 from mintpipe.replica_db import LOCK_NAMESPACE, connect
 
-log = get_logger(__name__)
+log = get_logger("status.leader")
 
 Duty = Callable[[], Coroutine[Any, Any, None]]
 HEARTBEAT_SECONDS = 2.0

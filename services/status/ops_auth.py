@@ -29,7 +29,7 @@ from typing import Literal
 from fastapi import Request
 
 from mintpipe.ratelimit import KeyedRateLimiter
-from status.http_errors import ApiError
+from status.errors import ApiError
 
 Role = Literal["admin", "viewer"]
 COOKIE = "mintpipe_admin"

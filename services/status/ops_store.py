@@ -20,7 +20,7 @@ from typing import Any
 from mintpipe.db import Conn
 from mintpipe.events import STAGE_NAMES
 from mintpipe.v1 import jobs_pb2
-from status import status_metrics as metrics
+from status import metrics
 from status.store import JobStore
 
 
@@ -28,7 +28,7 @@ async def note_stage(store: JobStore, job_id: str, stage: int, source: str, repl
                      at: float | None = None, changed: bool = False) -> bool:
     """Record a stage change unless the job's last recorded stage is already `stage` (progress events within a
     stage add nothing). A job reopened by a replay goes through its stages again, and that shows too. Also
-    observes the stage-duration histograms (status.status_metrics) from the same rows.
+    observes the stage-duration histograms (status.metrics) from the same rows.
 
     `changed=True`: the caller's own compare-and-set moved the job into `stage` (JobStore.apply_changed), so no
     other applier records this change: no lock and no check needed."""

@@ -36,11 +36,11 @@ from mintpipe.events import STAGE_NAMES
 from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import jobs_pb2
-from status import status_metrics as metrics
+from status import metrics
 from status.ops_store import oldest_open_dead_letter
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.overview")
 RATE_WINDOW = 60.0
 BROKER_TIMEOUT = 10.0  # an overview answers within this even when the broker hangs
 # Replicas that moved a job lately: a window of ten minutes reads a sixth of the hour's rows (41 -> 7 ms here).
@@ -83,7 +83,7 @@ class Overview:
     def __init__(self, broker: Broker, store: JobStore, pin_ledger: Path | Database, monthly_pins: int | None,
                  events_applied=None, cache_seconds: float = SNAPSHOT_TTL, minters=None) -> None:
         self.cache_seconds = cache_seconds
-        self.minters = minters  # () -> the minter replicas heard from (status.minter_client), or None: no chain
+        self.minters = minters  # () -> the minter replicas heard from (status.clients), or None: no chain
         self.broker = broker
         self.store = store
         self.pin_ledger_path = pin_ledger

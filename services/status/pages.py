@@ -17,9 +17,9 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 
 from mintpipe.log import get_logger
-from status.http_errors import ApiError
+from status.errors import ApiError
 
-log = get_logger(__name__)
+log = get_logger("status.pages")
 
 DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
 PAGE_PREFIX = "/page/"

@@ -4,7 +4,7 @@ The bridge balances previews over every replica with gRPC's round_robin policy o
 to each of them (`STATUS_RENDERER_TARGET`: in compose `dns:///renderer:50061`, which Docker's DNS answers with
 every replica's address; the launcher gives `ipv4:127.0.0.1:P1,127.0.0.1:P2,...`). A replica that is down is
 skipped by the policy. Settings are checked here first, so bad input costs no round trip and gets the same
-field-named words the gateway gives a submission.
+field-named words the gateway gives a submission. The channel itself is made by status.clients.renderer_channel.
 """
 
 from __future__ import annotations
@@ -21,19 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import DEFAULT_SCENE, SettingsError, validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
-from status.http_errors import ApiError, ErrorOut
-
-PREVIEW_TIMEOUT = 5.0  # seconds; a preview takes ~25 ms, so this only bounds a wedged replica
-
-
-def renderer_channel(target: str) -> grpc.aio.Channel:
-    """A channel that spreads calls over every address `target` resolves to (round_robin), waiting a moment
-    for a replica to be ready rather than failing at once while one restarts."""
-    config = {"loadBalancingConfig": [{"round_robin": {}}],
-              "methodConfig": [{"name": [{"service": "mintpipe.v1.RendererService"}], "waitForReady": True,
-                                "timeout": f"{PREVIEW_TIMEOUT:g}s"}]}
-    return grpc.aio.insecure_channel(target, options=[("grpc.service_config", json.dumps(config)),
-                                                      ("grpc.enable_retries", 1)])
+from status.clients import PREVIEW_TIMEOUT
+from status.errors import ApiError, ErrorOut
 
 
 class PreviewBody(BaseModel):

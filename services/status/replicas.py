@@ -17,7 +17,7 @@ from status.leader import Leadership
 from status.settings import StatusSettings
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.replicas")
 
 
 @dataclass

@@ -35,7 +35,7 @@ from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
 from status.claims import ClaimTokens
-from status.http_errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
+from status.errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
 
 MAX_BATCH = 256  # the gateway takes at most gateway.service.MAX_BATCH submissions in one SubmitJobs call
 # And their bytes: gRPC takes at most 4 MiB in one message. A submission is at most ~17 KiB once the settings are
@@ -46,7 +46,7 @@ MAX_BATCH_BYTES = 1 << 20
 _BATCH_FAILURES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNKNOWN,
                    grpc.StatusCode.INTERNAL)
 
-log = get_logger(__name__)
+log = get_logger("status.submit_route")
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

@@ -15,7 +15,7 @@ from mintpipe.v1 import broker_pb2
 from status.settings import StatusSettings
 from status.store import JobStore
 
-log = get_logger(__name__)
+log = get_logger("status.sweeper")
 
 
 class OrphanSweeper:

@@ -11,7 +11,7 @@ from mintpipe.db import database_for
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, gateway_pb2
-from status.http_errors import from_grpc
+from status.errors import from_grpc
 from tests.support.gateway import running_gateway
 
 pytestmark = pytest.mark.integration

@@ -45,9 +45,9 @@ from status.admin_api import OpsConfig
 from status.bus import JobBus
 from status.chain_api import ChainDeps, chain_deps
 from status.claims import ClaimTokens
+from status.clients import MinterClient
 from status.consumer import events_consumer
 from status.http_api import BridgeDeps, create_app
-from status.minter_client import MinterClient
 from status.settings import StatusSettings
 from status.store import JobStore
 from tests.support.chain import TestChain

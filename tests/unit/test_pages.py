@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from status.http_errors import ApiError, api_error_handler
+from status.errors import ApiError, api_error_handler
 from status.pages import DEFAULT_WEB_DIR, create_page_router
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from status.http_errors import BodySizeLimit
+from status.errors import BodySizeLimit
 from status.submit_route import SubmitFastPath, install_fast_path
 
 pytestmark = pytest.mark.unit

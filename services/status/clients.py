@@ -1,4 +1,6 @@
-"""Status's line to the minter (MinterService over gRPC): the chain's description, the vouchers of pinned jobs,
+"""Status's outbound gRPC lines: the renderer replicas' previews (renderer_channel) and the minter (MinterClient).
+
+The line to the minter (MinterService over gRPC): the chain's description, the vouchers of pinned jobs,
 the check of a reported transaction. Status holds no key: a voucher is signed by the minter and kept here only
 while it has at least half its validity left (the minter steps deadlines by half the validity, so within a step
 every replica and every read gets the same voucher); a page of pinned jobs costs one SignVouchers call.
@@ -21,6 +23,17 @@ from status.records import JobRecord
 log = get_logger("status.minter")
 CACHE = 8192
 TIMEOUT = 5.0
+PREVIEW_TIMEOUT = 5.0  # seconds; a preview takes ~25 ms, so this only bounds a wedged replica
+
+
+def renderer_channel(target: str) -> grpc.aio.Channel:
+    """A channel that spreads calls over every address `target` resolves to (round_robin), waiting a moment
+    for a replica to be ready rather than failing at once while one restarts (status.preview's RenderPreview)."""
+    config = {"loadBalancingConfig": [{"round_robin": {}}],
+              "methodConfig": [{"name": [{"service": "mintpipe.v1.RendererService"}], "waitForReady": True,
+                                "timeout": f"{PREVIEW_TIMEOUT:g}s"}]}
+    return grpc.aio.insecure_channel(target, options=[("grpc.service_config", json.dumps(config)),
+                                                      ("grpc.enable_retries", 1)])
 
 
 class MinterUnavailable(Exception):
