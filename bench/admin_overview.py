@@ -29,7 +29,7 @@ import httpx
 from _system import ROOT, drop_prefixes, free_port  # bench/_system.py (this script's folder is on sys.path)
 
 from mintpipe.v1 import jobs_pb2
-from status.store import JobStore
+from status.jobs.store import JobStore
 
 TOKEN = "bench-admin-token"
 WALLETS = [f"0x{i:040x}" for i in range(1, 500)]

@@ -62,7 +62,7 @@ from mintpipe.broker import Topology, delete_topology  # noqa: E402
 from mintpipe.chain import job_id_to_bytes32  # noqa: E402
 from mintpipe.log import configure_logging  # noqa: E402
 from mintpipe.v1 import jobs_pb2  # noqa: E402
-from status.bus import JobBus  # noqa: E402
+from status.jobs.bus import JobBus  # noqa: E402
 from tests.support.chain import TestChain, running_chain  # noqa: E402
 from tests.support.chain_status import Minter, Status, running_minter, running_status, send_tx  # noqa: E402
 from tests.support.rpc_proxy import RpcProxy  # noqa: E402

@@ -102,9 +102,9 @@ def _pin_and_status(out: Path, work: Path, meter: Meter) -> None:
     from pinner.backends import LocalBackend
     from pinner.metadata import build_metadata
     from pinner.pinning import PinService
-    from status.bus import JobBus
-    from status.consumer import apply_and_announce
-    from status.store import JobStore
+    from status.jobs.bus import JobBus
+    from status.jobs.service import apply_and_announce
+    from status.jobs.store import JobStore
 
     files = {"image": ("image.gif", "image/gif"), "animation": ("animation.mp4", "video/mp4"),
              "preview": ("preview.png", "image/png")}

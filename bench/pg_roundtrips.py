@@ -38,9 +38,9 @@ from mintpipe.pin_ledger import PinLedger  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
 from pinner.backends import LocalBackend  # noqa: E402
 from pinner.pinning import PinService  # noqa: E402
-from status.bus import JobBus  # noqa: E402
-from status.consumer import apply_and_announce  # noqa: E402
-from status.store import JobStore  # noqa: E402
+from status.jobs.bus import JobBus  # noqa: E402
+from status.jobs.service import apply_and_announce  # noqa: E402
+from status.jobs.store import JobStore  # noqa: E402
 
 PARTS = ("gateway", "status", "pinner")
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -36,7 +36,7 @@ import asyncpg  # noqa: E402
 from mintpipe.pg_ratelimit import PgRateLimiter  # noqa: E402
 from mintpipe.ratelimit import KeyedRateLimiter  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
-from status.consumer import apply_and_announce  # noqa: E402
+from status.jobs.service import apply_and_announce  # noqa: E402
 from tests.support.status_replicas import sse_watch, status_replica  # noqa: E402
 
 SERVER = os.environ.get("MINTPIPE_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")

@@ -23,17 +23,18 @@ from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
 from status.artifact_sweeper import ArtifactSweeper
-from status.bus import JobBus
-from status.chain_api import JobView, chain_deps, close_chain_deps
-from status.claims import ClaimTokens
+from status.chain_api import chain_deps, close_chain_deps
 from status.clients import MinterClient, renderer_channel
 from status.consumer import events_consumer
 from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
+from status.jobs.bus import JobBus
+from status.jobs.claims import ClaimTokens
+from status.jobs.store import JobStore
+from status.jobs.view import JobView
 from status.replicas import start_replicas
 from status.settings import StatusSettings
-from status.store import JobStore
 from status.sweeper import OrphanSweeper, retention_sweeper
 
 log = get_logger("status")

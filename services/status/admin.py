@@ -19,10 +19,10 @@ from mintpipe.artifacts import Artifacts
 from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable, broker_dead_letter_reason
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.bus import JobBus
-from status.consumer import fail_job
 from status.errors import ApiError, ErrorOut, error_body
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.service import fail_job
+from status.jobs.store import JobStore
 
 log = get_logger("status.admin")
 BROWSE_LIMIT = 500

@@ -40,15 +40,16 @@ from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from mintpipe.wallets import normalize_wallet
-from status import admin_mint, metrics, ops_store
+from status import admin_mint, metrics
 from status.admin import AdminDeps, ReplayRequest
 from status.admin_pages import create_admin_pages
 from status.chain_api import ChainDeps
 from status.errors import ApiError, ErrorOut
+from status.jobs import history
+from status.jobs.records import iso
+from status.jobs.store import BadCursor, JobStore
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
-from status.records import iso
-from status.store import BadCursor, JobStore
 
 log = get_logger("status.admin_api")
 QUEUES = ("render", "pin", "events")
@@ -142,7 +143,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 parts = request.url.path.split("/")
                 action, target = (parts[4] if len(parts) > 4 else "?"), "/".join(parts[5:])[:200]
                 who = auth.principal(request)
-                await ops_store.audit(store, ops_store.AuditEntry(who.actor, action, target, f"refused {exc.code}",
+                await history.audit(store, history.AuditEntry(who.actor, action, target, f"refused {exc.code}",
                                                                   {"error": exc.message}))
                 metrics.ADMIN_ACTIONS.labels(action, "refused").inc()
             raise
@@ -156,7 +157,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         try:
             role = auth.role_of(request, body.token)
         except ApiError as exc:  # a wrong token (or a locked-out address) is worth an audit line too
-            await ops_store.audit(store, ops_store.AuditEntry(f"unknown ({client_ip_of(request)})", "sign_in", "",
+            await history.audit(store, history.AuditEntry(f"unknown ({client_ip_of(request)})", "sign_in", "",
                                                               f"refused {exc.code}", {}))
             raise
         cookie = auth.new_session(role)
@@ -164,7 +165,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                             secure=config.secure_cookie, path="/")
         who = auth.read_session(cookie)
         assert who is not None
-        await ops_store.audit(store, ops_store.AuditEntry(who.actor, "sign_in", role, "ok", {}))
+        await history.audit(store, history.AuditEntry(who.actor, "sign_in", role, "ok", {}))
         return {"role": role, "csrf_token": auth.csrf_token(who) if role == "admin" else None,
                 "expires_in": SESSION_SECONDS}
 
@@ -222,7 +223,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 limit=limit, cursor=cursor or "")
         except BadCursor as exc:
             raise ApiError(400, "invalid_argument", f"cursor: {exc}", "cursor") from None
-        parked = await ops_store.open_dead_letters(store, [r.job_id for r in records])
+        parked = await history.open_dead_letters(store, [r.job_id for r in records])
         jobs = [{**r.to_json(), "dead_letter": _times([parked[r.job_id]], "at")[0] if r.job_id in parked else None}
                 for r in records]
         return {"jobs": jobs, "matched_as": matched_as, "next_cursor": next_cursor or None}
@@ -243,20 +244,20 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     @router.get("/jobs/{job_id}/detail")
     async def job_detail(job_id: str, _who: Principal = seen) -> dict[str, Any]:
         record = await known(job_id)
-        history = await ops_store.stage_history(store, job_id)
-        for row in history:
+        stages = await history.stage_history(store, job_id)
+        for row in stages:
             row["stage"] = jobs_pb2.Stage.Name(row["stage"]).removeprefix("STAGE_").lower()
-        retries = await ops_store.retry_history(store, job_id)
+        retries = await history.retry_history(store, job_id)
         for row in retries:
             row["stage"] = jobs_pb2.Stage.Name(row["stage"]).removeprefix("STAGE_").lower()
         keys = [r[0] for r in await store.db.fetch("SELECT key FROM idempotency_keys WHERE job_id = ?", (job_id,))]
-        audit = [a for a in await ops_store.audit_page(store, 500)
+        audit = [a for a in await history.audit_page(store, 500)
                  if a["target"] == job_id or job_id in a["detail"].get("message_ids", ())]
         queued = {"stage": "queued", "at": record.created_at, "source": "gateway", "replica": "", "error": ""}
-        parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
+        parked = (await history.open_dead_letters(store, [job_id])).get(job_id)
         return {**record.to_json(), "idempotency_key": keys[0] if keys and not keys[0].startswith("auto:") else None,
-                "history": _times([queued, *history], "at"), "retries": _times(retries, "at"),
-                "dead_letters": _times(await ops_store.dead_letter_history(store, job_id), "at", "replayed_at"),
+                "history": _times([queued, *stages], "at"), "retries": _times(retries, "at"),
+                "dead_letters": _times(await history.dead_letter_history(store, job_id), "at", "replayed_at"),
                 "audit": _times(audit, "at"), "parked": _times([parked], "at")[0] if parked else None,
                 "chain": chain is not None, "known_mint": await admin_mint.known_mint(chain, job_id),
                 "gateway_urls": {k: f"/ipfs/{v.removeprefix('ipfs://')}" if v else None
@@ -271,7 +272,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     @router.get("/audit")
     async def audit_list(_who: Principal = seen, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                          before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, Any]:
-        return {"entries": _times(await ops_store.audit_page(store, limit, before), "at")}
+        return {"entries": _times(await history.audit_page(store, limit, before), "at")}
 
     # --- actions -----------------------------------------------------------------------------------------------
     async def recorded(who: Principal, action: str, target: str, run: Callable[[], Awaitable[Any]]) -> Any:
@@ -279,12 +280,12 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         try:
             result = await run()
         except ApiError as exc:
-            await ops_store.audit(store, ops_store.AuditEntry(who.actor, action, target, f"refused {exc.status}",
+            await history.audit(store, history.AuditEntry(who.actor, action, target, f"refused {exc.status}",
                                                               {"error": exc.message}))
             metrics.ADMIN_ACTIONS.labels(action, "refused").inc()
             raise
         except Exception as exc:
-            await ops_store.audit(store, ops_store.AuditEntry(who.actor, action, target, "error",
+            await history.audit(store, history.AuditEntry(who.actor, action, target, "error",
                                                               {"error": type(exc).__name__}))
             metrics.ADMIN_ACTIONS.labels(action, "error").inc()
             raise
@@ -292,16 +293,16 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         if isinstance(result, JSONResponse):  # a replay cut short: 503 with how far it got
             body = json.loads(result.body)
         outcome = "ok" if not isinstance(result, JSONResponse) or result.status_code < 400 else "partial"
-        await ops_store.audit(store, ops_store.AuditEntry(who.actor, action, target, outcome, _summary(body)))
+        await history.audit(store, history.AuditEntry(who.actor, action, target, outcome, _summary(body)))
         metrics.ADMIN_ACTIONS.labels(action, outcome).inc()
         return result
 
     async def after_replay(queue: str, message_ids: list[str]) -> None:
-        await ops_store.note_replayed(store, queue, message_ids)
+        await history.note_replayed(store, queue, message_ids)
         for job_id in {m for m in message_ids if is_job_id(m)}:
             record = await store.get(job_id)
             if record is not None and record.stage == jobs_pb2.STAGE_QUEUED:
-                await ops_store.note_stage(store, job_id, jobs_pb2.STAGE_QUEUED, "admin", "replay")
+                await history.note_stage(store, job_id, jobs_pb2.STAGE_QUEUED, "admin", "replay")
 
     async def replay_ids(queue: str, ids: list[str] | None) -> Any:
         result = await endpoints["replay"](queue=queue, body=ReplayRequest(message_ids=ids))
@@ -321,7 +322,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     async def retry(job_id: str, who: Principal = acting) -> Any:
         async def run() -> dict[str, Any]:
             record = await known(job_id)
-            parked = (await ops_store.open_dead_letters(store, [job_id])).get(job_id)
+            parked = (await history.open_dead_letters(store, [job_id])).get(job_id)
             if record.stage != jobs_pb2.STAGE_FAILED and parked is None:
                 raise ApiError(409, "conflict", f"only a failed job, or one parked in a dead-letter queue, can be "
                                f"retried; this one is {record.to_json()['stage']}", "job_id")
@@ -342,13 +343,13 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
             await asyncio.to_thread(admin.artifacts.remove_cancel_marker, job_id)  # lift the operator's cancel
             if not await store.reopen(job_id):
                 raise ApiError(409, "conflict", "the job changed meanwhile; reload", "job_id")
-            await ops_store.note_stage(store, job_id, jobs_pb2.STAGE_QUEUED, "admin", "retry")
+            await history.note_stage(store, job_id, jobs_pb2.STAGE_QUEUED, "admin", "retry")
             render = broker_pb2.RenderJob(job_id=job_id, scene=record.scene, settings_json=record.settings_json,
                                           wallet=record.wallet)
             try:
                 await broker.publish(broker.topology.jobs_exchange, "render", render, message_id=job_id)
             except Exception:
-                from status.consumer import fail_job
+                from status.jobs.service import fail_job
 
                 await fail_job(store, admin.bus, job_id, record.state.error or "failed", "admin")
                 raise ApiError(503, "unavailable", "broker: the retry was not confirmed; the job stays failed",
@@ -371,7 +372,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
         async def run() -> dict[str, Any]:
             result = await admin_mint.reverify(chain, await known(job_id), body.tx_hash if body else None)
             if result["state"] == "minted":
-                await ops_store.note_stage(store, job_id, jobs_pb2.STAGE_MINTED, "admin", "reverify")
+                await history.note_stage(store, job_id, jobs_pb2.STAGE_MINTED, "admin", "reverify")
             return result
 
         return await recorded(who, "reverify", job_id, run)

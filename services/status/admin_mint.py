@@ -15,8 +15,8 @@ from mintpipe.v1 import jobs_pb2
 from status.chain_api import ChainDeps, verified
 from status.clients import MinterUnavailable
 from status.errors import ApiError
-from status.mints import mint_of, relay_outcome
-from status.records import JobRecord, iso
+from status.jobs.mints import mint_of, relay_outcome
+from status.jobs.records import JobRecord, iso
 
 
 async def _confirmations(deps: ChainDeps) -> int | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from mintpipe.artifacts import Artifacts
 from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2
-from status.store import JobStore
+from status.jobs.store import JobStore
 
 log = get_logger("status.artifact_sweeper")
 DONE = (jobs_pb2.STAGE_PINNED, jobs_pb2.STAGE_MINTED)

@@ -3,8 +3,9 @@ carries (`mint` on a pinned job; `token_id`, `tx_hash`, `block`, `minted_at` on 
 
 Status holds no key and speaks to no chain node: vouchers and checks come from the minter over gRPC
 (status.clients), relays go to the minter through the broker, and what the minter learns comes back as
-events (status.mints). A relay needs the job's claim token (status.claims); relays and reported transactions are
-rate-limited per client address, shared by every replica on PostgreSQL, before anything costly happens.
+events (status.jobs.mints). A relay needs the job's claim token (status.jobs.claims); relays and reported
+transactions are rate-limited per client address, shared by every replica on PostgreSQL, before anything costly
+happens.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from mintpipe.events import stage_name
 from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.bus import JobBus
-from status.claims import ClaimTokens
-from status.clients import MinterClient, MinterUnavailable, mint_json
+from status.clients import MinterClient, MinterUnavailable
 from status.errors import ApiError, ErrorOut
-from status.mints import apply_mint_fact, mint_of, relay_outcome, set_relay_outcome
-from status.records import JobRecord, iso
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.claims import ClaimTokens
+from status.jobs.mints import apply_mint_fact, mint_of, relay_outcome, set_relay_outcome
+from status.jobs.records import JobRecord
+from status.jobs.store import JobStore
 
 log = get_logger("status.chain")
 
@@ -130,51 +131,6 @@ async def close_chain_deps(deps: ChainDeps | None) -> None:
         if close is not None:
             await close()
     await deps.minter.close()
-
-
-class JobView:
-    """A job's JSON document and protobuf with its chain fields (null/unset without a chain)."""
-
-    def __init__(self, deps: ChainDeps | None) -> None:
-        self.deps = deps
-
-    async def prefetch(self, records: list[JobRecord]) -> None:
-        if self.deps is not None:
-            await self.deps.minter.prefetch(records)
-
-    async def _minted(self, record: JobRecord) -> dict[str, Any]:
-        empty = {"token_id": None, "tx_hash": None, "block": None, "minted_at": None}
-        if self.deps is None or record.stage != jobs_pb2.STAGE_MINTED:
-            return empty
-        mint = await mint_of(self.deps.store, record.job_id)
-        if mint is None:
-            return empty
-        return {"token_id": mint.token_id, "tx_hash": mint.tx_hash, "block": mint.block,
-                "minted_at": iso(mint.minted_at) if mint.minted_at else None}
-
-    async def doc(self, record: JobRecord) -> dict[str, Any]:
-        doc = record.to_json()
-        ready = await self.deps.minter.mint_for(record) if self.deps else None
-        doc["mint"] = mint_json(ready) if ready is not None else None
-        doc.update(await self._minted(record))
-        return doc
-
-    async def proto(self, record: JobRecord) -> jobs_pb2.Job:
-        job = record.to_proto()
-        if self.deps is None:
-            return job
-        ready = await self.deps.minter.mint_for(record)
-        if ready is not None:
-            job.mint.CopyFrom(ready)
-        minted = await self._minted(record)
-        if minted["token_id"] is not None:
-            job.token_id, job.tx_hash, job.block = str(minted["token_id"]), minted["tx_hash"], minted["block"]
-            mint = await mint_of(self.deps.store, record.job_id)
-            if mint and mint.minted_at:
-                stamp = Timestamp()
-                stamp.FromNanoseconds(int(mint.minted_at * 1e9))
-                job.minted_at.CopyFrom(stamp)
-        return job
 
 
 def _unavailable(job_id: str, exc: Exception) -> ApiError:

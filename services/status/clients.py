@@ -18,7 +18,7 @@ import grpc
 
 from mintpipe.log import get_logger
 from mintpipe.v1 import jobs_pb2, minter_pb2, minter_pb2_grpc
-from status.records import JobRecord
+from status.jobs.records import JobRecord
 
 log = get_logger("status.minter")
 CACHE = 8192
@@ -38,13 +38,6 @@ def renderer_channel(target: str) -> grpc.aio.Channel:
 
 class MinterUnavailable(Exception):
     """The minter did not answer (or the chain node behind it did not)."""
-
-
-def mint_json(ready: jobs_pb2.MintReady) -> dict[str, Any]:
-    v = ready.voucher
-    return {"chain_id": ready.chain_id, "contract": ready.contract,
-            "voucher": {"to": v.to, "token_uri": v.token_uri, "job_id": v.job_id, "deadline": v.deadline},
-            "signature": ready.signature, "tx": {"to": ready.tx.to, "data": ready.tx.data, "value": ready.tx.value}}
 
 
 def _key(record: JobRecord) -> tuple[str, str, str]:

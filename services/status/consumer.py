@@ -8,13 +8,13 @@ from mintpipe.broker import Broker
 from mintpipe.consumer import QueueConsumer
 from mintpipe.events import STAGE_NAMES, is_job_id, stage_name
 from mintpipe.log import get_logger
-from mintpipe.v1 import broker_pb2, jobs_pb2
+from mintpipe.v1 import broker_pb2
 from status import metrics
-from status.bus import JobBus
-from status.mints import apply_mint_fact
-from status.ops_store import note_retry, note_stage
-from status.records import JobRecord
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.history import note_retry
+from status.jobs.mints import apply_mint_fact
+from status.jobs.service import apply_and_announce
+from status.jobs.store import JobStore
 
 log = get_logger("status.consumer")
 
@@ -31,29 +31,9 @@ def check_event(event: broker_pb2.JobEvent) -> str | None:
     return None
 
 
-async def apply_and_announce(store: JobStore, bus: JobBus, event: broker_pb2.JobEvent) -> JobRecord | None:
-    """Commit an event to the job store and, when it changed the job, tell the job's watchers (SSE, Watch)."""
-    record, before = await store.apply_changed(event)
-    if record is None:
-        return None
-    if record.stage != before:
-        # The operators' stage history (status.ops_store): which replica moved the job, and when. Only the one
-        # applier whose write changed the stage records it (progress within a stage costs no history statement).
-        await note_stage(store, record.job_id, record.stage, event.source, event.replica, record.state.error,
-                         changed=True)
-    bus.publish(record)  # progress within a stage too: watchers see it as it happens
-    return record
-
-
-async def fail_job(store: JobStore, bus: JobBus, job_id: str, error: str, source: str) -> JobRecord | None:
-    """Mark a job failed with a reason a person can act on (changes nothing if it already finished)."""
-    event = broker_pb2.JobEvent(job_id=job_id, stage=jobs_pb2.STAGE_FAILED, error=error, source=source)
-    return await apply_and_announce(store, bus, event)
-
-
 class EventApplier:
     """Acks after the event is committed to the job store. Applying is idempotent and order-proof
-    (status.transitions), so a redelivered or late event changes nothing: at-least-once delivery,
+    (status.jobs.transitions), so a redelivered or late event changes nothing: at-least-once delivery,
     exactly-once effect."""
 
     def __init__(self, store: JobStore, bus: JobBus) -> None:
@@ -67,7 +47,7 @@ class EventApplier:
                              event.source, event.replica)
             return
         if event.HasField("mint") and event.mint.kind:
-            # The minter's word on the chain (status.mints): minted, undone, a relay sent or failed.
+            # The minter's word on the chain (status.jobs.mints): minted, undone, a relay sent or failed.
             await apply_mint_fact(self.store, self.bus, event)
             return
         record = await apply_and_announce(self.store, self.bus, event)

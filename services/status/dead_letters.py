@@ -11,10 +11,10 @@ from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker, broker_dead_l
 from mintpipe.events import is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
-from status.bus import JobBus
-from status.consumer import fail_job
-from status.ops_store import note_dead_letter
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.history import note_dead_letter
+from status.jobs.service import fail_job
+from status.jobs.store import JobStore
 
 log = get_logger("status.dead_letters")
 
@@ -106,7 +106,7 @@ class DeadLetterWatch:
         await message.ack()
 
     async def _remember(self, message: AbstractIncomingMessage, job_type, why: str | None) -> None:
-        """The dead-letter history operators see on a job's page (status.ops_store); it outlives the replay."""
+        """The dead-letter history operators see on a job's page (status.jobs.history); it outlives the replay."""
         if job_type is None:
             return
         try:

@@ -3,9 +3,9 @@ their job live, whichever replica consumed the event (issue 11).
 
 Each replica announces the id of a job it changed with PostgreSQL NOTIFY on one channel; every replica
 LISTENs on it and, when one of its own clients watches that job, re-reads the job from the shared store and
-hands it to them (status.bus). A watcher on replica B therefore sees an event consumed on replica A one
+hands it to them (status.jobs.bus). A watcher on replica B therefore sees an event consumed on replica A one
 NOTIFY plus one store read later. Nothing is lost if a notification is: watchers still re-read the store every
-POLL_SECONDS (status.bus), and a listener that loses its connection reconnects with backoff.
+POLL_SECONDS (status.jobs.bus), and a listener that loses its connection reconnects with backoff.
 
 Why NOTIFY rather than a RabbitMQ fanout exchange (bench/replica_lag.py, this machine: 2 cores shared with
 other work, load average ~7; loopback; 2,000 messages each, sent one at a time):
@@ -36,8 +36,8 @@ import asyncpg
 
 from mintpipe.log import get_logger
 from mintpipe.replica_db import connect, schema_of
-from status.bus import JobBus
-from status.records import JobRecord
+from status.jobs.bus import JobBus
+from status.jobs.records import JobRecord
 
 log = get_logger("status.feed")
 

@@ -15,9 +15,9 @@ from mintpipe.log import get_logger
 from mintpipe.scenes import MAX_SETTINGS_JSON, SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from mintpipe.wallets import normalize_wallet
-from status.bus import JobBus
-from status.chain_api import JobView
-from status.store import BadCursor, IdempotencyConflict, JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import BadCursor, IdempotencyConflict, JobStore
+from status.jobs.view import JobView
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")

@@ -31,9 +31,7 @@ from mintpipe.wallets import normalize_wallet
 from status import metrics as status_metrics
 from status.admin import AdminDeps, create_admin_router
 from status.admin_api import OpsConfig, mount_operators
-from status.bus import JobBus
-from status.chain_api import ChainDeps, JobView, MintOut, create_chain_router, register_chain_metrics
-from status.claims import ClaimTokens
+from status.chain_api import ChainDeps, MintOut, create_chain_router, register_chain_metrics
 from status.errors import (
     ApiError,
     BodySizeLimit,
@@ -43,10 +41,13 @@ from status.errors import (
     validation_error_handler,
 )
 from status.ipfs_serve import object_response
+from status.jobs.bus import JobBus
+from status.jobs.claims import ClaimTokens
+from status.jobs.records import JobRecord
+from status.jobs.store import BadCursor, JobStore
+from status.jobs.view import JobView
 from status.pages import create_page_router
 from status.preview import create_preview_router
-from status.records import JobRecord
-from status.store import BadCursor, JobStore
 from status.submit_route import SubmitJobBody, Submitter, install_fast_path
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -142,7 +143,7 @@ class BridgeDeps:
     preview_limiter: RateLimiter | None = None
     web_dir: PathLike | None = None  # built web apps (web/dist); default: the checkout's
     chain: ChainDeps | None = None
-    claims: ClaimTokens | None = None  # without a chain, the 202 still carries a claim token (status.claims)
+    claims: ClaimTokens | None = None  # without a chain, the 202 still carries a claim token (status.jobs.claims)
     ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
     ipfs_gateway: str | None = None  # where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)
     replica: Callable[[], dict[str, Any]] | None = None  # name and leadership, for /healthz (status.leader)

@@ -37,8 +37,8 @@ from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import jobs_pb2
 from status import metrics
-from status.ops_store import oldest_open_dead_letter
-from status.store import JobStore
+from status.jobs.history import oldest_open_dead_letter
+from status.jobs.store import JobStore
 
 log = get_logger("status.overview")
 RATE_WINDOW = 60.0

@@ -34,8 +34,8 @@ from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
-from status.claims import ClaimTokens
 from status.errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
+from status.jobs.claims import ClaimTokens
 
 MAX_BATCH = 256  # the gateway takes at most gateway.service.MAX_BATCH submissions in one SubmitJobs call
 # And their bytes: gRPC takes at most 4 MiB in one message. A submission is at most ~17 KiB once the settings are
@@ -71,7 +71,7 @@ class Submitter:
     def __init__(self, gateway: gateway_pb2_grpc.GatewayServiceStub, submissions: Counter,
                  ip_limiter: RateLimiter | None, disk: DiskGuard | None, claims: ClaimTokens | None = None) -> None:
         self.gateway, self.submissions, self.ip_limiter, self.disk = gateway, submissions, ip_limiter, disk
-        self.claims = claims  # the 202 carries the job's claim token (status.claims)
+        self.claims = claims  # the 202 carries the job's claim token (status.jobs.claims)
         self._send = BatchedCall("submit", self._submit_batched, self._submit_one)
         self._batch: Coalescer[gateway_pb2.SubmitJobRequest, gateway_pb2.SubmitJobResponse] = Coalescer(
             self._send, MAX_BATCH, name="submit", size=gateway_pb2.SubmitJobRequest.ByteSize,

@@ -12,8 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2
+from status.jobs.store import JobStore
 from status.settings import StatusSettings
-from status.store import JobStore
 
 log = get_logger("status.sweeper")
 

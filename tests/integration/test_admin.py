@@ -17,7 +17,7 @@ from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, Broker
 from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.store import JobStore
+from status.jobs.store import JobStore
 from tests.support.broker import wait_for
 from tests.support.operators import WALLET, new_job, operator_bridge, store_and_bridge
 

@@ -15,8 +15,8 @@ from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
-from status.bus import JobBus
 from status.consumer import EventApplier
+from status.jobs.bus import JobBus
 from tests.support.broker import wait_for
 from tests.support.operators import WALLET, new_job, pin_ledger_of, store_and_bridge
 
@@ -198,7 +198,7 @@ async def test_retry_tiers_and_dead_letters_have_rates_from_what_went_in_and_cam
     # One pin job dead-lettered (the watch records it) and replayed by an operator.
     await broker.publish(topo.dead_letter_exchange, topo.pin_queue, broker_pb2.PinJob(job_id=parked),
                          headers={REASON_HEADER: "pinata: 401"}, message_id=parked)
-    from status.ops_store import note_dead_letter
+    from status.jobs.history import note_dead_letter
 
     await note_dead_letter(store, parked, "pin", parked, "pinata: 401", "pinner")
     await wait_for(lambda: probe.ready(topo.dead_queue(topo.pin_queue)))
@@ -226,7 +226,7 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
     await broker.publish(topo.dead_letter_exchange, topo.render_queue, broker_pb2.RenderJob(
         job_id=job_id, scene="gen1", settings_json="{}", wallet=WALLET),
         headers={REASON_HEADER: "renderer said no"}, message_id=job_id)
-    from status.ops_store import note_dead_letter
+    from status.jobs.history import note_dead_letter
 
     await note_dead_letter(store, job_id, "render", job_id, "renderer said no", "renderer")
     await wait_for(lambda: probe.ready(topo.dead_queue(topo.render_queue)))

@@ -21,9 +21,9 @@ from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin import AdminDeps
-from status.bus import JobBus
 from status.http_api import BridgeDeps, create_app
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 from tests.conftest import ROOT, free_port
 from tests.support.broker import wait_for
 from tests.support.gateway import running_gateway

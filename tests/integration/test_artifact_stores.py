@@ -19,7 +19,7 @@ from mintpipe.cid import cid_of_bytes
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.s3 import AwsSettings, ObjectStoreConfigError, open_bucket
 from status.artifact_sweeper import ArtifactSweeper
-from status.store import JobStore
+from status.jobs.store import JobStore
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

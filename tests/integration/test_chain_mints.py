@@ -16,8 +16,8 @@ from eth_account import Account
 from mintpipe.chain import job_id_to_bytes32
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
-from status.chain_api import JobView
 from status.grpc_api import StatusService
+from status.jobs.view import JobView
 from tests.support.chain import TestChain
 from tests.support.chain_status import Status, running_status, send_tx
 

@@ -12,8 +12,8 @@ import pytest
 
 from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.bus import JobBus
 from status.dead_letters import DeadLetterWatch
+from status.jobs.bus import JobBus
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ class UnwellStore:
         self.failing = True
         self.attempts = 0
 
-    async def apply_changed(self, event):  # what the events path calls (status.consumer.apply_and_announce)
+    async def apply_changed(self, event):  # what the events path calls (status.jobs.service.apply_and_announce)
         self.attempts += 1
         if self.failing:
             raise sqlite3.OperationalError("disk I/O error")

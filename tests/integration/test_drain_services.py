@@ -17,7 +17,7 @@ import pytest
 
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2
-from status.store import JobStore
+from status.jobs.store import JobStore
 from tests.conftest import free_port
 from tests.integration.test_drain import health
 from tests.integration.test_pinner_consumer import rendered_pin_job

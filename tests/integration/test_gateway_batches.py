@@ -13,9 +13,9 @@ from gateway.validation import validate_submission
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import broker_pb2, gateway_pb2, status_pb2, status_pb2_grpc
-from status.bus import JobBus
 from status.grpc_api import StatusService
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 from tests.conftest import free_port
 from tests.support.gateway import running_gateway
 

@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.service import GatewayService
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
-from status.bus import JobBus
 from status.errors import ApiError
 from status.grpc_api import StatusService
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 from status.submit_route import SubmitJobBody, Submitter
 from tests.conftest import free_port
 

@@ -12,9 +12,9 @@ import pytest
 from gateway.service import GatewayService
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2, status_pb2, status_pb2_grpc
-from status.bus import JobBus
 from status.grpc_api import StatusService
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

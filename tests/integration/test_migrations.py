@@ -13,7 +13,7 @@ import pytest
 
 from mintpipe.db import database_for
 from mintpipe.migrations import DatabaseNewerThanCode, known_migrations
-from status.store import JobStore
+from status.jobs.store import JobStore
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from mintpipe.broker import Broker, Topology
 from mintpipe.pg_ratelimit import PgRateLimiter
 from mintpipe.ratelimit import KeyedRateLimiter, rate_limiter
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.consumer import apply_and_announce
+from status.jobs.service import apply_and_announce
 from tests.conftest import free_port
 from tests.support.broker import delete_topology
 from tests.support.status_replicas import grpc_watch, sse_watch, status_replica

@@ -12,11 +12,11 @@ import pytest
 from minter.store import CapReached, Caps, MinterStore, NonceTaken, Relay
 from mintpipe.db import database_for
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status import ops_store
-from status.bus import JobBus
-from status.consumer import apply_and_announce
-from status.mints import apply_mint_fact, mint_of, relay_outcome
-from status.store import JobStore
+from status.jobs import history
+from status.jobs.bus import JobBus
+from status.jobs.mints import apply_mint_fact, mint_of, relay_outcome
+from status.jobs.service import apply_and_announce
+from status.jobs.store import JobStore
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"
@@ -99,27 +99,27 @@ async def test_concurrent_events_of_one_job_record_each_stage_once(store):
     bus = JobBus()
     # All at once, as the consumer's prefetch (and, on PostgreSQL, several replicas) would apply them.
     await asyncio.gather(*(apply_and_announce(store, bus, e) for e in events))
-    history = await ops_store.stage_history(store, job.job_id)
-    assert [h["stage"] for h in history] == [jobs_pb2.STAGE_RENDERING, jobs_pb2.STAGE_RENDERED]
-    assert history[0]["replica"] == "r1" and history[0]["source"] == "renderer"
+    stages = await history.stage_history(store, job.job_id)
+    assert [h["stage"] for h in stages] == [jobs_pb2.STAGE_RENDERING, jobs_pb2.STAGE_RENDERED]
+    assert stages[0]["replica"] == "r1" and stages[0]["source"] == "renderer"
     assert (await store.get(job.job_id)).stage == jobs_pb2.STAGE_RENDERED
 
 
 async def test_retries_dead_letters_and_the_audit_read_back(store):
     job_id = await pinned_job(store, "k1")
-    await ops_store.note_retry(store, job_id, jobs_pb2.STAGE_PINNING, 2, 30, "pinata 503", "pinner", "p1")
-    assert [(r["attempt"], r["reason"]) for r in await ops_store.retry_history(store, job_id)] == [(2, "pinata 503")]
-    await ops_store.note_dead_letter(store, job_id, "pin", "m1", "rejected", "pinner")
-    assert set(await ops_store.open_dead_letters(store, [job_id])) == {job_id}
-    assert set(await ops_store.oldest_open_dead_letter(store)) == {"pin"}
-    await ops_store.note_replayed(store, "pin", ["m1"])
-    assert await ops_store.open_dead_letters(store, [job_id]) == {}
-    assert (await ops_store.dead_letter_history(store, job_id))[0]["replayed_at"] is not None
+    await history.note_retry(store, job_id, jobs_pb2.STAGE_PINNING, 2, 30, "pinata 503", "pinner", "p1")
+    assert [(r["attempt"], r["reason"]) for r in await history.retry_history(store, job_id)] == [(2, "pinata 503")]
+    await history.note_dead_letter(store, job_id, "pin", "m1", "rejected", "pinner")
+    assert set(await history.open_dead_letters(store, [job_id])) == {job_id}
+    assert set(await history.oldest_open_dead_letter(store)) == {"pin"}
+    await history.note_replayed(store, "pin", ["m1"])
+    assert await history.open_dead_letters(store, [job_id]) == {}
+    assert (await history.dead_letter_history(store, job_id))[0]["replayed_at"] is not None
     for n in range(3):
-        await ops_store.audit(store, ops_store.AuditEntry("ops", "replay", job_id, "ok", {"n": n}))
-    page = await ops_store.audit_page(store, limit=2)
+        await history.audit(store, history.AuditEntry("ops", "replay", job_id, "ok", {"n": n}))
+    page = await history.audit_page(store, limit=2)
     assert [e["detail"]["n"] for e in page] == [2, 1]
-    older = await ops_store.audit_page(store, limit=5, before=page[-1]["id"])
+    older = await history.audit_page(store, limit=5, before=page[-1]["id"])
     assert [e["detail"]["n"] for e in older] == [0]
 
 
@@ -151,11 +151,11 @@ async def test_two_replicas_applying_one_jobs_events_at_once_lose_none(tmp_path,
         bus = JobBus()
         await asyncio.gather(*(apply_and_announce(stores[n % 2], bus, e) for n, e in enumerate(events)))
         final = await stores[1].get(job.job_id)
-        history = [h["stage"] for h in await ops_store.stage_history(stores[0], job.job_id)]
+        recorded = [h["stage"] for h in await history.stage_history(stores[0], job.job_id)]
     finally:
         for s in stores:
             await s.close()
     # Whatever the interleaving, the furthest event wins and each stage reached is recorded once.
     assert (final.stage, final.state.progress) == (jobs_pb2.STAGE_PINNING, 90)
     # (Which stages are reached depends on the interleaving: a late RENDERED after PINNING changes nothing.)
-    assert len(history) == len(set(history)) and jobs_pb2.STAGE_PINNING in history, history
+    assert len(recorded) == len(set(recorded)) and jobs_pb2.STAGE_PINNING in recorded, recorded

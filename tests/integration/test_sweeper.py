@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mintpipe.v1 import broker_pb2
-from status.store import JobStore
+from status.jobs.store import JobStore
 from status.sweeper import OrphanSweeper
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from gateway.service import GatewayService
 from mintpipe.broker import Broker
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
-from status.bus import JobBus
 from status.grpc_api import StatusService
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 from tests.conftest import free_port
 
 

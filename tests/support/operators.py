@@ -26,9 +26,9 @@ from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
-from status.bus import JobBus
 from status.http_api import BridgeDeps, create_app
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.store import JobStore
 
 WALLET = "0x000000000000000000000000000000000000dEaD"
 

@@ -59,5 +59,6 @@ def test_the_checks_see_imports_inside_functions(tmp_path):
     names = [module for _, module in imported_modules(probe)]
     assert "pydantic" in names and "mintpipe.log" in names
     nested = tmp_path / "nested.py"
-    nested.write_text("def f():\n    from status.store import JobStore\n    import gateway.service\n")
-    assert [m for _, m in imported_modules(nested)] == ["status.store", "status.store.JobStore", "gateway.service"]
+    nested.write_text("def f():\n    from status.jobs.store import JobStore\n    import gateway.service\n")
+    assert [m for _, m in imported_modules(nested)] == ["status.jobs.store", "status.jobs.store.JobStore",
+                                                        "gateway.service"]

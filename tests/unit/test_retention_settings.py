@@ -7,8 +7,8 @@ import pytest
 
 from mintpipe.config import load_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
+from status.jobs.store import JobStore
 from status.settings import StatusSettings
-from status.store import JobStore
 from status.sweeper import retention_sweeper
 
 pytestmark = pytest.mark.unit

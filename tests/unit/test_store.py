@@ -4,7 +4,7 @@ import pytest
 
 from mintpipe.db import database_for
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.store import BadCursor, IdempotencyConflict, JobStore
+from status.jobs.store import BadCursor, IdempotencyConflict, JobStore
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.transitions import JobState, apply_event
+from status.jobs.transitions import JobState, apply_event
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The job store's tables (status.store): jobs, idempotency keys that outlive job cleanup, operators' cancels."""
+"""The job store's tables (status.jobs.store): jobs, idempotency keys that outlive job cleanup, operators' cancels."""
 
 ID = "0001_jobs"
 

@@ -1,4 +1,4 @@
-"""Operators' history (status.ops_store): stage changes, retries, dead letters, the admin audit."""
+"""Operators' history (status.jobs.history): stage changes, retries, dead letters, the admin audit."""
 
 ID = "0003_ops"
 

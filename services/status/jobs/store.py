@@ -19,8 +19,8 @@ from pathlib import Path
 from mintpipe.db import Conn, Database, SqliteDatabase
 from mintpipe.events import TERMINAL_STAGES
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.records import JobRecord
-from status.transitions import JobState, apply_event
+from status.jobs.records import JobRecord
+from status.jobs.transitions import JobState, apply_event
 
 _COLUMNS = ("job_id, wallet, scene, settings_json, stage, progress, error, assets_json, token_uri, published, "
             "created_at, updated_at")

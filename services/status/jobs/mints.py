@@ -15,10 +15,10 @@ from mintpipe.consumer import TransientError
 from mintpipe.db import Conn
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.bus import JobBus
-from status.ops_store import note_stage
-from status.records import JobRecord
-from status.store import JobStore
+from status.jobs.bus import JobBus
+from status.jobs.history import note_stage
+from status.jobs.records import JobRecord
+from status.jobs.store import JobStore
 
 log = get_logger("status.mints")
 Kind = broker_pb2.MintFact

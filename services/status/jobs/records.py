@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mintpipe.events import stage_name
 from mintpipe.v1 import jobs_pb2
-from status.transitions import ASSET_KINDS, JobState
+from status.jobs.transitions import ASSET_KINDS, JobState
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from mintpipe.db import Conn
 from mintpipe.events import STAGE_NAMES
 from mintpipe.v1 import jobs_pb2
 from status import metrics
-from status.store import JobStore
+from status.jobs.store import JobStore
 
 
 async def note_stage(store: JobStore, job_id: str, stage: int, source: str, replica: str, error: str = "",

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mintpipe.events import TERMINAL_STAGES
-from status.records import JobRecord
+from status.jobs.records import JobRecord
 
 # With several status replicas a change may be applied by another process; watchers then re-read the
 # store at this interval, so they never hang on a change they were not told about.
@@ -51,7 +51,7 @@ class JobBus:
                 except TimeoutError:
                     candidate = await load(job_id)
                 # A re-read (poll or another replica's announcement) may return after a newer local change was
-                # queued: updated_at never decreases for a job (status.store), so an older record is skipped.
+                # queued: updated_at never decreases for a job (status.jobs.store), so an older record is skipped.
                 if candidate is None or candidate.state == current.state or candidate.updated_at < current.updated_at:
                     continue
                 current = candidate
