@@ -159,7 +159,7 @@ class ArtifactStore:
     def is_cancelled(self, job_id: str) -> bool:
         return (self.root / CANCELLED / job_id).exists()
 
-    # Clean-up (status.artifact_sweeper decides what may go).
+    # Clean-up (status.workers.artifact_sweeper decides what may go).
     def jobs(self) -> Iterator[tuple[str, float]]:
         """(job id, last change as epoch seconds) of every job folder in the store."""
         for entry in os.scandir(self.root):

@@ -174,7 +174,7 @@ class S3ArtifactStore:
     def remove_cancel_marker(self, job_id: str) -> None:
         self.bucket.client.delete_object(Bucket=self.bucket.name, Key=self._marker(job_id))
 
-    # --- clean-up (status.artifact_sweeper decides what may go) -------------------------------------------
+    # --- clean-up (status.workers.artifact_sweeper decides what may go) -----------------------------------
 
     def jobs(self) -> Iterator[tuple[str, float]]:
         """(job id, newest object's last-modified) of every job with objects in the store: one listing."""

@@ -83,7 +83,7 @@ class Topology:
     @property
     def dead_watch_queue(self) -> str:
         """A copy of every dead letter of the render and pin stages, for the status service (see
-        status.dead_letters); the originals stay in `<queue>.dead` for operators."""
+        status.workers.dead_letters); the originals stay in `<queue>.dead` for operators."""
         return f"{self.prefix}.status.dead-letters"
 
     @staticmethod

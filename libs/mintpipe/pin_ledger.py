@@ -83,7 +83,7 @@ class PinLedger:
 
     async def record_job_result(self, job_id: str, token_uri: str, assets: dict[str, str]) -> None:
         """What a pinned job was announced with, so a late duplicate of its pin job (whose rendered files may be
-        gone by then, see status.artifact_sweeper) announces the same again instead of failing."""
+        gone by then, see status.workers.artifact_sweeper) announces the same again instead of failing."""
         db = await self._db()
         await db.execute(
             "INSERT INTO job_results (job_id, token_uri, assets_json, pinned_at) VALUES (?,?,?,?) "

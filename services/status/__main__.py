@@ -22,11 +22,8 @@ from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
-from status.artifact_sweeper import ArtifactSweeper
 from status.chain_api import chain_deps, close_chain_deps
 from status.clients import MinterClient, renderer_channel
-from status.consumer import events_consumer
-from status.dead_letters import DeadLetterWatch
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
@@ -35,7 +32,10 @@ from status.jobs.store import JobStore
 from status.jobs.view import JobView
 from status.replicas import start_replicas
 from status.settings import StatusSettings
-from status.sweeper import OrphanSweeper, retention_sweeper
+from status.workers.artifact_sweeper import ArtifactSweeper
+from status.workers.consumer import events_consumer
+from status.workers.dead_letters import DeadLetterWatch
+from status.workers.sweeper import OrphanSweeper, retention_sweeper
 
 log = get_logger("status")
 

@@ -1,6 +1,6 @@
 """The status service's own Prometheus metrics (served with the bridge's at /metrics).
 
-One registry per process: events are applied by module-level functions (status.consumer), and the bridge's
+One registry per process: events are applied by module-level functions (status.workers.consumer), and the bridge's
 /metrics shows this registry beside its own. Queue depths and consumers of every queue are set from a passive
 declare of each queue just before a scrape (status.overview), so one scrape of the bridge shows the whole
 pipeline.

@@ -14,9 +14,9 @@ from pinner.backends import LocalBackend
 from pinner.consumer import pin_consumer
 from pinner.pinning import PinService
 from renderer.consumer import render_consumer
-from status.consumer import events_consumer
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
+from status.workers.consumer import events_consumer
 from tests.support.broker import QueueProbe, delete_topology
 from tests.support.chain import TestChain
 from tests.support.chain_status import Status, running_status

@@ -15,8 +15,8 @@ from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.admin_api import OpsConfig
-from status.consumer import EventApplier
 from status.jobs.bus import JobBus
+from status.workers.consumer import EventApplier
 from tests.support.broker import wait_for
 from tests.support.operators import WALLET, new_job, pin_ledger_of, store_and_bridge
 

@@ -18,8 +18,8 @@ from mintpipe.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
 from mintpipe.cid import cid_of_bytes
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.s3 import AwsSettings, ObjectStoreConfigError, open_bucket
-from status.artifact_sweeper import ArtifactSweeper
 from status.jobs.store import JobStore
+from status.workers.artifact_sweeper import ArtifactSweeper
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import pytest
 
 from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.dead_letters import DeadLetterWatch
 from status.jobs.bus import JobBus
+from status.workers.dead_letters import DeadLetterWatch
 from tests.support.broker import wait_for
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from pinner.backends import PinataBackend
 from pinner.pinning import PinService
-from status.artifact_sweeper import ArtifactSweeper
 from status.jobs.store import JobStore
+from status.workers.artifact_sweeper import ArtifactSweeper
 from tests.integration.test_pinner_consumer import pinned_event, rendered_pin_job
 from tests.support.emulator import running_emulator
 from tests.support.live_bridge import live_bridge

@@ -15,7 +15,7 @@ import pytest
 
 from mintpipe.broker import Broker, declare_topology
 from mintpipe.v1 import broker_pb2, gateway_pb2, jobs_pb2
-from status.sweeper import OrphanSweeper
+from status.workers.sweeper import OrphanSweeper
 from tests.support.gateway import running_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -6,7 +6,7 @@ import pytest
 
 from mintpipe.v1 import broker_pb2
 from status.jobs.store import JobStore
-from status.sweeper import OrphanSweeper
+from status.workers.sweeper import OrphanSweeper
 
 pytestmark = pytest.mark.integration
 WALLET = "0x000000000000000000000000000000000000dEaD"

@@ -44,12 +44,12 @@ from status.admin import AdminDeps
 from status.admin_api import OpsConfig
 from status.chain_api import ChainDeps, chain_deps
 from status.clients import MinterClient
-from status.consumer import events_consumer
 from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.claims import ClaimTokens
 from status.jobs.store import JobStore
 from status.settings import StatusSettings
+from status.workers.consumer import events_consumer
 from tests.support.chain import TestChain
 
 STATUS_SIDE = {"relay_ip_rate_per_minute", "relay_ip_burst", "report_ip_rate_per_minute", "report_ip_burst",

@@ -9,7 +9,7 @@ from mintpipe.config import load_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.store import JobStore
 from status.settings import StatusSettings
-from status.sweeper import retention_sweeper
+from status.workers.sweeper import retention_sweeper
 
 pytestmark = pytest.mark.unit
 WALLET = "0x000000000000000000000000000000000000dEaD"

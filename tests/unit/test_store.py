@@ -92,7 +92,7 @@ def event(job_id: str, stage: int, progress: int = 0) -> broker_pb2.JobEvent:
 
 
 async def test_retention_deletes_finished_jobs_and_old_keys_independently(store):
-    from status.sweeper import RetentionSweeper
+    from status.workers.sweeper import RetentionSweeper
 
     day = 86400.0
     done, _ = await store.reserve("done", H1, WALLET, "gen1", "{}")
