@@ -5,7 +5,7 @@
               one message at a time, median/p95 of send -> receive
   sse         an SSE watcher's lag for an event applied on replica A (the store commit, then the bus), as seen
               by a watcher on A itself and by one on replica B (the feed: NOTIFY, then B re-reads the job)
-  takeover    `kill -9` of the leading replica's process -> the other replica leads (status.leader, retry 1 s)
+  takeover    `kill -9` of the leading replica's process -> the other replica leads (status.replicas.leader, retry 1 s)
   limit       one rate-limit check: the shared PostgreSQL bucket (one upsert) vs the in-memory one
 
 Needs the local PostgreSQL (MINTPIPE_BENCH_POSTGRES_URL, default postgresql://root@127.0.0.1:5432/postgres; a
@@ -115,7 +115,7 @@ async def sse_lag(dsn: str, events: int, folder: Path) -> tuple[list[float], lis
 
 LEADER_SCRIPT = """
 import asyncio, sys, time
-from status.leader import Leadership
+from status.replicas.leader import Leadership
 async def main():
     lead = Leadership(sys.argv[2], sys.argv[1], retry_seconds=1.0)
     lead.add("duty", lambda: asyncio.Event().wait())

@@ -30,7 +30,7 @@ from status.jobs.bus import JobBus
 from status.jobs.claims import ClaimTokens
 from status.jobs.store import JobStore
 from status.jobs.view import JobView
-from status.replicas import start_replicas
+from status.replicas.start import start_replicas
 from status.settings import StatusSettings
 from status.workers.artifact_sweeper import ArtifactSweeper
 from status.workers.consumer import events_consumer
@@ -70,7 +70,7 @@ async def main() -> None:
 
     grpc_server = GrpcServer(settings.grpc_host, settings.grpc_port,
                              [status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name])
-    # --- replicas (issue 11): leader-only duties, the change feed, shared limits (status.replicas) ---
+    # --- replicas (issue 11): leader-only duties, the change feed, shared limits (status.replicas.start) ---
     replicas = await start_replicas(settings, store, bus)
     leadership = replicas.leadership
     # --- end replicas ---

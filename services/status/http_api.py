@@ -146,7 +146,7 @@ class BridgeDeps:
     claims: ClaimTokens | None = None  # without a chain, the 202 still carries a claim token (status.jobs.claims)
     ops: OpsConfig | None = None  # the operators' dashboard and its API (status.admin_api)
     ipfs_gateway: str | None = None  # where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)
-    replica: Callable[[], dict[str, Any]] | None = None  # name and leadership, for /healthz (status.leader)
+    replica: Callable[[], dict[str, Any]] | None = None  # name and leadership, for /healthz (status.replicas.leader)
 
 
 def client_ip(request: Request, trust_forwarded_for: bool) -> str:

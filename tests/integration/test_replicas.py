@@ -159,7 +159,7 @@ async def test_a_leader_whose_connection_is_cut_steps_down_and_the_other_leads(p
     import asyncpg
 
     from mintpipe.replica_db import LOCK_NAMESPACE
-    from status.leader import Leadership
+    from status.replicas.leader import Leadership
 
     runs = {"one": 0, "two": 0}
 

@@ -1,5 +1,5 @@
 """Status replicas in one process for tests and benches: each with its own job store pool, bus, change feed
-(status.feed), gRPC server and HTTP bridge served by uvicorn on loopback, sharing nothing but one PostgreSQL
+(status.replicas.feed), gRPC server and HTTP bridge served by uvicorn on loopback, sharing nothing but one PostgreSQL
 database (the job store's and the feed's) and no folder. What a real replica adds (the events consumer,
 the broker) is not needed to show what watchers on each bridge and each gRPC server see."""
 
@@ -23,11 +23,11 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
-from status.feed import PgChangeFeed
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
+from status.replicas.feed import PgChangeFeed
 
 
 @dataclass

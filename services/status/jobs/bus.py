@@ -1,5 +1,5 @@
 """In-process fan-out of job changes to watchers (gRPC Watch and SSE); with several replicas, `relay` also
-tells the other replicas (status.feed), which re-read the job and fan it out to their own watchers."""
+tells the other replicas (status.replicas.feed), which re-read the job and fan it out to their own watchers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class JobBus:
     def __init__(self, poll_seconds: float = POLL_SECONDS) -> None:
         self.poll_seconds = poll_seconds
         self._subscribers: dict[str, set[asyncio.Queue[JobRecord]]] = defaultdict(set)
-        # Set by status.feed when MINTPIPE_DATABASE_URL is PostgreSQL: announces a changed job id to the others.
+        # Set by status.replicas.feed when MINTPIPE_DATABASE_URL is PostgreSQL: announces a changed job id to others.
         self.relay: Callable[[str], None] | None = None
 
     def publish(self, record: JobRecord) -> None:

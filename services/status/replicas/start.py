@@ -11,10 +11,10 @@ from mintpipe.events import replica_id
 from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter, rate_limiter
 from mintpipe.replica_db import postgres_dsn
-from status.feed import PgChangeFeed
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
-from status.leader import Leadership
+from status.replicas.feed import PgChangeFeed
+from status.replicas.leader import Leadership
 from status.settings import StatusSettings
 
 log = get_logger("status.replicas")
