@@ -22,7 +22,6 @@ from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.admin import AdminDeps
 from status.admin_api import OpsConfig, pin_ledger_of
-from status.chain_api import chain_deps, close_chain_deps
 from status.clients import MinterClient, renderer_channel
 from status.grpc_api import StatusService
 from status.http_api import BridgeDeps, create_app
@@ -30,6 +29,7 @@ from status.jobs.bus import JobBus
 from status.jobs.claims import ClaimTokens
 from status.jobs.store import JobStore
 from status.jobs.view import JobView
+from status.minting import chain_deps, close_chain_deps
 from status.replicas.start import start_replicas
 from status.settings import StatusSettings
 from status.workers.artifact_sweeper import ArtifactSweeper

@@ -43,11 +43,11 @@ from mintpipe.wallets import normalize_wallet
 from status import admin_mint, metrics
 from status.admin import AdminDeps, ReplayRequest
 from status.admin_pages import create_admin_pages
-from status.chain_api import ChainDeps
 from status.errors import ApiError, ErrorOut
 from status.jobs import history
 from status.jobs.records import iso
 from status.jobs.store import BadCursor, JobStore
+from status.minting import ChainDeps
 from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
 from status.overview import Overview
 

@@ -3,7 +3,7 @@
 For a pinned job whose mint was reported (or relayed) but is not minted: the watcher was down or behind, a
 reported transaction was still pending when the wallet reported it, or a collector sends the hash to support.
 The transaction is the one given, else the relayed one status knows. The check is the wallet report's own
-(status.chain_api.verified, by the minter): same rules, same answers, and a confirmed mint makes the job minted.
+(status.minting.verified, by the minter): same rules, same answers, and a confirmed mint makes the job minted.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 from mintpipe.events import stage_name
 from mintpipe.v1 import jobs_pb2
-from status.chain_api import ChainDeps, verified
 from status.clients import MinterUnavailable
 from status.errors import ApiError
 from status.jobs.mints import mint_of, relay_outcome
 from status.jobs.records import JobRecord, iso
+from status.minting import ChainDeps, verified
 
 
 async def _confirmations(deps: ChainDeps) -> int | None:

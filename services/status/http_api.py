@@ -31,7 +31,7 @@ from mintpipe.wallets import normalize_wallet
 from status import metrics as status_metrics
 from status.admin import AdminDeps, create_admin_router
 from status.admin_api import OpsConfig, mount_operators
-from status.chain_api import ChainDeps, MintOut, create_chain_router, register_chain_metrics
+from status.chain_api import MintOut, create_chain_router, register_chain_metrics
 from status.errors import (
     ApiError,
     BodySizeLimit,
@@ -46,6 +46,7 @@ from status.jobs.claims import ClaimTokens
 from status.jobs.records import JobRecord
 from status.jobs.store import BadCursor, JobStore
 from status.jobs.view import JobView
+from status.minting import ChainDeps
 from status.pages import create_page_router
 from status.preview import create_preview_router
 from status.submit_route import SubmitJobBody, Submitter, install_fast_path
