@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         with httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
             if args.verb == "dead-letters":
                 reply = client.get(f"/v1/admin/dead-letters/{args.queue}")
-            # Actions go through the audited routes (status.admin_api): the audit list shows them as `admin (bearer)`.
+            # Actions go through the audited routes (status.ops.views): the audit list shows them as `admin (bearer)`.
             elif args.verb == "replay":
                 reply = client.post(f"/v1/admin/actions/replay/{args.queue}", json={"message_ids": args.ids})
             elif args.verb == "reverify":

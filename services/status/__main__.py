@@ -20,16 +20,16 @@ from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
-from status.admin import AdminDeps
-from status.admin_api import OpsConfig, pin_ledger_of
+from status.app import BridgeDeps, create_app
 from status.clients import MinterClient, renderer_channel
 from status.grpc_api import StatusService
-from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.claims import ClaimTokens
 from status.jobs.store import JobStore
 from status.jobs.view import JobView
 from status.minting import chain_deps, close_chain_deps
+from status.ops.actions import AdminDeps
+from status.ops.views import OpsConfig, pin_ledger_of
 from status.replicas.start import start_replicas
 from status.settings import StatusSettings
 from status.workers.artifact_sweeper import ArtifactSweeper

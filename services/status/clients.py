@@ -28,7 +28,7 @@ PREVIEW_TIMEOUT = 5.0  # seconds; a preview takes ~25 ms, so this only bounds a 
 
 def renderer_channel(target: str) -> grpc.aio.Channel:
     """A channel that spreads calls over every address `target` resolves to (round_robin), waiting a moment
-    for a replica to be ready rather than failing at once while one restarts (status.preview's RenderPreview)."""
+    for a replica to be ready rather than failing at once while one restarts (status.bridge.preview's RenderPreview)."""
     config = {"loadBalancingConfig": [{"round_robin": {}}],
               "methodConfig": [{"name": [{"service": "mintpipe.v1.RendererService"}], "waitForReady": True,
                                 "timeout": f"{PREVIEW_TIMEOUT:g}s"}]}

@@ -2,7 +2,7 @@
 
 One registry per process: events are applied by module-level functions (status.workers.consumer), and the bridge's
 /metrics shows this registry beside its own. Queue depths and consumers of every queue are set from a passive
-declare of each queue just before a scrape (status.overview), so one scrape of the bridge shows the whole
+declare of each queue just before a scrape (status.ops.overview), so one scrape of the bridge shows the whole
 pipeline.
 """
 

@@ -38,7 +38,7 @@ class StatusSettings(ServiceSettings):
     ip_burst: int = Field(30, ge=1)
     trust_forwarded_for: bool = Field(False, description="take the client IP from X-Forwarded-For (behind a proxy)")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
-    # Previews: a name resolving to every renderer replica, balanced round robin (status.preview).
+    # Previews: a name resolving to every renderer replica, balanced round robin (status.bridge.preview).
     renderer_target: str = Field("127.0.0.1:50061", min_length=1,
                                  description="gRPC target of the renderers' RenderPreview, e.g. dns:///renderer:50061")
     preview_ip_rate_per_minute: float = Field(600, gt=0, description="previews one client IP may ask for a minute")

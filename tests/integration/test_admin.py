@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import pytest
 
-import status.admin
+import status.ops.actions
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, Broker
 from mintpipe.consumer import PermanentError, QueueConsumer
@@ -224,7 +224,7 @@ async def test_admin_routes_answer_503_when_the_broker_stops_answering(linked, b
     dead = broker.topology.dead_queue(broker.topology.render_queue)
     await dead_letter(broker, uuid.uuid4().hex, "renderer said no")
     await wait_for(lambda: probe.ready(dead), timeout=10)
-    monkeypatch.setattr(status.admin, "BROKER_TIMEOUT", 1.0)
+    monkeypatch.setattr(status.ops.actions, "BROKER_TIMEOUT", 1.0)
 
     link.freeze()
     assert linked_broker.connected, "a partition is not noticed by the connection itself"

@@ -1,4 +1,4 @@
-"""The operators' JSON API (status.admin_api) on the real broker and job store: sessions, CSRF and the read-only
+"""The operators' JSON API (status.ops.views) on the real broker and job store: sessions, CSRF and the read-only
 token; search by job id, wallet, idempotency key and CID; a job's history as the stages reported it; the
 overview's queue figures against what is really in the queues; actions and their audit lines."""
 
@@ -14,8 +14,8 @@ from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.admin_api import OpsConfig
 from status.jobs.bus import JobBus
+from status.ops.views import OpsConfig
 from status.workers.consumer import EventApplier
 from tests.support.broker import wait_for
 from tests.support.operators import WALLET, new_job, pin_ledger_of, store_and_bridge
@@ -257,10 +257,10 @@ async def test_a_dead_letter_replayed_from_the_api_is_audited_and_its_history_sa
 async def test_the_overview_says_the_broker_is_unreachable_instead_of_failing(broker, rabbit_url, tmp_path,
                                                                                monkeypatch):
     """A partition (the broker's socket open, nothing coming back), then a cut: 200 with a warning both times."""
-    import status.overview
+    import status.ops.overview
     from tests.integration.test_admin import CuttableLink
 
-    monkeypatch.setattr(status.overview, "BROKER_TIMEOUT", 1.0)
+    monkeypatch.setattr(status.ops.overview, "BROKER_TIMEOUT", 1.0)
     link = CuttableLink(rabbit_url)
     linked = Broker(await link.start(), broker.topology, "ops-over-link")
     await linked.connect(attempts=3)

@@ -20,10 +20,10 @@ from mintpipe.artifacts import ArtifactStore
 from mintpipe.consumer import PermanentError, QueueConsumer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from status.admin import AdminDeps
-from status.http_api import BridgeDeps, create_app
+from status.app import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
+from status.ops.actions import AdminDeps
 from tests.conftest import ROOT, free_port
 from tests.support.broker import wait_for
 from tests.support.gateway import running_gateway

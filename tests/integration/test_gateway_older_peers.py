@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry, Counter
 from gateway.service import GatewayService
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
+from status.bridge.submit import SubmitJobBody, Submitter
 from status.errors import ApiError
 from status.grpc_api import StatusService
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
-from status.submit_route import SubmitJobBody, Submitter
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

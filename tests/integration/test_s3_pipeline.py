@@ -18,7 +18,7 @@ from pinner.backends import LocalBackend
 from pinner.consumer import pin_consumer
 from pinner.pinning import PinService
 from renderer.consumer import render_consumer
-from status.http_api import BridgeDeps, create_app
+from status.app import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
 from tests.integration.test_renderer_consumer import render_job

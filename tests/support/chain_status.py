@@ -40,14 +40,14 @@ from mintpipe.db import database_for
 from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, minter_pb2, minter_pb2_grpc
-from status.admin import AdminDeps
-from status.admin_api import OpsConfig
+from status.app import BridgeDeps, create_app
 from status.clients import MinterClient
-from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.claims import ClaimTokens
 from status.jobs.store import JobStore
 from status.minting import ChainDeps, chain_deps
+from status.ops.actions import AdminDeps
+from status.ops.views import OpsConfig
 from status.settings import StatusSettings
 from status.workers.consumer import events_consumer
 from tests.support.chain import TestChain

@@ -25,13 +25,13 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2_grpc
-from status.admin import AdminDeps
-from status.admin_api import OpsConfig
+from status.app import BridgeDeps, create_app
 from status.clients import renderer_channel
 from status.grpc_api import StatusService
-from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
+from status.ops.actions import AdminDeps
+from status.ops.views import OpsConfig
 from tests.conftest import free_port
 from tests.support.broker import delete_topology
 

@@ -24,11 +24,11 @@ from mintpipe.broker import Broker
 from mintpipe.db import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
-from status.admin import AdminDeps
-from status.admin_api import OpsConfig, pin_ledger_of
-from status.http_api import BridgeDeps, create_app
+from status.app import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
+from status.ops.actions import AdminDeps
+from status.ops.views import OpsConfig, pin_ledger_of
 
 WALLET = "0x000000000000000000000000000000000000dEaD"
 

@@ -23,8 +23,8 @@ from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
+from status.app import BridgeDeps, create_app
 from status.grpc_api import StatusService
-from status.http_api import BridgeDeps, create_app
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore
 from status.replicas.feed import PgChangeFeed

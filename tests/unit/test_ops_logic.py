@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from starlette.requests import Request
 
-from status.ops_auth import OpsAuth
-from status.overview import QueueSampler, percentile
+from status.ops.auth import OpsAuth
+from status.ops.overview import QueueSampler, percentile
 
 pytestmark = pytest.mark.unit
 

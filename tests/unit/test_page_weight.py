@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from status.pages import load_page
+from status.bridge.pages import load_page
 
 pytestmark = pytest.mark.unit
 PAGE = Path(__file__).resolve().parents[2] / "web" / "dist" / "page"

@@ -1,4 +1,4 @@
-"""The bridge's page routes (status.pages) on the built page, and on a folder where it was never built."""
+"""The bridge's page routes (status.bridge.pages) on the built page, and on a folder where it was never built."""
 
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from status.bridge.pages import DEFAULT_WEB_DIR, create_page_router
 from status.errors import ApiError, api_error_handler
-from status.pages import DEFAULT_WEB_DIR, create_page_router
 
 pytestmark = pytest.mark.unit
 

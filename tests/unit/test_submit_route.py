@@ -7,8 +7,8 @@ import pytest
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
+from status.bridge.submit import SubmitFastPath, install_fast_path
 from status.errors import BodySizeLimit
-from status.submit_route import SubmitFastPath, install_fast_path
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The overview's rates of the retry tiers and dead-letter queues (status.overview): the last minutes' rows
+"""The overview's rates of the retry tiers and dead-letter queues (status.ops.overview): the last minutes' rows
 from an index instead of a scan of the whole history."""
 
 ID = "0300_ops_rate_indexes"

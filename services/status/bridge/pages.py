@@ -21,7 +21,7 @@ from status.errors import ApiError
 
 log = get_logger("status.pages")
 
-DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
+DEFAULT_WEB_DIR = Path(__file__).resolve().parents[3] / "web" / "dist"  # the checkout's (services/status/bridge/)
 PAGE_PREFIX = "/page/"
 # Everything the page needs comes from this origin; wallets talk to it through their injected provider.
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "

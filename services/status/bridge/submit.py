@@ -1,6 +1,6 @@
 """POST /v1/jobs: what a submission does (Submitter), and a lean way in for it (SubmitFastPath).
 
-The route stays declared in FastAPI (status.http_api), so /openapi.json documents it as before, and every request
+The route stays declared in FastAPI (status.bridge.jobs), so /openapi.json documents it as before, and every request
 that is not plainly well formed still goes through it: FastAPI's body parsing, validation and error handlers answer
 those exactly as they always did. A well-formed submission (a JSON object body of a declared length within the
 limit, `Content-Type: application/json`, at most one Idempotency-Key) is answered here instead, by the same

@@ -2,7 +2,7 @@
 form's plain-HTML path (POST /admin/login) for a browser without JavaScript.
 
 The page holds no secret: it asks GET /v1/admin/session who is signed in and for the CSRF token, and every
-number it shows comes from the JSON API (status.admin_api). Files are read once at start (a few tens of kB).
+number it shows comes from the JSON API (status.ops.views). Files are read once at start (a few tens of kB).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from fastapi.responses import RedirectResponse
 
 from mintpipe.log import get_logger
 from status.errors import ApiError
-from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth
+from status.ops.auth import COOKIE, SESSION_SECONDS, OpsAuth
 
 log = get_logger("status.admin_pages")
 
-DEFAULT_WEB_DIR = Path(__file__).resolve().parents[2] / "web" / "dist"
+DEFAULT_WEB_DIR = Path(__file__).resolve().parents[3] / "web" / "dist"  # the checkout's (services/status/ops/)
 # Everything comes from this origin; nothing inline, so an injected script has nowhere to run.
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; connect-src 'self'; script-src 'self'; "
        "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")

@@ -9,12 +9,12 @@
   POST /v1/admin/actions/replay/{q}           replay all (or some) dead letters of a queue
   POST /v1/admin/actions/retry/{id}           retry a failed job
   POST /v1/admin/actions/cancel/{id}          cancel a job
-  POST /v1/admin/actions/reverify/{id}        check a pinned job's mint transaction on chain again (status.admin_mint)
+  POST /v1/admin/actions/reverify/{id}        check a pinned job's mint transaction on chain again (status.ops.mint)
   GET  /v1/admin/audit              who did what, when
 
 Reads need either token (admin or read-only); actions need the admin one, and with a session cookie also the
-CSRF token (status.ops_auth). Every action attempted by an admin is recorded in the audit list, refused or not.
-The dead-letter actions reuse the bearer-only routes of status.admin, so replay and cancel behave the same
+CSRF token (status.ops.auth). Every action attempted by an admin is recorded in the audit list, refused or not.
+The dead-letter actions reuse the bearer-only routes of status.ops.actions, so replay and cancel behave the same
 whichever way an operator comes in.
 """
 
@@ -40,16 +40,17 @@ from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from mintpipe.wallets import normalize_wallet
-from status import admin_mint, metrics
-from status.admin import AdminDeps, ReplayRequest
-from status.admin_pages import create_admin_pages
+from status import metrics
 from status.errors import ApiError, ErrorOut
 from status.jobs import history
 from status.jobs.records import iso
 from status.jobs.store import BadCursor, JobStore
 from status.minting import ChainDeps
-from status.ops_auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
-from status.overview import Overview
+from status.ops import mint
+from status.ops.actions import AdminDeps, ReplayRequest
+from status.ops.auth import COOKIE, SESSION_SECONDS, OpsAuth, Principal
+from status.ops.overview import Overview
+from status.ops.pages import create_admin_pages
 
 log = get_logger("status.admin_api")
 QUEUES = ("render", "pin", "events")
@@ -259,7 +260,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
                 "history": _times([queued, *stages], "at"), "retries": _times(retries, "at"),
                 "dead_letters": _times(await history.dead_letter_history(store, job_id), "at", "replayed_at"),
                 "audit": _times(audit, "at"), "parked": _times([parked], "at")[0] if parked else None,
-                "chain": chain is not None, "known_mint": await admin_mint.known_mint(chain, job_id),
+                "chain": chain is not None, "known_mint": await mint.known_mint(chain, job_id),
                 "gateway_urls": {k: f"/ipfs/{v.removeprefix('ipfs://')}" if v else None
                                  for k, v in record.to_json()["assets"].items()}}
 
@@ -370,7 +371,7 @@ def create_ops_router(admin: AdminDeps, bearer_routes: APIRouter, config: OpsCon
     @router.post("/actions/reverify/{job_id}")
     async def reverify(job_id: str, who: Principal = acting, body: ReverifyBody | None = None) -> Any:
         async def run() -> dict[str, Any]:
-            result = await admin_mint.reverify(chain, await known(job_id), body.tx_hash if body else None)
+            result = await mint.reverify(chain, await known(job_id), body.tx_hash if body else None)
             if result["state"] == "minted":
                 await history.note_stage(store, job_id, jobs_pb2.STAGE_MINTED, "admin", "reverify")
             return result
