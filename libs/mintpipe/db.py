@@ -306,7 +306,9 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-class _PgConn(Conn):
+class PgConn(Conn):
+    """A Conn over one asyncpg connection (a transaction's, or a migration's: mintpipe.migrations)."""
+
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
@@ -389,7 +391,7 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self, lock: str | None = None) -> AsyncIterator[Conn]:
         async with self.pool.acquire() as raw, raw.transaction():
-            conn = _PgConn(raw)
+            conn = PgConn(raw)
             if lock is not None:
                 await conn.execute(ADVISORY_LOCK, (lock,))
             yield conn

@@ -112,8 +112,8 @@ async def migrate(db: Database) -> list[str]:
         async with db.connection() as raw, raw.transaction():
             await raw.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await raw.execute(postgres_dialect(TABLE))
-            from mintpipe.db import _PgConn
-            return await _apply(_PgConn(raw), db.engine, now)
+            from mintpipe.db import PgConn
+            return await _apply(PgConn(raw), db.engine, now)
     assert isinstance(db, SqliteDatabase)
     async with db.transaction() as conn:
         await conn.execute(TABLE)
