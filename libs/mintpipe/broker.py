@@ -22,7 +22,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 from google.protobuf.message import Message as ProtoMessage
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger(__name__)
 

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,4 +1,4 @@
-"""Typed settings from the environment: a leaf (it imports no mintpipe module but mintpipe.log).
+"""Typed settings from the environment: a leaf (it imports no mintpipe module but mintpipe.runtime.log).
 
 Settings parse; mintpipe.bootstrap builds what they name (the database, the artifact and IPFS stores).
 
@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from mintpipe.log import redact_url  # the one URL redactor (password, API keys in path/query); log imports no config
+# the one URL redactor (password, API keys in path/query); log imports no config
+from mintpipe.runtime.log import redact_url
 
 SHARED_PREFIX = "MINTPIPE_"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -23,8 +23,8 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from mintpipe.broker import ATTEMPT_HEADER, RETRY_TIERS, Broker, BrokerUnavailable
-from mintpipe.log import get_logger
-from mintpipe.metrics import MESSAGES, stage_of
+from mintpipe.runtime.log import get_logger
+from mintpipe.runtime.metrics import MESSAGES, stage_of
 
 log = get_logger(__name__)
 

@@ -353,7 +353,7 @@ class PostgresDatabase(Database):
 
     @property
     def description(self) -> str:
-        from mintpipe.log import redact_url
+        from mintpipe.runtime.log import redact_url
         return redact_url(self.url)
 
     async def open(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 T = TypeVar("T")
 

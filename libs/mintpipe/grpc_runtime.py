@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger(__name__)
 

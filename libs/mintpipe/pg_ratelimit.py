@@ -19,7 +19,7 @@ import time
 import asyncpg
 
 from mintpipe.db import PostgresDatabase
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger(__name__)
 

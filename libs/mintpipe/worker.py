@@ -15,9 +15,9 @@ from mintpipe.broker import Broker, Topology
 from mintpipe.config import ServiceSettings
 from mintpipe.consumer import QueueConsumer
 from mintpipe.grpc_runtime import Check, GrpcServer
-from mintpipe.lifecycle import shutdown_event
-from mintpipe.log import configure_logging, get_logger
-from mintpipe.metrics import serve_metrics
+from mintpipe.runtime.lifecycle import shutdown_event
+from mintpipe.runtime.log import configure_logging, get_logger
+from mintpipe.runtime.metrics import serve_metrics
 
 
 class WorkerSettings(Protocol):

@@ -12,11 +12,11 @@ from mintpipe.bootstrap import store_database
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
-from mintpipe.log import configure_logging, get_logger
-from mintpipe.metrics import serve_metrics
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.ratelimit import rate_limiter
+from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event
+from mintpipe.runtime.log import configure_logging, get_logger
+from mintpipe.runtime.metrics import serve_metrics
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc, status_pb2_grpc
 
 log = get_logger("gateway")

@@ -33,10 +33,10 @@ from gateway.validation import InvalidRequest, validate_submission
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.coalesce import Coalescer, Unavailable
 from mintpipe.grpc_batch import BatchedCall, OlderPeer, Refused, status_code
-from mintpipe.log import get_logger
-from mintpipe.metrics import SUBMISSIONS
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.runtime.log import get_logger
+from mintpipe.runtime.metrics import SUBMISSIONS
 from mintpipe.scenes import settings_hash
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
 

@@ -19,7 +19,7 @@ from eth_account import Account
 from web3 import Web3
 
 from mintpipe.chain import Anvil, collection, deploy_collection
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger("launcher")
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "mint":
         return job_cli.run(args)
     from mintpipe.config import log_level_name
-    from mintpipe.log import configure_logging
+    from mintpipe.runtime.log import configure_logging
 
     try:
         level = log_level_name(os.environ.get("MINTPIPE_LOG_LEVEL", "INFO"))

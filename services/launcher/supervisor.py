@@ -15,7 +15,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger("launcher")
 

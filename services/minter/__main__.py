@@ -25,10 +25,10 @@ from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db import database_for
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import run, shutdown_event
-from mintpipe.log import configure_logging, get_logger
-from mintpipe.metrics import REGISTRY, serve_metrics
 from mintpipe.migrations import DatabaseNewerThanCode
+from mintpipe.runtime.lifecycle import run, shutdown_event
+from mintpipe.runtime.log import configure_logging, get_logger
+from mintpipe.runtime.metrics import REGISTRY, serve_metrics
 from mintpipe.v1 import minter_pb2, minter_pb2_grpc
 
 log = get_logger("minter")

@@ -24,7 +24,7 @@ from web3.providers.rpc import AsyncHTTPProvider
 from minter.settings import MinterSettings
 from mintpipe.chain import Domain, Voucher, artifact, bytes32_to_job_id, job_id_to_bytes32, sign_voucher
 from mintpipe.dev_keys import refuse_dev_keys
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import jobs_pb2
 
 log = get_logger("minter.chain")

@@ -10,7 +10,7 @@ from minter.chain import Chain, JobRef, MintProblem
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
 from mintpipe.events import is_job_id
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import minter_pb2, minter_pb2_grpc
 
 log = get_logger("minter.grpc")

@@ -29,7 +29,7 @@ from minter.chain import Chain, JobRef, MintProblem
 from minter.facts import FactPublisher
 from minter.settings import MinterSettings
 from minter.store import CapReached, Caps, MinterStore, NonceTaken, Relay
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger("minter.relayer")
 GWEI = 10**9

@@ -33,7 +33,7 @@ from minter.watcher import ChainWatcher
 from mintpipe.broker import Broker
 from mintpipe.consumer import QueueConsumer
 from mintpipe.events import is_job_id, replica_id
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 
 log = get_logger("minter")

@@ -31,7 +31,7 @@ from web3.exceptions import Web3Exception
 from minter.chain import Chain, SeenMint, _hex
 from minter.facts import FactPublisher
 from minter.store import MinterStore, StoredMint
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 
 log = get_logger("minter.watcher")
 MAX_RANGE = 2000  # blocks per eth_getLogs: within what public RPC providers accept

@@ -7,8 +7,8 @@ import asyncio
 from mintpipe.bootstrap import open_stores_or_exit, store_database
 from mintpipe.config import load_settings
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
+from mintpipe.runtime.log import get_logger
 from mintpipe.worker import run_worker
 from pinner.backends import LocalBackend, PinataBackend, PinBackend
 from pinner.consumer import pin_consumer

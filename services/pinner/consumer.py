@@ -12,7 +12,7 @@ from mintpipe.broker import Broker
 from mintpipe.cid import cid_of_json
 from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
 from mintpipe.events import PIN_END, PIN_START, EventPublisher, band, is_job_id
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from pinner.metadata import build_metadata
 from pinner.pinning import PinService

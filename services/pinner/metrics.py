@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mintpipe.metrics import REGISTRY
+from mintpipe.runtime.metrics import REGISTRY
 from pinner.pinning import PinService
 
 

@@ -16,8 +16,8 @@ from typing import TypeVar
 from mintpipe.cid import cid_of_file
 from mintpipe.consumer import JobCancelled, ParkError, PermanentError, TransientError
 from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
+from mintpipe.runtime.log import get_logger
 from pinner.backends import BackendRateLimited, LocalBackend, PinBackend
 
 log = get_logger(__name__)

@@ -14,11 +14,11 @@ from mintpipe.bootstrap import open_stores_or_exit
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db import database_for
-from mintpipe.disk import DiskGuard
 from mintpipe.grpc_runtime import GrpcServer
-from mintpipe.lifecycle import freeze_startup_heap, run, shutdown_event
-from mintpipe.log import configure_logging, get_logger
 from mintpipe.migrations import DatabaseNewerThanCode
+from mintpipe.runtime.disk import DiskGuard
+from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event
+from mintpipe.runtime.log import configure_logging, get_logger
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2, status_pb2_grpc
 from status.app import BridgeDeps, create_app
 from status.clients import MinterClient, renderer_channel

@@ -16,10 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mintpipe import metrics as shared_metrics
-from mintpipe.disk import DiskGuard
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.runtime import metrics as shared_metrics
+from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc
 from status import metrics as status_metrics
 from status.bridge.chain import create_chain_router, register_chain_metrics
@@ -146,7 +146,7 @@ def create_app(deps: BridgeDeps) -> FastAPI:
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         # The bridge's own, the status service's (events, stage durations, queues of the whole pipeline: see
-        # status.ops.views) and what every consumer in this process counts (mintpipe.metrics).
+        # status.ops.views) and what every consumer in this process counts (mintpipe.runtime.metrics).
         ops_metrics = getattr(app.state, "ops_metrics", None)
         status_part = await ops_metrics() if ops_metrics is not None else generate_latest(status_metrics.REGISTRY)
         body = generate_latest(registry) + status_part + generate_latest(shared_metrics.REGISTRY)

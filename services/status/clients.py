@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import jobs_pb2, minter_pb2, minter_pb2_grpc
 from status.jobs.records import JobRecord
 

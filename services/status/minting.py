@@ -20,8 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.events import stage_name
-from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.clients import MinterClient, MinterUnavailable
 from status.errors import ApiError

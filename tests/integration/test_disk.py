@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from mintpipe.artifacts import ArtifactStore
-from mintpipe.disk import DiskGuard
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
+from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from pinner.backends import PinataBackend
 from pinner.pinning import PinService

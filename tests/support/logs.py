@@ -9,7 +9,7 @@ import logging
 import pytest
 import structlog
 
-from mintpipe.log import configure_logging
+from mintpipe.runtime.log import configure_logging
 
 
 @pytest.fixture

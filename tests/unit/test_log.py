@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from mintpipe.log import get_logger, is_secret_key, redact_url, scrub
+from mintpipe.runtime.log import get_logger, is_secret_key, redact_url, scrub
 
 pytestmark = pytest.mark.unit
 

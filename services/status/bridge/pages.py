@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from status.errors import ApiError
 
 log = get_logger("status.pages")

@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mintpipe.coalesce import Coalescer, Unavailable
-from mintpipe.disk import DiskGuard
 from mintpipe.events import stage_name
 from mintpipe.grpc_batch import BatchedCall, status_code
-from mintpipe.log import get_logger
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.runtime.disk import DiskGuard
+from mintpipe.runtime.log import get_logger
 from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
 from status.errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mintpipe.consumer import TransientError
 from mintpipe.db import Conn
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.bus import JobBus
 from status.jobs.history import note_stage

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from mintpipe.artifacts import Artifacts
 from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable, broker_dead_letter_reason
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.errors import ApiError, ErrorOut, error_body
 from status.jobs.bus import JobBus

@@ -29,12 +29,12 @@ from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mintpipe import metrics as shared_metrics
 from mintpipe.broker import RETRY_TIERS, Broker
 from mintpipe.db import Database
 from mintpipe.events import STAGE_NAMES
-from mintpipe.log import get_logger
 from mintpipe.pin_ledger import PinLedger
+from mintpipe.runtime import metrics as shared_metrics
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status import metrics
 from status.jobs.history import oldest_open_dead_letter

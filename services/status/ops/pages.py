@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from status.errors import ApiError
 from status.ops.auth import COOKIE, SESSION_SECONDS, OpsAuth
 

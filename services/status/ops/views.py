@@ -37,7 +37,7 @@ from starlette.routing import Route
 from mintpipe.cid import is_cid
 from mintpipe.db import Database
 from mintpipe.events import STAGES_BY_NAME, is_job_id
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from mintpipe.wallets import normalize_wallet
 from status import metrics

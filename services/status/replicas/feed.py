@@ -34,8 +34,8 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from mintpipe.log import get_logger
 from mintpipe.replica_db import connect, schema_of
+from mintpipe.runtime.log import get_logger
 from status.jobs.bus import JobBus
 from status.jobs.records import JobRecord
 

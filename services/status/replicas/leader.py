@@ -23,8 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from mintpipe.log import get_logger
 from mintpipe.replica_db import LOCK_NAMESPACE, connect
+from mintpipe.runtime.log import get_logger
 
 log = get_logger("status.leader")
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from mintpipe.artifacts import Artifacts
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.jobs.store import JobStore
 

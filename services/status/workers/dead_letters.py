@@ -9,7 +9,7 @@ from google.protobuf.message import DecodeError
 
 from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker, broker_dead_letter_reason
 from mintpipe.events import is_job_id
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.jobs.bus import JobBus
 from status.jobs.history import note_dead_letter

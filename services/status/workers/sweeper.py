@@ -10,7 +10,7 @@ import time
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mintpipe.broker import Broker, BrokerUnavailable
-from mintpipe.log import get_logger
+from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.jobs.store import JobStore
 from status.settings import StatusSettings
