@@ -14,7 +14,7 @@ import grpc
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import ServiceSettings
 from mintpipe.consumer import QueueConsumer
-from mintpipe.grpc_runtime import Check, GrpcServer
+from mintpipe.rpc.server import Check, GrpcServer
 from mintpipe.runtime.lifecycle import shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger
 from mintpipe.runtime.metrics import serve_metrics

@@ -11,9 +11,9 @@ from gateway.settings import GatewaySettings
 from mintpipe.bootstrap import store_database
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.ratelimit import rate_limiter
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger
 from mintpipe.runtime.metrics import serve_metrics

@@ -5,7 +5,7 @@ A submission is acknowledged only after the job store committed the job and the 
 job. If the publish fails the client gets UNAVAILABLE; retrying with the same key finds the reserved job and
 publishes it then.
 
-Reservations travel in batches (StatusService.ReserveJobs through mintpipe.coalesce): the submissions that
+Reservations travel in batches (StatusService.ReserveJobs through mintpipe.rpc.coalesce): the submissions that
 arrive while the previous calls are in flight go together in the next, one round trip for all (and on SQLite one
 store commit, its group commit; on PostgreSQL each reservation is still a transaction of its own over the pool),
 and each still waits for its own job's commit. The "published" marks go the same way but nobody waits for them:
@@ -15,7 +15,7 @@ STATUS_ORPHAN_AFTER_SECONDS). Measured with py-spy at ~200 submissions a second:
 submit were the largest part of the gateway's CPU and a third of the status process's gRPC work.
 
 Against a status service of the version before (a rolling upgrade) both fall back to one call per job
-(mintpipe.grpc_batch): it has no ReserveJobs, and its MarkPublished reads job_id alone."""
+(mintpipe.rpc.batch): it has no ReserveJobs, and its MarkPublished reads job_id alone."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.validation import InvalidRequest, validate_submission
 from mintpipe.broker import Broker, BrokerUnavailable
-from mintpipe.coalesce import Coalescer, Unavailable
-from mintpipe.grpc_batch import BatchedCall, OlderPeer, Refused, status_code
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.rpc.batch import BatchedCall, OlderPeer, Refused, status_code
+from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.log import get_logger
 from mintpipe.runtime.metrics import SUBMISSIONS
 from mintpipe.scenes import settings_hash

@@ -24,8 +24,8 @@ from minter.watcher import ChainWatcher
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db import database_for
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.migrations import DatabaseNewerThanCode
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.lifecycle import run, shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger
 from mintpipe.runtime.metrics import REGISTRY, serve_metrics

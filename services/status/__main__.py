@@ -14,8 +14,8 @@ from mintpipe.bootstrap import open_stores_or_exit
 from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db import database_for
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.migrations import DatabaseNewerThanCode
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from mintpipe.events import STAGE_NAMES, TERMINAL_STAGES, UNTIL_MINTED, is_job_id
-from mintpipe.grpc_batch import Refused
+from mintpipe.rpc.batch import Refused
 from mintpipe.runtime.log import get_logger
 from mintpipe.scenes import MAX_SETTINGS_JSON, SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc

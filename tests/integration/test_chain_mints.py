@@ -14,7 +14,7 @@ import pytest
 from eth_account import Account
 
 from mintpipe.chain import job_id_to_bytes32
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from status.grpc_api import StatusService
 from status.jobs.view import JobView

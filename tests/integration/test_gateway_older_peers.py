@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.service import GatewayService
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
 from status.bridge.submit import SubmitJobBody, Submitter
 from status.errors import ApiError
@@ -159,7 +159,7 @@ class UpgradedLater(OldStatus):
 
 async def test_batching_is_tried_again_after_a_while(broker, tmp_path, monkeypatch):
     """One UNIMPLEMENTED does not turn batching off for good: the peer may be upgraded (here: at once)."""
-    monkeypatch.setattr("mintpipe.grpc_batch.RETRY_BATCHED_AFTER", 0.0)
+    monkeypatch.setattr("mintpipe.rpc.batch.RETRY_BATCHED_AFTER", 0.0)
     store = JobStore(tmp_path / "jobs.sqlite3")
     await store.open()
     old = UpgradedLater(store)

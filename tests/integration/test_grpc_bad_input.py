@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from gateway.service import GatewayService
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2, status_pb2, status_pb2_grpc
 from status.grpc_api import StatusService
 from status.jobs.bus import JobBus

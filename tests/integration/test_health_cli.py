@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

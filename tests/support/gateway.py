@@ -12,7 +12,7 @@ import grpc
 
 from gateway.service import GatewayService
 from mintpipe.broker import Broker
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
 from status.grpc_api import StatusService
 from status.jobs.bus import JobBus

@@ -20,9 +20,9 @@ import uvicorn
 from gateway.service import GatewayService
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2_grpc
 from status.app import BridgeDeps, create_app

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mintpipe.grpc_runtime import GrpcServer
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import renderer_pb2_grpc
 from renderer.preview import PreviewService
 

@@ -19,9 +19,9 @@ import uvicorn
 from httpx_sse import aconnect_sse
 
 from mintpipe.db import PostgresDatabase
-from mintpipe.grpc_runtime import GrpcServer
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from status.app import BridgeDeps, create_app
 from status.grpc_api import StatusService

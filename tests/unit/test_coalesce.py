@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import structlog
 
-from mintpipe.coalesce import Coalescer, Unavailable
+from mintpipe.rpc.coalesce import Coalescer, Unavailable
 
 pytestmark = pytest.mark.unit
 

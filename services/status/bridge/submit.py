@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mintpipe.coalesce import Coalescer, Unavailable
 from mintpipe.events import stage_name
-from mintpipe.grpc_batch import BatchedCall, status_code
 from mintpipe.ratelimit import RateLimiter
+from mintpipe.rpc.batch import BatchedCall, status_code
+from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.runtime.log import get_logger
 from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
@@ -65,7 +65,7 @@ class Submitter:
     reserves the job in the store and has the render job confirmed by the broker before it answers).
 
     The submissions that arrive while the calls to the gateway are in flight go together in the next one
-    (SubmitJobs, mintpipe.coalesce): one gRPC round trip for many at capacity, each answered as SubmitJob
+    (SubmitJobs, mintpipe.rpc.coalesce): one gRPC round trip for many at capacity, each answered as SubmitJob
     would answer it alone. A lone submission goes at once."""
 
     def __init__(self, gateway: gateway_pb2_grpc.GatewayServiceStub, submissions: Counter,

@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mintpipe.runtime.log import get_logger
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.grpc_runtime")
 
 Check = Callable[[], Awaitable[bool] | bool]
 

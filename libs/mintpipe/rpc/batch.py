@@ -15,7 +15,7 @@ from mintpipe.runtime.log import get_logger
 
 T = TypeVar("T")
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.grpc_batch")
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 RETRY_BATCHED_AFTER = 60.0  # seconds one call per item after an older peer refused the batched method

@@ -28,7 +28,7 @@ from mintpipe.runtime.log import get_logger
 T = TypeVar("T")
 R = TypeVar("R")
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.coalesce")
 
 
 class Unavailable(Exception):
