@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 from mintpipe.config import ObjectStoreConfigError, ServiceSettings
 
 if TYPE_CHECKING:
-    from mintpipe.db import Database
+    from mintpipe.db.core import Database
 
 
 def store_database(settings: ServiceSettings, sqlite_name: str) -> Database:
     """Where this service's tables live: PostgreSQL (database_url) or the SQLite file <data_dir>/<sqlite_name>."""
-    from mintpipe.db import database_for  # the engines load only in services that keep tables
+    from mintpipe.db.core import database_for  # the engines load only in services that keep tables
 
     return database_for(settings.database_url, settings.data_dir / sqlite_name)
 

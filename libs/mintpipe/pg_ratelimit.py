@@ -18,7 +18,7 @@ import time
 
 import asyncpg
 
-from mintpipe.db import PostgresDatabase
+from mintpipe.db.core import PostgresDatabase
 from mintpipe.runtime.log import get_logger
 
 log = get_logger(__name__)

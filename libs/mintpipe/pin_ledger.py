@@ -2,7 +2,7 @@
 and any wait the backend asked for (429 Retry-After), shared by every pinner replica and the gateway.
 
 Where: a SQLite file on the shared volume (the default), or PostgreSQL when MINTPIPE_DATABASE_URL is set, so
-replicas on several hosts share it (mintpipe.db; tables made by the migration 0004_pin_ledger). The limit and the
+replicas on several hosts share it (mintpipe.db.core; tables made by the migration 0004_pin_ledger). The limit and the
 budget must hold across processes (not per replica). Each operation is one short transaction: on SQLite
 BEGIN IMMEDIATE (replicas serialise on the file lock), run whole on the database's writer thread and
 group-committed with the other writes queued meanwhile (mintpipe.db.transact); on PostgreSQL each
@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mintpipe.db import Conn, Database, SqliteDatabase
+from mintpipe.db.core import Conn, Database, SqliteDatabase
 
 PINS_PER_JOB = 4  # GIF, MP4, PNG, metadata
 RESERVATION_TTL = 3600.0  # a job that never reaches the pinner stops holding budget after this

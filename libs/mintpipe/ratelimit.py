@@ -48,7 +48,7 @@ class KeyedRateLimiter:
 def rate_limiter(database_url: str | None, scope: str, rate: float, per: float = 60.0,
                  burst: int | None = None) -> RateLimiter:
     """Shared by every replica when `database_url` is a PostgreSQL DSN, in this process's memory otherwise."""
-    from mintpipe.replica_db import postgres_dsn
+    from mintpipe.db.replica import postgres_dsn
 
     dsn = postgres_dsn(database_url)
     if dsn is None:

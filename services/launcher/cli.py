@@ -42,7 +42,7 @@ def _layout_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _postgres_configured() -> bool:
-    from mintpipe.replica_db import postgres_dsn
+    from mintpipe.db.replica import postgres_dsn
 
     return postgres_dsn(os.environ.get("STATUS_DATABASE_URL") or os.environ.get("MINTPIPE_DATABASE_URL")) is not None
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mintpipe.db import Conn, Database
+from mintpipe.db.core import Conn, Database
 
 DAY = 86400.0
 

@@ -85,7 +85,7 @@ class StatusService(status_pb2_grpc.StatusServiceServicer):
     async def ReserveJobs(self, request: status_pb2.ReserveJobsRequest,
                           context: grpc.aio.ServicerContext) -> status_pb2.ReserveJobsResponse:
         """Each reservation as ReserveJob would answer it. Run at once, so on SQLite the store's group commit takes
-        them in one transaction and one fsync (mintpipe.group_commit); on PostgreSQL each is still a transaction of
+        them in one transaction and one fsync (mintpipe.db.group_commit); on PostgreSQL each is still a transaction of
         its own over the pool. Either way one round trip for the batch. A store failure fails its reservation
         alone (UNAVAILABLE: retried with the same key, it finds the job if it was committed after all)."""
         if len(request.reservations) > MAX_RESERVATIONS:

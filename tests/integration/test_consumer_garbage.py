@@ -157,7 +157,7 @@ async def test_status_queue_garbage_is_dead_lettered_and_the_next_event_is_appli
     job, _ = await store.reserve(f"k-{kind}", "a" * 64, WALLET, "gen1", "{}")
     await EventPublisher(broker, "test").emit(job.job_id, jobs_pb2.STAGE_RENDERING, 5)
     # Polled against a deadline, not a number of looks: the store commits on its own writer thread
-    # (mintpipe.group_commit), so reads no longer queue behind the event's commit, and 200 looks (~80 ms here)
+    # (mintpipe.db.group_commit), so reads no longer queue behind the event's commit, and 200 looks (~80 ms here)
     # were shorter than one fsync on a busy disk.
     deadline = time.monotonic() + 20
     while (await store.get(job.job_id)).stage != jobs_pb2.STAGE_RENDERING:

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from mintpipe.db import database_for
-from mintpipe.migrations import DatabaseNewerThanCode, known_migrations
+from mintpipe.db.core import database_for
+from mintpipe.db.migrations import DatabaseNewerThanCode, known_migrations
 from status.jobs.store import JobStore
 from tests.conftest import ROOT
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 # A child process that opens a store at an agreed moment and prints the migrations IT applied.
 CHILD = """
 import asyncio, json, sys, time
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from pathlib import Path
 
 async def main(url, path, at):

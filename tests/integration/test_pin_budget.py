@@ -7,7 +7,7 @@ import json
 import grpc
 import pytest
 
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, gateway_pb2

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 
 pytestmark = pytest.mark.integration

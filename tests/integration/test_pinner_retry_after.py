@@ -11,7 +11,7 @@ import time
 import pytest
 
 from mintpipe.consumer import TransientError
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendRateLimited, PinataBackend

@@ -158,7 +158,7 @@ async def _delete_queues(rabbit_url: str, prefix: str) -> None:
 async def test_a_leader_whose_connection_is_cut_steps_down_and_the_other_leads(pg_dsn):
     import asyncpg
 
-    from mintpipe.replica_db import LOCK_NAMESPACE
+    from mintpipe.db.replica import LOCK_NAMESPACE
     from status.replicas.leader import Leadership
 
     runs = {"one": 0, "two": 0}

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from minter.store import CapReached, Caps, MinterStore, NonceTaken, Relay
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs import history
 from status.jobs.bus import JobBus

@@ -36,7 +36,7 @@ from minter.store import MinterStore
 from minter.watcher import ChainWatcher
 from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, minter_pb2, minter_pb2_grpc

@@ -87,7 +87,7 @@ def db_url(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def job_store(tmp_path, db_url: str | None):
     """An open JobStore on each engine (`db_url`): a SQLite file in tmp_path, or a fresh PostgreSQL schema."""
-    from mintpipe.db import database_for
+    from mintpipe.db.core import database_for
     from status.jobs.store import JobStore
 
     store = JobStore(database_for(db_url, tmp_path / "jobs.sqlite3"))

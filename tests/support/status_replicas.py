@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from httpx_sse import aconnect_sse
 
-from mintpipe.db import PostgresDatabase
+from mintpipe.db.core import PostgresDatabase
 from mintpipe.ipfs_store import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.rpc.server import GrpcServer

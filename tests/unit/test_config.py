@@ -65,7 +65,7 @@ def test_a_database_url_that_is_not_postgresql_stops_the_service_naming_the_vari
 
 def test_the_database_is_sqlite_unless_a_postgresql_url_is_given(monkeypatch, tmp_path):
     from mintpipe.bootstrap import store_database
-    from mintpipe.db import PostgresDatabase, SqliteDatabase
+    from mintpipe.db.core import PostgresDatabase, SqliteDatabase
 
     monkeypatch.setenv("MINTPIPE_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MINTPIPE_DATABASE_URL", raising=False)

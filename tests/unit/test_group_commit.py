@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from mintpipe.group_commit import GroupCommit
+from mintpipe.db.group_commit import GroupCommit
 
 pytestmark = pytest.mark.unit
 
@@ -52,11 +52,11 @@ async def test_a_write_before_start_is_refused(tmp_path):
         await GroupCommit(tmp_path / "x.sqlite3").run(insert, "a", 1)
 
 
-# --- the SQLite engine of mintpipe.db: every write goes through its group commit ------------------------------
+# --- the SQLite engine of mintpipe.db.core: every write goes through its group commit ------------------------------
 
 @pytest.fixture
 async def sqlite_db(tmp_path):
-    from mintpipe.db import SqliteDatabase
+    from mintpipe.db.core import SqliteDatabase
     db = SqliteDatabase(tmp_path / "e.sqlite3")
     await db.open()
     await db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mintpipe.db import database_for
+from mintpipe.db.core import database_for
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.store import BadCursor, IdempotencyConflict, JobStore
 

@@ -1,5 +1,5 @@
 """Many small calls to one remote method as few batched calls: what arrives while the batches are in flight goes in
-the next one, as the job store's group commit does with its writes (mintpipe.group_commit).
+the next one, as the job store's group commit does with its writes (mintpipe.db.group_commit).
 
 Used by the bridge for SubmitJobs, and by the gateway for the job store's reservations (StatusService.ReserveJobs)
 and for marking jobs published. A lone call goes at once (the batch starts on the event loop's next turn); under

@@ -14,7 +14,7 @@ import hmac
 import secrets
 import time
 
-from mintpipe.db import Conn, Database
+from mintpipe.db.core import Conn, Database
 
 SECRET_NAME = "claim_token_key"
 

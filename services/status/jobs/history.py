@@ -7,7 +7,7 @@
 - admin_audit: every operator action (who, when, what, on what, outcome).
 
 All survive restarts (unlike a broker UI's in-memory state). They live in the job store's database, either
-engine (mintpipe.db; tables made by the migration 0003_ops). One INSERT is its own transaction.
+engine (mintpipe.db.core; tables made by the migration 0003_ops). One INSERT is its own transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mintpipe.db import Conn
+from mintpipe.db.core import Conn
 from mintpipe.events import STAGE_NAMES
 from mintpipe.v1 import jobs_pb2
 from status import metrics

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from mintpipe.consumer import TransientError
-from mintpipe.db import Conn
+from mintpipe.db.core import Conn
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.bus import JobBus

@@ -1,7 +1,7 @@
 """The durable job store: jobs, and idempotency keys that outlive job cleanup.
 
 On SQLite (WAL, the default: a file under the data folder) or PostgreSQL (MINTPIPE_DATABASE_URL), through
-mintpipe.db; the tables are made by mintpipe.migrations (0001_jobs). Every write is one short transaction
+mintpipe.db.core; the tables are made by mintpipe.db.migrations (0001_jobs). Every write is one short transaction
 (SQLite: on one writer thread that group-commits every write queued meanwhile, each await returning after its
 commit, BEGIN IMMEDIATE so several processes may share the file; PostgreSQL: a pooled connection each). Events
 change a job by compare-and-set on the state they were applied to (apply_changed), so replicas applying events
@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mintpipe.db import Conn, Database, SqliteDatabase
+from mintpipe.db.core import Conn, Database, SqliteDatabase
 from mintpipe.events import TERMINAL_STAGES
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.records import JobRecord
@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 class JobStore:
     def __init__(self, target: Path | Database) -> None:
-        """`target`: a SQLite file (the embedded default) or any mintpipe.db Database (PostgreSQL)."""
+        """`target`: a SQLite file (the embedded default) or any mintpipe.db.core Database (PostgreSQL)."""
         if isinstance(target, Database):
             self.database = target
         else:

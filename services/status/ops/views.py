@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from starlette.routing import Route
 
 from mintpipe.cid import is_cid
-from mintpipe.db import Database
+from mintpipe.db.core import Database
 from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from mintpipe.replica_db import connect, schema_of
+from mintpipe.db.replica import connect, schema_of
 from mintpipe.runtime.log import get_logger
 from status.jobs.bus import JobBus
 from status.jobs.records import JobRecord

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from mintpipe.replica_db import LOCK_NAMESPACE, connect
+from mintpipe.db.replica import LOCK_NAMESPACE, connect
 from mintpipe.runtime.log import get_logger
 
 log = get_logger("status.leader")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mintpipe.db.replica import postgres_dsn
 from mintpipe.events import replica_id
 from mintpipe.ratelimit import RateLimiter, rate_limiter
-from mintpipe.replica_db import postgres_dsn
 from mintpipe.runtime.log import get_logger
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore

@@ -23,7 +23,7 @@ rewrites `?` to `$1..$n` (cached per statement). `db.for_update` is " FOR UPDATE
 Concurrency, and why it differs per engine:
 - SQLite: two connections per process. Reads (`fetch`/`fetchrow`/`fetchval` of a SELECT) go to a reader
   (aiosqlite) and see what is committed. Every write (`execute`, a `fetch` of anything but a SELECT, `transaction`,
-  `locked`, `transact`, `write`) goes to one writer thread (mintpipe.group_commit) that commits every write queued
+  `locked`, `transact`, `write`) goes to one writer thread (mintpipe.db.group_commit) that commits every write queued
   meanwhile in one `BEGIN IMMEDIATE` transaction with one fsync, each write in its own savepoint (a failing one is
   rolled back alone), and each await returns only after that COMMIT. Measured on the submit path
   (bench/bridge.py): the asyncio lock held across ~4 thread hops and an fsync per write made submissions queue
@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 
 import aiosqlite
 
-from mintpipe.group_commit import GroupCommit
+from mintpipe.db.group_commit import GroupCommit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -134,8 +134,8 @@ class Database(Conn):
         return await body(self)
 
     async def migrate(self) -> list[str]:
-        """Apply every migration not yet recorded (see mintpipe.migrations); the ids applied now."""
-        from mintpipe.migrations import migrate
+        """Apply every migration not yet recorded (see mintpipe.db.migrations); the ids applied now."""
+        from mintpipe.db.migrations import migrate
         return await migrate(self)
 
     async def open_migrated(self) -> None:
@@ -307,7 +307,7 @@ def _rowcount(status: str) -> int:
 
 
 class PgConn(Conn):
-    """A Conn over one asyncpg connection (a transaction's, or a migration's: mintpipe.migrations)."""
+    """A Conn over one asyncpg connection (a transaction's, or a migration's: mintpipe.db.migrations)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

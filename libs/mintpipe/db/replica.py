@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from mintpipe.db import is_postgres_url
+from mintpipe.db.core import is_postgres_url
 
 # pg_advisory_lock's two-int form: this namespace, and a hash of the schema, so two systems in one database
 # (each in its own schema, as the tests run) have a leader each. Distinct from the migrations' bigint lock.

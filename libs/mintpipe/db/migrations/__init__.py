@@ -1,4 +1,4 @@
-"""Schema migrations: one mechanism for both engines (SQLite and PostgreSQL, see mintpipe.db).
+"""Schema migrations: one mechanism for both engines (SQLite and PostgreSQL, see mintpipe.db.core).
 
 How to add a migration (no list to edit, so branches add theirs without touching each other's files):
   create `libs/mintpipe/migrations/m<NNNN>_<name>.py` defining
@@ -32,10 +32,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mintpipe.db import PostgresDatabase, SqliteDatabase, split_script
+from mintpipe.db.core import PostgresDatabase, SqliteDatabase, split_script
 
 if TYPE_CHECKING:
-    from mintpipe.db import Conn, Database
+    from mintpipe.db.core import Conn, Database
 
 MIGRATION_LOCK = 0x6D696E7470697065  # "mintpipe" as a bigint: the advisory lock id every replica agrees on
 ID_PATTERN = re.compile(r"^\d{4}_[a-z0-9_]+$")
@@ -112,7 +112,7 @@ async def migrate(db: Database) -> list[str]:
         async with db.connection() as raw, raw.transaction():
             await raw.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await raw.execute(postgres_dialect(TABLE))
-            from mintpipe.db import PgConn
+            from mintpipe.db.core import PgConn
             return await _apply(PgConn(raw), db.engine, now)
     assert isinstance(db, SqliteDatabase)
     async with db.transaction() as conn:

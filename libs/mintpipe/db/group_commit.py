@@ -12,7 +12,7 @@ the thread instead of one per statement (aiosqlite).
 Two kinds of write share the batches: a function (`run`: the whole write is one hop to the thread) and a session
 (`session()`: an `async with` body on the event loop sends its statements one by one, each a hop, while the
 thread holds its SAVEPOINT open; later writes of the batch wait for it, as they waited for the asyncio lock
-before). Sessions let every write of a mintpipe.db SqliteDatabase go through this one connection, so writes of
+before). Sessions let every write of a mintpipe.db.core SqliteDatabase go through this one connection, so writes of
 one process never contend for the file lock with each other (SQLite's busy handler sleeps 1, 2, 5, 10... ms).
 """
 
