@@ -42,7 +42,7 @@ def vm_hwm_mb() -> float:
 
 def child(mode: str, url: str) -> None:
     """One render and upload in this fresh process; prints its peak memory before and after the upload."""
-    from mintpipe.artifacts import open_artifacts
+    from mintpipe.objects.artifacts import open_artifacts
     from renderer.render import render_job
 
     data = Path(tempfile.mkdtemp(prefix="bench-s3-"))
@@ -66,11 +66,11 @@ def child(mode: str, url: str) -> None:
 
 
 async def one_job(amqp_url: str, url: str | None, data: Path) -> dict:
-    from mintpipe.artifacts import open_artifacts
     from mintpipe.broker import Broker, Topology, delete_topology
-    from mintpipe.ipfs_store import open_ipfs
+    from mintpipe.objects.artifacts import open_artifacts
+    from mintpipe.objects.ipfs import open_ipfs
+    from mintpipe.objects.s3 import TRAFFIC
     from mintpipe.pin_ledger import PinLedger
-    from mintpipe.s3 import TRAFFIC
     from mintpipe.v1 import broker_pb2, jobs_pb2
     from pinner.backends import LocalBackend
     from pinner.consumer import pin_consumer

@@ -93,10 +93,10 @@ def _decode(path: Path, size: int):
 
 def _pin_and_status(out: Path, work: Path, meter: Meter) -> None:
     """The pin stage's and the status service's per-job work, through their own classes, without a broker."""
-    from mintpipe.artifacts import sha256_file, write_atomic
     from mintpipe.cid import cid_of_json
     from mintpipe.events import PIN_END, PIN_START, RENDER_END, RENDER_START, band
-    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.objects.artifacts import sha256_file, write_atomic
+    from mintpipe.objects.ipfs import LocalIpfsStore
     from mintpipe.pin_ledger import PinLedger
     from mintpipe.v1 import broker_pb2, jobs_pb2
     from pinner.backends import LocalBackend

@@ -26,8 +26,8 @@ def store_database(settings: ServiceSettings, sqlite_name: str) -> Database:
 def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
     """The artifact store (and with `ipfs`, the local IPFS store) the settings name, or exit at once with a message
     naming the variable to fix (MINTPIPE_ARTIFACTS_URL, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never a secret."""
-    from mintpipe.artifacts import open_artifacts
-    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.objects.artifacts import open_artifacts
+    from mintpipe.objects.ipfs import LocalIpfsStore
 
     try:
         artifacts = open_artifacts(settings.artifacts_url, settings.data_dir)
@@ -35,7 +35,8 @@ def open_stores_or_exit(settings: ServiceSettings, ipfs: bool = False):
             return artifacts
         if not settings.artifacts_url:
             return artifacts, LocalIpfsStore(settings.data_dir / "ipfs")
-        from mintpipe.ipfs_s3 import S3IpfsStore  # the artifacts' bucket (client, pool, counters), not a second one
+        # the artifacts' bucket (client, pool, counters), not a second one
+        from mintpipe.objects.ipfs_s3 import S3IpfsStore
 
         return artifacts, S3IpfsStore(artifacts.bucket)
     except ObjectStoreConfigError as exc:

@@ -14,7 +14,7 @@ from eth_account import Account
 from httpx_sse import connect_sse
 from web3 import Web3
 
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 
 EXAMPLE_WALLET = "0x000000000000000000000000000000000000dEaD"
 

@@ -6,7 +6,7 @@ import asyncio
 
 from mintpipe.bootstrap import open_stores_or_exit, store_database
 from mintpipe.config import load_settings
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime.log import get_logger
 from mintpipe.worker import run_worker

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from mintpipe.consumer import ParkError, PermanentError, TransientError
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 
 
 class BackendAuthError(ParkError):

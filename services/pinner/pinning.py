@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from mintpipe.cid import cid_of_file
 from mintpipe.consumer import JobCancelled, ParkError, PermanentError, TransientError
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime.log import get_logger
 from pinner.backends import BackendRateLimited, LocalBackend, PinBackend

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.ratelimit import RateLimiter
 from mintpipe.runtime import metrics as shared_metrics
 from mintpipe.runtime.disk import DiskGuard

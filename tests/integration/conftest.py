@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import LocalBackend
 from pinner.consumer import pin_consumer

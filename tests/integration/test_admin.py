@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 import status.ops.actions
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import REASON_HEADER, Broker
 from mintpipe.consumer import PermanentError, QueueConsumer
+from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.store import JobStore
 from tests.support.broker import wait_for

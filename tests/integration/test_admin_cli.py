@@ -16,9 +16,9 @@ import httpx
 import pytest
 import uvicorn
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.consumer import PermanentError, QueueConsumer
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.app import BridgeDeps, create_app
 from status.jobs.bus import JobBus

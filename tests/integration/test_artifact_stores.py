@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mintpipe.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
 from mintpipe.cid import cid_of_bytes
-from mintpipe.ipfs_store import LocalIpfsStore
-from mintpipe.s3 import AwsSettings, ObjectStoreConfigError, open_bucket
+from mintpipe.objects.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
+from mintpipe.objects.s3 import AwsSettings, ObjectStoreConfigError, open_bucket
 from status.jobs.store import JobStore
 from status.workers.artifact_sweeper import ArtifactSweeper
 
@@ -30,7 +30,7 @@ def engine(request, tmp_path):
     """(store, a second store on the same place as another service would open it, how to read a raw object)."""
     if request.param == "local":
         return ArtifactStore(tmp_path / "artifacts"), ArtifactStore(tmp_path / "artifacts")
-    from mintpipe.artifacts_s3 import S3ArtifactStore
+    from mintpipe.objects.artifacts_s3 import S3ArtifactStore
 
     seaweed, url = request.getfixturevalue("seaweed"), request.getfixturevalue("s3_url")
     aws = AwsSettings(**seaweed.aws_env())
@@ -213,9 +213,9 @@ def test_a_malformed_url_is_refused_by_the_settings_naming_the_variable(tmp_path
 
 
 def test_a_pin_copies_the_verified_object_server_side_and_never_a_changed_one(seaweed, s3_url, s3_ipfs, tmp_path):
-    from mintpipe.artifacts_s3 import S3ArtifactStore
     from mintpipe.cid import cid_of_file
-    from mintpipe.s3 import TRAFFIC
+    from mintpipe.objects.artifacts_s3 import S3ArtifactStore
+    from mintpipe.objects.s3 import TRAFFIC
 
     store = S3ArtifactStore(open_bucket(s3_url, AwsSettings(**seaweed.aws_env())), tmp_path / "pinner")
     job_id, data = uuid.uuid4().hex, random.Random(8).randbytes(300_000)

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
+from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, jobs_pb2
 from status.jobs.store import JobStore
 from tests.conftest import free_port

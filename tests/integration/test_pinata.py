@@ -10,7 +10,7 @@ import pytest
 
 from mintpipe.cid import cid_of_file
 from mintpipe.consumer import PermanentError, TransientError
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendAuthError, PinataBackend
 from pinner.pinning import IntegrityError, PinService

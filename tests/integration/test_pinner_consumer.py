@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import RETRY_TIERS
 from mintpipe.cid import cid_of_file
+from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job
@@ -107,7 +107,7 @@ async def test_a_job_cancelled_by_an_operator_uploads_nothing_and_is_dropped(bro
 async def test_a_pinner_cancelled_mid_job_uploads_nothing_more(broker, probe, tmp_path):
     """The cancel lands while the pinner waits on the backend (a slow lookup of the first asset): from then on
     no upload request reaches the backend, the job is dropped, and nothing says it was pinned."""
-    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.objects.ipfs import LocalIpfsStore
     from mintpipe.pin_ledger import PinLedger
     from pinner.backends import PinataBackend
     from pinner.consumer import pin_consumer
@@ -150,7 +150,7 @@ async def test_metadata_is_uploaded_as_a_file_never_through_pin_json(broker, pro
     """Through pinJSONToIPFS, Pinata would serialise the JSON its own way and answer another CID than the one
     computed here from the canonical bytes: the emulator's request log shows it is never called."""
     from mintpipe.cid import cid_of_bytes
-    from mintpipe.ipfs_store import LocalIpfsStore
+    from mintpipe.objects.ipfs import LocalIpfsStore
     from mintpipe.pin_ledger import PinLedger
     from pinner.backends import PinataBackend
     from pinner.consumer import pin_consumer

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
+from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -12,7 +12,7 @@ import pytest
 
 from mintpipe.consumer import TransientError
 from mintpipe.db.core import database_for
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendRateLimited, PinataBackend
 from pinner.pinning import MAX_INLINE_WAIT, PinService

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from mintpipe.artifacts import ArtifactStore, sha256_file
 from mintpipe.broker import RETRY_TIERS
+from mintpipe.objects.artifacts import ArtifactStore, sha256_file
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.consumer import render_consumer
 from tests.support.broker import wait_for

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from pinner.backends import PinataBackend

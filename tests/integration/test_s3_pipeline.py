@@ -9,9 +9,9 @@ import grpc
 import httpx
 import pytest
 
-from mintpipe.artifacts import open_artifacts
 from mintpipe.cid import cid_of_bytes
-from mintpipe.ipfs_store import open_ipfs
+from mintpipe.objects.artifacts import open_artifacts
+from mintpipe.objects.ipfs import open_ipfs
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from pinner.backends import LocalBackend
@@ -141,7 +141,7 @@ async def test_a_cancel_written_on_the_status_host_stops_a_render_on_another(bro
 
 async def test_a_redelivered_render_job_hands_over_the_stored_files_without_uploading_again(broker, probe, hosts,
                                                                                             s3_url):
-    from mintpipe.s3 import TRAFFIC
+    from mintpipe.objects.s3 import TRAFFIC
 
     renderer = render_consumer(broker, open_artifacts(s3_url, hosts["renderer"]))
     await renderer.start()

@@ -34,10 +34,10 @@ from minter.runtime import WatchDuty, relay_consumer
 from minter.settings import MinterSettings
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
 from mintpipe.db.core import database_for
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, minter_pb2, minter_pb2_grpc
 from status.app import BridgeDeps, create_app

@@ -18,9 +18,9 @@ import grpc
 import uvicorn
 
 from gateway.service import GatewayService
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker, Topology
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.disk import DiskGuard

@@ -19,10 +19,10 @@ from pathlib import Path
 import grpc
 import httpx
 
-from mintpipe.artifacts import ArtifactStore
 from mintpipe.broker import Broker
 from mintpipe.db.core import database_for
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.artifacts import ArtifactStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.app import BridgeDeps, create_app
 from status.jobs.bus import JobBus

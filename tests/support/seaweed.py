@@ -184,8 +184,8 @@ def s3_env(seaweed: Seaweed, s3_url: str) -> dict[str, str]:
 
 @pytest.fixture
 def s3_artifacts(seaweed: Seaweed, s3_url: str, tmp_path: Path):
-    from mintpipe.artifacts_s3 import S3ArtifactStore
-    from mintpipe.s3 import AwsSettings, open_bucket
+    from mintpipe.objects.artifacts_s3 import S3ArtifactStore
+    from mintpipe.objects.s3 import AwsSettings, open_bucket
 
     aws = AwsSettings(**{k: v for k, v in seaweed.aws_env().items()})
     return S3ArtifactStore(open_bucket(s3_url, aws), tmp_path / "scratch-s3")
@@ -193,7 +193,7 @@ def s3_artifacts(seaweed: Seaweed, s3_url: str, tmp_path: Path):
 
 @pytest.fixture
 def s3_ipfs(seaweed: Seaweed, s3_url: str):
-    from mintpipe.ipfs_s3 import S3IpfsStore
-    from mintpipe.s3 import AwsSettings, open_bucket
+    from mintpipe.objects.ipfs_s3 import S3IpfsStore
+    from mintpipe.objects.s3 import AwsSettings, open_bucket
 
     return S3IpfsStore(open_bucket(s3_url, AwsSettings(**seaweed.aws_env())))

@@ -11,9 +11,9 @@ import time
 import pytest
 from multiformats import CID
 
-import mintpipe.ipfs_store as ipfs_store
+import mintpipe.objects.ipfs as ipfs_store
 from mintpipe.cid import cid_of_bytes
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 
 pytestmark = pytest.mark.unit
 

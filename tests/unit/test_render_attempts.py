@@ -27,7 +27,7 @@ def alone(tmp_path_factory) -> dict[str, str]:
 
 
 def _assert_whole(out: Path, alone: dict[str, str]) -> None:
-    from mintpipe.artifacts import sha256_file
+    from mintpipe.objects.artifacts import sha256_file
 
     names = {"image": "image.gif", "animation": "animation.mp4", "preview": "preview.png"}
     assert {k: sha256_file(out / n) for k, n in names.items()} == alone

@@ -17,7 +17,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from mintpipe.cid import is_cid
 from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED
-from mintpipe.ipfs_store import LocalIpfsStore
+from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.scenes import describe_scenes
 from mintpipe.wallets import normalize_wallet
 from status import metrics

@@ -19,7 +19,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from mintpipe.artifacts import Artifacts
+from mintpipe.objects.artifacts import Artifacts
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import jobs_pb2
 from status.jobs.store import JobStore

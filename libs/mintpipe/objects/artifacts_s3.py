@@ -3,7 +3,7 @@
 Layout under the URL's prefix:
     artifacts/<job_id>/<file>    rendered files (metadata `sha256`) and `manifest.json`, written last
     cancelled/<job_id>           an operator's cancel marker
-(the local IPFS store's objects live beside them under `ipfs/`, see mintpipe.ipfs_s3).
+(the local IPFS store's objects live beside them under `ipfs/`, see mintpipe.objects.ipfs_s3).
 
 A PUT (or a completed multipart upload) is all or nothing and replaces the object atomically, so the local
 engine's temp-file-and-rename dance has no counterpart here: a reader sees the old object or the whole new one.
@@ -27,8 +27,8 @@ from typing import Any
 
 import botocore.exceptions
 
-from mintpipe.artifacts import CANCELLED, MANIFEST, ArtifactCorrupt, ArtifactMissing, check_job_id
-from mintpipe.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, delete_keys, is_missing, list_keys
+from mintpipe.objects.artifacts import CANCELLED, MANIFEST, ArtifactCorrupt, ArtifactMissing, check_job_id
+from mintpipe.objects.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, delete_keys, is_missing, list_keys
 
 _KEY = re.compile(r"^[0-9a-f]{32}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 ARTIFACTS = "artifacts/"

@@ -42,7 +42,7 @@ class PinResult:
 @dataclass(frozen=True)
 class StoredObject:
     cid: str  # CIDv1 base32, whatever spelling it was asked for with
-    path: Path | None  # None in the object store (mintpipe.ipfs_s3): read it with the store's `stream`
+    path: Path | None  # None in the object store (mintpipe.objects.ipfs_s3): read it with the store's `stream`
     content_type: str
     size: int
     name: str
@@ -59,7 +59,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class PinListing:
-    """What both engines of the IPFS store (the folder here, mintpipe.ipfs_s3) list the same way, from their own
+    """What both engines of the IPFS store (the folder here, mintpipe.objects.ipfs_s3) list the same way, from their own
     `get` and `_pinned_cids`."""
 
     def get(self, cid: str) -> StoredObject | None:
@@ -213,10 +213,10 @@ class LocalIpfsStore(PinListing):
 
 def open_ipfs(url: str | None, data_dir: str | os.PathLike[str], check: bool = True):
     """The local IPFS store `MINTPIPE_ARTIFACTS_URL` implies: unset, this folder store at `<data_dir>/ipfs`;
-    `s3://bucket/prefix`, objects under the prefix's `ipfs/` (mintpipe.ipfs_s3)."""
+    `s3://bucket/prefix`, objects under the prefix's `ipfs/` (mintpipe.objects.ipfs_s3)."""
     if not url:
         return LocalIpfsStore(Path(data_dir) / "ipfs")
-    from mintpipe.ipfs_s3 import S3IpfsStore  # boto3 is imported only by deployments that use it
-    from mintpipe.s3 import open_bucket
+    from mintpipe.objects.ipfs_s3 import S3IpfsStore  # boto3 is imported only by deployments that use it
+    from mintpipe.objects.s3 import open_bucket
 
     return S3IpfsStore(open_bucket(url, check=check))

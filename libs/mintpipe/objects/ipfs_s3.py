@@ -20,8 +20,8 @@ from urllib.parse import quote, unquote
 import botocore.exceptions
 
 from mintpipe.cid import canonical_cid, cid_of_bytes, cid_of_file
-from mintpipe.ipfs_store import DEFAULT_CONTENT_TYPE, PinListing, PinResult, StoredObject
-from mintpipe.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
+from mintpipe.objects.ipfs import DEFAULT_CONTENT_TYPE, PinListing, PinResult, StoredObject
+from mintpipe.objects.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
 
 IPFS = "ipfs/"
 
@@ -96,7 +96,7 @@ class S3IpfsStore(PinListing):
                  cid: str | None = None) -> PinResult:
         """Uploads the file under its CID (streamed from disk in 5 MiB parts); nothing is sent when that CID is
         stored already. `cid`, when the caller just computed it, saves a read and hash of the file: the pinner's
-        files are its own private copies (see mintpipe.artifacts_s3), which nothing else changes meanwhile."""
+        files are its own private copies (see mintpipe.objects.artifacts_s3), which nothing else changes meanwhile."""
         cid = cid or cid_of_file(path)
         size = os.path.getsize(path)
         if self.has(cid):

@@ -3,7 +3,7 @@
 Big bytes never travel through the broker; messages carry keys into this store. Keys are `<job_id>/<file>`.
 Two engines with one interface (`Artifacts`): a local folder (the default: one host, or a volume shared by
 renderer and pinner) and an S3-compatible object store (`MINTPIPE_ARTIFACTS_URL=s3://bucket/prefix`, see
-mintpipe.artifacts_s3), where nothing crosses services through a local path. `open_artifacts` picks one.
+mintpipe.objects.artifacts_s3), where nothing crosses services through a local path. `open_artifacts` picks one.
 
 How the stages use it, on either engine: the renderer writes a job's files into `workspace(job_id)` (a local
 folder), then `publish`es them and writes the manifest last; the pinner reads each file through
@@ -225,7 +225,7 @@ def open_artifacts(url: str | None, data_dir: Path, check: bool = True) -> Artif
     Raises mintpipe.config.ObjectStoreConfigError naming the variable when the object store cannot be used."""
     if not url:
         return ArtifactStore(Path(data_dir) / "artifacts")
-    from mintpipe.artifacts_s3 import S3ArtifactStore  # boto3 is imported only by deployments that use it
-    from mintpipe.s3 import open_bucket
+    from mintpipe.objects.artifacts_s3 import S3ArtifactStore  # boto3 is imported only by deployments that use it
+    from mintpipe.objects.s3 import open_bucket
 
     return S3ArtifactStore(open_bucket(url, check=check), Path(data_dir) / "scratch")
