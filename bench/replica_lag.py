@@ -33,8 +33,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "libs"), str(ROOT / "services")]
 import aio_pika  # noqa: E402
 import asyncpg  # noqa: E402
 
-from mintpipe.pg_ratelimit import PgRateLimiter  # noqa: E402
-from mintpipe.ratelimit import KeyedRateLimiter  # noqa: E402
+from mintpipe.limits.memory import KeyedRateLimiter  # noqa: E402
+from mintpipe.limits.postgres import PgRateLimiter  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
 from status.jobs.service import apply_and_announce  # noqa: E402
 from tests.support.status_replicas import sse_watch, status_replica  # noqa: E402

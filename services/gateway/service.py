@@ -31,8 +31,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.validation import InvalidRequest, validate_submission
 from mintpipe.broker import Broker, BrokerUnavailable
+from mintpipe.limits.memory import RateLimiter
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
-from mintpipe.ratelimit import RateLimiter
 from mintpipe.rpc.batch import BatchedCall, OlderPeer, Refused, status_code
 from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.log import get_logger

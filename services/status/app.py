@@ -16,8 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mintpipe.limits.memory import RateLimiter
 from mintpipe.objects.ipfs import LocalIpfsStore
-from mintpipe.ratelimit import RateLimiter
 from mintpipe.runtime import metrics as shared_metrics
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc

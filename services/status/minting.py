@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.events import stage_name
-from mintpipe.ratelimit import RateLimiter
+from mintpipe.limits.memory import RateLimiter
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.clients import MinterClient, MinterUnavailable
@@ -51,7 +51,7 @@ class ChainDeps:
 def chain_deps(settings: Any, store: JobStore, bus: JobBus, broker: Broker | None, claims: ClaimTokens,
                minter: MinterClient) -> ChainDeps:
     """The bridge's chain side from StatusSettings: the per-IP limits shared by every replica on PostgreSQL."""
-    from mintpipe.ratelimit import rate_limiter
+    from mintpipe.limits.memory import rate_limiter
 
     dsn = settings.database_url
     return ChainDeps(minter=minter, store=store, bus=bus, broker=broker, claims=claims,

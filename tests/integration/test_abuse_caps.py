@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 from mintpipe.scenes import MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH
 from tests.support.live_bridge import live_bridge
 

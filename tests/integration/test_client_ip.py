@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 from tests.support.live_bridge import live_bridge
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from gateway.validation import validate_submission
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import broker_pb2, gateway_pb2, status_pb2, status_pb2_grpc
 from status.grpc_api import StatusService

@@ -16,8 +16,8 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from mintpipe.limits.memory import KeyedRateLimiter
 from mintpipe.objects.ipfs import LocalIpfsStore
-from mintpipe.ratelimit import KeyedRateLimiter
 from tests.support.live_bridge import live_bridge
 
 pytestmark = pytest.mark.integration

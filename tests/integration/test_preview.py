@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 from mintpipe.scenes import validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from renderer.render import render_job

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from mintpipe.pg_ratelimit import PgRateLimiter
+from mintpipe.limits.postgres import PgRateLimiter
 from tests.support.live_bridge import live_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from mintpipe.broker import Broker, Topology
-from mintpipe.pg_ratelimit import PgRateLimiter
-from mintpipe.ratelimit import KeyedRateLimiter, rate_limiter
+from mintpipe.limits.memory import KeyedRateLimiter, rate_limiter
+from mintpipe.limits.postgres import PgRateLimiter
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.service import apply_and_announce
 from tests.conftest import free_port

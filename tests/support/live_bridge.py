@@ -19,9 +19,9 @@ import uvicorn
 
 from gateway.service import GatewayService
 from mintpipe.broker import Broker, Topology
+from mintpipe.limits.memory import KeyedRateLimiter
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
-from mintpipe.ratelimit import KeyedRateLimiter
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.v1 import gateway_pb2_grpc, renderer_pb2_grpc, status_pb2_grpc

@@ -19,8 +19,8 @@ import uvicorn
 from httpx_sse import aconnect_sse
 
 from mintpipe.db.core import PostgresDatabase
+from mintpipe.limits.memory import RateLimiter
 from mintpipe.objects.ipfs import LocalIpfsStore
-from mintpipe.ratelimit import RateLimiter
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
 from status.app import BridgeDeps, create_app

@@ -1,6 +1,6 @@
 import pytest
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 
 pytestmark = pytest.mark.unit
 

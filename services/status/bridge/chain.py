@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mintpipe.ratelimit import RateLimiter
+from mintpipe.limits.memory import RateLimiter
 from status.clients import MinterUnavailable
 from status.errors import ApiError, ErrorOut
 from status.jobs.records import JobRecord

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mintpipe.events import stage_name
-from mintpipe.ratelimit import RateLimiter
+from mintpipe.limits.memory import RateLimiter
 from mintpipe.rpc.batch import BatchedCall, status_code
 from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.disk import DiskGuard

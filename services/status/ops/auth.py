@@ -28,7 +28,7 @@ from typing import Literal
 
 from fastapi import Request
 
-from mintpipe.ratelimit import KeyedRateLimiter
+from mintpipe.limits.memory import KeyedRateLimiter
 from status.errors import ApiError
 
 Role = Literal["admin", "viewer"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from mintpipe.db.replica import postgres_dsn
 from mintpipe.events import replica_id
-from mintpipe.ratelimit import RateLimiter, rate_limiter
+from mintpipe.limits.memory import RateLimiter, rate_limiter
 from mintpipe.runtime.log import get_logger
 from status.jobs.bus import JobBus
 from status.jobs.store import JobStore

@@ -1,5 +1,5 @@
-"""Token buckets shared by every replica (mintpipe.pg_ratelimit): one row per (scope, key). PostgreSQL only:
-on SQLite (one replica) the buckets live in memory (mintpipe.ratelimit)."""
+"""Token buckets shared by every replica (mintpipe.limits.postgres): one row per (scope, key). PostgreSQL only:
+on SQLite (one replica) the buckets live in memory (mintpipe.limits.memory)."""
 
 ID = "0100_rate_buckets"
 

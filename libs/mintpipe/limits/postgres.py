@@ -21,7 +21,7 @@ import asyncpg
 from mintpipe.db.core import PostgresDatabase
 from mintpipe.runtime.log import get_logger
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.pg_ratelimit")
 
 # Refill by the time since the row's last update (never negative: a statement that started before the one
 # that last wrote the row sees an older clock), take a token when at least one is there.

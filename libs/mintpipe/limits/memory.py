@@ -1,5 +1,5 @@
 """Per-key token buckets (per client IP at the bridge, per wallet at the gateway), bounded in memory; with a
-PostgreSQL DSN (MINTPIPE_DATABASE_URL) shared by every replica instead (mintpipe.pg_ratelimit)."""
+PostgreSQL DSN (MINTPIPE_DATABASE_URL) shared by every replica instead (mintpipe.limits.postgres)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,6 @@ def rate_limiter(database_url: str | None, scope: str, rate: float, per: float =
     dsn = postgres_dsn(database_url)
     if dsn is None:
         return KeyedRateLimiter(rate, per, burst)
-    from mintpipe.pg_ratelimit import PgRateLimiter
+    from mintpipe.limits.postgres import PgRateLimiter
 
     return PgRateLimiter(dsn, scope, rate, per, burst)
