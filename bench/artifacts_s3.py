@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.scenes import validate_settings  # noqa: E402
+from mintpipe.core.scenes import validate_settings  # noqa: E402
 
 SETTINGS = validate_settings("gen1", {"seed": 9})
 WALLET = "0x000000000000000000000000000000000000dEaD"

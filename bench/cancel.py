@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
 from mintpipe.broker import Broker, Topology, delete_topology  # noqa: E402
+from mintpipe.core.scenes import validate_settings  # noqa: E402
 from mintpipe.objects.artifacts import ArtifactStore  # noqa: E402
-from mintpipe.scenes import validate_settings  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
 from renderer.consumer import CANCEL_POLL, render_consumer  # noqa: E402
 from renderer.render import RenderCancelled, render_job  # noqa: E402

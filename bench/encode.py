@@ -128,7 +128,7 @@ LABELS = {"ours": "ours (renderer.encoders.gif)", "ours-1t": "ours, on one threa
 # ---- the parent ---------------------------------------------------------------------------------------------------
 
 def render_frames(raw: Path, n: int, size: int, seed: int) -> int:
-    from mintpipe.scenes import validate_settings
+    from mintpipe.core.scenes import validate_settings
     from renderer.scenes import SCENE_RENDERERS
 
     settings = validate_settings("gen1", {"seed": seed, "frames": n, "size": size})

@@ -93,8 +93,8 @@ def _decode(path: Path, size: int):
 
 def _pin_and_status(out: Path, work: Path, meter: Meter) -> None:
     """The pin stage's and the status service's per-job work, through their own classes, without a broker."""
-    from mintpipe.cid import cid_of_json
-    from mintpipe.events import PIN_END, PIN_START, RENDER_END, RENDER_START, band
+    from mintpipe.core.cid import cid_of_json
+    from mintpipe.core.stages import PIN_END, PIN_START, RENDER_END, RENDER_START, band
     from mintpipe.objects.artifacts import sha256_file, write_atomic
     from mintpipe.objects.ipfs import LocalIpfsStore
     from mintpipe.pin_ledger import PinLedger
@@ -169,7 +169,7 @@ def child(tree: Path, result_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from mintpipe.scenes import validate_settings
+    from mintpipe.core.scenes import validate_settings
     from renderer import render as render_module
     from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs, palette_sample_indices
     from renderer.encoders.mp4 import Mp4Writer

@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
+from mintpipe.core.stages import PIN_END, PIN_START, RENDER_END, RENDER_START, band  # noqa: E402
 from mintpipe.db.core import PostgresDatabase, SqliteDatabase  # noqa: E402
-from mintpipe.events import PIN_END, PIN_START, RENDER_END, RENDER_START, band  # noqa: E402
 from mintpipe.objects.ipfs import LocalIpfsStore  # noqa: E402
 from mintpipe.pin_ledger import PinLedger  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402

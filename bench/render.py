@@ -46,7 +46,7 @@ def worker_list(settings: dict, out: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from mintpipe.scenes import validate_settings
+    from mintpipe.core.scenes import validate_settings
     from renderer.scenes import SCENE_RENDERERS
 
     settings = validate_settings("gen1", settings)

@@ -26,7 +26,7 @@ sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 import imageio_ffmpeg  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mintpipe.scenes import validate_settings  # noqa: E402
+from mintpipe.core.scenes import validate_settings  # noqa: E402
 from renderer.encoders import _yuv420  # noqa: E402
 from renderer.encoders.mp4 import ffmpeg_command  # noqa: E402
 from renderer.scenes import SCENE_RENDERERS  # noqa: E402

@@ -31,13 +31,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.validation import InvalidRequest, validate_submission
 from mintpipe.broker import Broker, BrokerUnavailable
+from mintpipe.core.scenes import settings_hash
 from mintpipe.limits.memory import RateLimiter
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.rpc.batch import BatchedCall, OlderPeer, Refused, status_code
 from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.log import get_logger
 from mintpipe.runtime.metrics import SUBMISSIONS
-from mintpipe.scenes import settings_hash
 from mintpipe.v1 import broker_pb2, gateway_pb2, gateway_pb2_grpc, status_pb2, status_pb2_grpc
 
 log = get_logger(__name__)

@@ -7,9 +7,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from mintpipe.scenes import DEFAULT_SCENE, MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE, SettingsError, validate_settings
+from mintpipe.core.scenes import DEFAULT_SCENE, MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE, SettingsError, validate_settings
+from mintpipe.core.wallets import normalize_wallet
 from mintpipe.v1 import gateway_pb2
-from mintpipe.wallets import normalize_wallet
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 

@@ -9,7 +9,7 @@ from web3.exceptions import Web3Exception
 from minter.chain import Chain, JobRef, MintProblem
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
-from mintpipe.events import is_job_id
+from mintpipe.core.stages import is_job_id
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import minter_pb2, minter_pb2_grpc
 

@@ -32,7 +32,7 @@ from minter.store import MinterStore
 from minter.watcher import ChainWatcher
 from mintpipe.broker import Broker
 from mintpipe.consumer import QueueConsumer
-from mintpipe.events import is_job_id, replica_id
+from mintpipe.core.stages import is_job_id, replica_id
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 

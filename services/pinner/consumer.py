@@ -8,9 +8,10 @@ import hashlib
 from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.broker import Broker
-from mintpipe.cid import cid_of_json
 from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
-from mintpipe.events import PIN_END, PIN_START, EventPublisher, band, is_job_id
+from mintpipe.core.cid import cid_of_json
+from mintpipe.core.stages import PIN_END, PIN_START, band, is_job_id
+from mintpipe.events import EventPublisher
 from mintpipe.objects.artifacts import ArtifactCorrupt, ArtifactMissing, Artifacts, was_cancelled, write_atomic
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -12,11 +12,12 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from mintpipe.broker import Broker
 from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
-from mintpipe.events import RENDER_END, RENDER_START, EventPublisher, band, is_job_id
+from mintpipe.core.scenes import SettingsError, settings_hash, validate_settings
+from mintpipe.core.stages import RENDER_END, RENDER_START, band, is_job_id
+from mintpipe.events import EventPublisher
 from mintpipe.objects.artifacts import Artifacts, was_cancelled
 from mintpipe.runtime.log import get_logger
 from mintpipe.runtime.metrics import ASSET_BYTES, DRAW_SECONDS, ENCODE_SECONDS, RENDER_CPU_SECONDS, RENDER_SECONDS
-from mintpipe.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, RenderCancelled, render_job
 

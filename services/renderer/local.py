@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from mintpipe.scenes import DEFAULT_SCENE, SettingsError, validate_settings
+from mintpipe.core.scenes import DEFAULT_SCENE, SettingsError, validate_settings
 from renderer.render import RENDERER_VERSION, render_job
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import grpc
 from PIL import Image
 
+from mintpipe.core.scenes import DEFAULT_SCENE, SettingsError, settings_hash, validate_settings
 from mintpipe.limits.memory import KeyedRateLimiter
-from mintpipe.scenes import DEFAULT_SCENE, SettingsError, settings_hash, validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from renderer.render import RENDERER_VERSION
 from renderer.scenes import SCENE_RENDERERS

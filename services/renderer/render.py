@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mintpipe.scenes import validate_settings
+from mintpipe.core.scenes import validate_settings
 from renderer.encoders.gif import GifWriter, build_palette, frame_delays_cs, palette_sample_indices
 from renderer.encoders.mp4 import Mp4Writer
 from renderer.heap import steady_heap

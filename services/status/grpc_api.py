@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from mintpipe.events import STAGE_NAMES, TERMINAL_STAGES, UNTIL_MINTED, is_job_id
+from mintpipe.core.scenes import MAX_SETTINGS_JSON, SettingsError, validate_settings
+from mintpipe.core.stages import STAGE_NAMES, TERMINAL_STAGES, UNTIL_MINTED, is_job_id
+from mintpipe.core.wallets import normalize_wallet
 from mintpipe.rpc.batch import Refused
 from mintpipe.runtime.log import get_logger
-from mintpipe.scenes import MAX_SETTINGS_JSON, SettingsError, validate_settings
 from mintpipe.v1 import jobs_pb2, status_pb2, status_pb2_grpc
-from mintpipe.wallets import normalize_wallet
 from status.jobs.bus import JobBus
 from status.jobs.store import BadCursor, IdempotencyConflict, JobStore
 from status.jobs.view import JobView

@@ -19,7 +19,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from mintpipe.broker import Broker, BrokerUnavailable
-from mintpipe.events import stage_name
+from mintpipe.core.stages import stage_name
 from mintpipe.limits.memory import RateLimiter
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from launcher.deploy_cli import dev_collection_address, dev_keys
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1500)]

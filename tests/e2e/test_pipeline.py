@@ -10,7 +10,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from tests.support.media import decode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from tests.e2e.conftest import System, launched
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
+from mintpipe.core.scenes import MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH
 from mintpipe.limits.memory import KeyedRateLimiter
-from mintpipe.scenes import MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH
 from tests.support.live_bridge import live_bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from mintpipe.objects.artifacts import ArtifactCorrupt, ArtifactMissing, ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.objects.s3 import AwsSettings, ObjectStoreConfigError, open_bucket
@@ -213,7 +213,7 @@ def test_a_malformed_url_is_refused_by_the_settings_naming_the_variable(tmp_path
 
 
 def test_a_pin_copies_the_verified_object_server_side_and_never_a_changed_one(seaweed, s3_url, s3_ipfs, tmp_path):
-    from mintpipe.cid import cid_of_file
+    from mintpipe.core.cid import cid_of_file
     from mintpipe.objects.artifacts_s3 import S3ArtifactStore
     from mintpipe.objects.s3 import TRAFFIC
 

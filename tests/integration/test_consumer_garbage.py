@@ -14,9 +14,9 @@ import aio_pika
 import pytest
 
 from mintpipe.broker import PROTOBUF, RETRY_TIERS
+from mintpipe.core.scenes import settings_hash, validate_settings
 from mintpipe.events import EventPublisher
 from mintpipe.objects.artifacts import ArtifactStore
-from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job
 

@@ -16,8 +16,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mintpipe.core.scenes import validate_settings
 from mintpipe.objects.artifacts import ArtifactStore
-from mintpipe.scenes import validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from tests.conftest import free_port
 from tests.support.broker import wait_for

@@ -7,9 +7,9 @@ import json
 import grpc
 import pytest
 
+from mintpipe.core.scenes import settings_hash, validate_settings
 from mintpipe.db.core import database_for
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
-from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, gateway_pb2
 from status.errors import from_grpc
 from tests.support.gateway import running_gateway

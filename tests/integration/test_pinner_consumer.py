@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from mintpipe.broker import RETRY_TIERS
-from mintpipe.cid import cid_of_file
+from mintpipe.core.cid import cid_of_file
+from mintpipe.core.scenes import settings_hash, validate_settings
 from mintpipe.objects.artifacts import ArtifactStore
-from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job
 
@@ -149,7 +149,7 @@ async def test_a_pinner_cancelled_mid_job_uploads_nothing_more(broker, probe, tm
 async def test_metadata_is_uploaded_as_a_file_never_through_pin_json(broker, probe, tmp_path, api):
     """Through pinJSONToIPFS, Pinata would serialise the JSON its own way and answer another CID than the one
     computed here from the canonical bytes: the emulator's request log shows it is never called."""
-    from mintpipe.cid import cid_of_bytes
+    from mintpipe.core.cid import cid_of_bytes
     from mintpipe.objects.ipfs import LocalIpfsStore
     from mintpipe.pin_ledger import PinLedger
     from pinner.backends import PinataBackend

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from mintpipe.core.scenes import settings_hash, validate_settings
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.pin_ledger import PinLedger
-from mintpipe.scenes import settings_hash, validate_settings
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job
 from tests.conftest import free_port

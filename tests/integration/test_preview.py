@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mintpipe.core.scenes import validate_settings
 from mintpipe.limits.memory import KeyedRateLimiter
-from mintpipe.scenes import validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from renderer.render import render_job
 from tests.support.live_bridge import live_bridge

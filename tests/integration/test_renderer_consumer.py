@@ -18,7 +18,7 @@ WALLET = "0x000000000000000000000000000000000000dEaD"
 
 
 def render_job(**settings) -> broker_pb2.RenderJob:
-    from mintpipe.scenes import validate_settings
+    from mintpipe.core.scenes import validate_settings
 
     full = validate_settings("gen1", settings)
     return broker_pb2.RenderJob(job_id=uuid.uuid4().hex, scene="gen1", settings_json=json.dumps(full),

@@ -9,7 +9,7 @@ import grpc
 import httpx
 import pytest
 
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from mintpipe.objects.artifacts import open_artifacts
 from mintpipe.objects.ipfs import open_ipfs
 from mintpipe.pin_ledger import PinLedger

@@ -1,4 +1,4 @@
-"""mintpipe.cid against an independent implementation: the js UnixFS importer behind the npm package
+"""mintpipe.core.cid against an independent implementation: the js UnixFS importer behind the npm package
 ipfs-only-hash (installed by `npm ci`; see tests/support/ipfs_hash.mjs). Every file is made afresh from a
 seeded generator, and the reference is run over all of them in one node process, so the module stays fast."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mintpipe.cid import (
+from mintpipe.core.cid import (
     CHUNK_SIZE,
     CidBuilder,
     canonical_cid,

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from mintpipe.scenes import validate_settings
+from mintpipe.core.scenes import validate_settings
 from renderer.render import render_job
 from renderer.scenes import _gen1, gen1, gen1_c
 

@@ -12,7 +12,7 @@ import pytest
 from multiformats import CID
 
 import mintpipe.objects.ipfs as ipfs_store
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from mintpipe.objects.ipfs import LocalIpfsStore
 
 pytestmark = pytest.mark.unit

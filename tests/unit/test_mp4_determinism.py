@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from mintpipe.scenes import validate_settings
+from mintpipe.core.scenes import validate_settings
 from renderer.encoders import _yuv420
 from renderer.encoders.mp4 import X264_PARAMS, ffmpeg_command
 from renderer.scenes import SCENE_RENDERERS

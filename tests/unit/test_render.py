@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mintpipe.scenes import SettingsError, validate_settings
+from mintpipe.core.scenes import SettingsError, validate_settings
 from renderer.encoders.gif import frame_delays_cs
 from renderer.render import render_job
 from renderer.scenes import SCENE_RENDERERS

@@ -3,7 +3,7 @@
 import pytest
 from web3 import Web3
 
-from mintpipe.wallets import normalize_wallet
+from mintpipe.core.wallets import normalize_wallet
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from mintpipe.scenes import validate_settings
+from mintpipe.core.scenes import validate_settings
 from renderer.encoders import _yuv420
 from renderer.scenes import SCENE_RENDERERS
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from mintpipe.cid import cid_of_bytes
+from mintpipe.core.cid import cid_of_bytes
 from pinata_emulator.state import EmulatorState, Fault, Pin
 
 UNLIMITED = ("/_emulator", "/ipfs/", "/docs", "/openapi.json")

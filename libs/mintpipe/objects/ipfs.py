@@ -1,7 +1,7 @@
 """The local content-addressed store: the embedded default pinning backend, and what `/ipfs/{cid}` serves.
 
 A folder on disk. Objects are kept whole (not as IPFS blocks: simple and fast to serve), named by their CIDv1
-(computed as IPFS does, see mintpipe.cid), each with a small JSON sidecar holding its content type:
+(computed as IPFS does, see mintpipe.core.cid), each with a small JSON sidecar holding its content type:
 
     root/.incoming/<random>        files being written (same filesystem, so moving them in is atomic)
     root/<last 2 chars>/<cid>       the object's bytes, never changed once there
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mintpipe.cid import CHUNK_SIZE, CidBuilder, canonical_cid, cid_of_bytes, cid_of_file
+from mintpipe.core.cid import CHUNK_SIZE, CidBuilder, canonical_cid, cid_of_bytes, cid_of_file
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 STALE_TEMP_SECONDS = 3600  # an add that takes longer than this is long dead

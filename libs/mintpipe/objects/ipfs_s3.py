@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 
 import botocore.exceptions
 
-from mintpipe.cid import canonical_cid, cid_of_bytes, cid_of_file
+from mintpipe.core.cid import canonical_cid, cid_of_bytes, cid_of_file
 from mintpipe.objects.ipfs import DEFAULT_CONTENT_TYPE, PinListing, PinResult, StoredObject
 from mintpipe.objects.s3 import COPIES, READ_CHUNK, TRANSFER, Bucket, bucket_healthy, is_missing, list_keys
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from renderer.scenes import gen1
 
-# name → ((settings, threads=2) → frame(k) function); the registry of schemas lives in mintpipe.scenes.
+# name → ((settings, threads=2) → frame(k) function); the registry of schemas lives in mintpipe.core.scenes.
 FrameFunction = Callable[[int], np.ndarray]
 SCENE_RENDERERS: dict[str, Callable[..., FrameFunction]] = {"gen1": gen1.prepare}
 

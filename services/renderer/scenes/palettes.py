@@ -1,6 +1,6 @@
 """Named palettes: a `silk` gradient (dark to bright, for the flowing background) and `ink` colours for the shapes.
 
-The names must match the `palette` enum of mintpipe.scenes.
+The names must match the `palette` enum of mintpipe.core.scenes.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
-from mintpipe.cid import is_cid
-from mintpipe.events import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED
+from mintpipe.core.cid import is_cid
+from mintpipe.core.scenes import describe_scenes
+from mintpipe.core.stages import STAGES_BY_NAME, TERMINAL_STAGES, UNTIL_MINTED
+from mintpipe.core.wallets import normalize_wallet
 from mintpipe.objects.ipfs import LocalIpfsStore
-from mintpipe.scenes import describe_scenes
-from mintpipe.wallets import normalize_wallet
 from status import metrics
 from status.bridge.chain import MintOut
 from status.bridge.ipfs import object_response

@@ -18,8 +18,8 @@ import grpc
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from mintpipe.core.scenes import DEFAULT_SCENE, SettingsError, validate_settings
 from mintpipe.limits.memory import RateLimiter
-from mintpipe.scenes import DEFAULT_SCENE, SettingsError, validate_settings
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
 from status.clients import PREVIEW_TIMEOUT
 from status.errors import ApiError, ErrorOut

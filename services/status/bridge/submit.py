@@ -26,13 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mintpipe.events import stage_name
+from mintpipe.core.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
+from mintpipe.core.stages import stage_name
 from mintpipe.limits.memory import RateLimiter
 from mintpipe.rpc.batch import BatchedCall, status_code
 from mintpipe.rpc.coalesce import Coalescer, Unavailable
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.runtime.log import get_logger
-from mintpipe.scenes import MAX_SETTINGS_JSON, SETTINGS_TOO_LARGE
 from mintpipe.v1 import gateway_pb2, gateway_pb2_grpc
 from status.errors import ApiError, BodySizeLimit, error_body, from_grpc, from_status
 from status.jobs.claims import ClaimTokens

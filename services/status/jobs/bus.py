@@ -7,7 +7,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from mintpipe.events import TERMINAL_STAGES
+from mintpipe.core.stages import TERMINAL_STAGES
 from status.jobs.records import JobRecord
 
 # With several status replicas a change may be applied by another process; watchers then re-read the

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mintpipe.core.stages import STAGE_NAMES
 from mintpipe.db.core import Conn
-from mintpipe.events import STAGE_NAMES
 from mintpipe.v1 import jobs_pb2
 from status import metrics
 from status.jobs.store import JobStore

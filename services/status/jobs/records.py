@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mintpipe.events import stage_name
+from mintpipe.core.stages import stage_name
 from mintpipe.v1 import jobs_pb2
 from status.jobs.transitions import ASSET_KINDS, JobState
 

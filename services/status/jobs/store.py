@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from mintpipe.core.stages import TERMINAL_STAGES
 from mintpipe.db.core import Conn, Database, SqliteDatabase
-from mintpipe.events import TERMINAL_STAGES
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.records import JobRecord
 from status.jobs.transitions import JobState, apply_event

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mintpipe.events import stage_name
+from mintpipe.core.stages import stage_name
 from mintpipe.v1 import jobs_pb2
 from status.clients import MinterUnavailable
 from status.errors import ApiError

@@ -34,12 +34,12 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 from starlette.routing import Route
 
-from mintpipe.cid import is_cid
+from mintpipe.core.cid import is_cid
+from mintpipe.core.stages import STAGES_BY_NAME, is_job_id
+from mintpipe.core.wallets import normalize_wallet
 from mintpipe.db.core import Database
-from mintpipe.events import STAGES_BY_NAME, is_job_id
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
-from mintpipe.wallets import normalize_wallet
 from status import metrics
 from status.errors import ApiError, ErrorOut
 from status.jobs import history

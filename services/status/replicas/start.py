@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mintpipe.core.stages import replica_id
 from mintpipe.db.replica import postgres_dsn
-from mintpipe.events import replica_id
 from mintpipe.limits.memory import RateLimiter, rate_limiter
 from mintpipe.runtime.log import get_logger
 from status.jobs.bus import JobBus
