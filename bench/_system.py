@@ -22,7 +22,7 @@ import aio_pika
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.broker import Topology, delete_topology  # noqa: E402
+from mintpipe.messaging.broker import Topology, delete_topology  # noqa: E402
 
 
 def free_port() -> int:

@@ -66,7 +66,7 @@ def child(mode: str, url: str) -> None:
 
 
 async def one_job(amqp_url: str, url: str | None, data: Path) -> dict:
-    from mintpipe.broker import Broker, Topology, delete_topology
+    from mintpipe.messaging.broker import Broker, Topology, delete_topology
     from mintpipe.objects.artifacts import open_artifacts
     from mintpipe.objects.ipfs import open_ipfs
     from mintpipe.objects.s3 import TRAFFIC

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.broker import Broker, Topology, delete_topology  # noqa: E402
 from mintpipe.core.scenes import validate_settings  # noqa: E402
+from mintpipe.messaging.broker import Broker, Topology, delete_topology  # noqa: E402
 from mintpipe.objects.artifacts import ArtifactStore  # noqa: E402
 from mintpipe.v1 import broker_pb2, jobs_pb2  # noqa: E402
 from renderer.consumer import CANCEL_POLL, render_consumer  # noqa: E402

@@ -58,8 +58,8 @@ from eth_account import Account  # noqa: E402
 from minter.chain import Chain, JobRef  # noqa: E402
 from minter.relayer import Relayer  # noqa: E402
 from minter.watcher import ChainWatcher  # noqa: E402
-from mintpipe.broker import Topology, delete_topology  # noqa: E402
 from mintpipe.chain import job_id_to_bytes32  # noqa: E402
+from mintpipe.messaging.broker import Topology, delete_topology  # noqa: E402
 from mintpipe.runtime.log import configure_logging  # noqa: E402
 from mintpipe.v1 import jobs_pb2  # noqa: E402
 from status.jobs.bus import JobBus  # noqa: E402

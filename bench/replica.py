@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "libs"), str(ROOT / "services")]
 
-from mintpipe.broker import Broker, Topology, delete_topology  # noqa: E402
 from mintpipe.core.scenes import validate_settings  # noqa: E402
+from mintpipe.messaging.broker import Broker, Topology, delete_topology  # noqa: E402
 from mintpipe.v1 import broker_pb2  # noqa: E402
 
 # The image installs no dev extras; here `rich` is hidden from the replica to run it as the image would.

@@ -9,9 +9,9 @@ import grpc
 from gateway.service import GatewayService
 from gateway.settings import GatewaySettings
 from mintpipe.bootstrap import store_database
-from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.limits.memory import rate_limiter
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event

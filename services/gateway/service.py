@@ -30,9 +30,9 @@ import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.validation import InvalidRequest, validate_submission
-from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.core.scenes import settings_hash
 from mintpipe.limits.memory import RateLimiter
+from mintpipe.messaging.broker import Broker, BrokerUnavailable
 from mintpipe.pin_ledger import PINS_PER_JOB, PinLedger
 from mintpipe.rpc.batch import BatchedCall, OlderPeer, Refused, status_code
 from mintpipe.rpc.coalesce import Coalescer, Unavailable

@@ -21,10 +21,10 @@ from minter.runtime import WatchDuty, relay_consumer
 from minter.settings import MinterSettings
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
-from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db.core import database_for
 from mintpipe.db.migrations import DatabaseNewerThanCode
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.lifecycle import run, shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger

@@ -7,8 +7,8 @@ import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mintpipe.broker import Broker
 from mintpipe.core.stages import replica_id
+from mintpipe.messaging.broker import Broker
 from mintpipe.v1 import broker_pb2, jobs_pb2
 
 Kind = broker_pb2.MintFact

@@ -30,9 +30,9 @@ from minter.chain import JobRef
 from minter.relayer import Relayer
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
-from mintpipe.broker import Broker
-from mintpipe.consumer import QueueConsumer
 from mintpipe.core.stages import is_job_id, replica_id
+from mintpipe.messaging.broker import Broker
+from mintpipe.messaging.consumer import QueueConsumer
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 
@@ -103,7 +103,7 @@ class WatchDuty:
     async def start(self) -> None:
         self._channel = await self.broker.channel(prefetch=1)
         # A passive declare on the robust channel (not get_queue): only then is the consumer restored when the
-        # connection comes back after a broker restart (mintpipe.consumer says the same).
+        # connection comes back after a broker restart (mintpipe.messaging.consumer says the same).
         self._queue = await self._channel.declare_queue(self.broker.topology.watch_queue, passive=True)
         self._tag = await self._queue.consume(self._on_tick)
         self._ticker = asyncio.create_task(self._tick_loop())

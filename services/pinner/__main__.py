@@ -6,10 +6,10 @@ import asyncio
 
 from mintpipe.bootstrap import open_stores_or_exit, store_database
 from mintpipe.config import load_settings
+from mintpipe.messaging.worker import run_worker
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime.log import get_logger
-from mintpipe.worker import run_worker
 from pinner.backends import LocalBackend, PinataBackend, PinBackend
 from pinner.consumer import pin_consumer
 from pinner.metrics import register as register_metrics

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from mintpipe.consumer import ParkError, PermanentError, TransientError
+from mintpipe.messaging.consumer import ParkError, PermanentError, TransientError
 from mintpipe.objects.ipfs import LocalIpfsStore
 
 

@@ -7,11 +7,11 @@ import hashlib
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.broker import Broker
-from mintpipe.consumer import JobCancelled, PermanentError, QueueConsumer
 from mintpipe.core.cid import cid_of_json
 from mintpipe.core.stages import PIN_END, PIN_START, band, is_job_id
-from mintpipe.events import EventPublisher
+from mintpipe.messaging.broker import Broker
+from mintpipe.messaging.consumer import JobCancelled, PermanentError, QueueConsumer
+from mintpipe.messaging.events import EventPublisher
 from mintpipe.objects.artifacts import ArtifactCorrupt, ArtifactMissing, Artifacts, was_cancelled, write_atomic
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2

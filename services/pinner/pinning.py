@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from mintpipe.consumer import JobCancelled, ParkError, PermanentError, TransientError
 from mintpipe.core.cid import cid_of_file
+from mintpipe.messaging.consumer import JobCancelled, ParkError, PermanentError, TransientError
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime.log import get_logger

@@ -6,8 +6,8 @@ import asyncio
 
 from mintpipe.bootstrap import open_stores_or_exit
 from mintpipe.config import load_settings
+from mintpipe.messaging.worker import run_worker
 from mintpipe.v1 import renderer_pb2, renderer_pb2_grpc
-from mintpipe.worker import run_worker
 from renderer.consumer import render_consumer
 from renderer.preview import PreviewService
 from renderer.settings import RendererSettings

@@ -10,11 +10,11 @@ import time
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.broker import Broker
-from mintpipe.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
 from mintpipe.core.scenes import SettingsError, settings_hash, validate_settings
 from mintpipe.core.stages import RENDER_END, RENDER_START, band, is_job_id
-from mintpipe.events import EventPublisher
+from mintpipe.messaging.broker import Broker
+from mintpipe.messaging.consumer import MAX_ATTEMPTS, JobCancelled, PermanentError, QueueConsumer, TransientError
+from mintpipe.messaging.events import EventPublisher
 from mintpipe.objects.artifacts import Artifacts, was_cancelled
 from mintpipe.runtime.log import get_logger
 from mintpipe.runtime.metrics import ASSET_BYTES, DRAW_SECONDS, ENCODE_SECONDS, RENDER_CPU_SECONDS, RENDER_SECONDS

@@ -11,10 +11,10 @@ import uvicorn
 from sse_starlette.sse import AppStatus
 
 from mintpipe.bootstrap import open_stores_or_exit
-from mintpipe.broker import Broker, Topology
 from mintpipe.config import load_settings
 from mintpipe.db.core import database_for
 from mintpipe.db.migrations import DatabaseNewerThanCode
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.disk import DiskGuard
 from mintpipe.runtime.lifecycle import freeze_startup_heap, run, shutdown_event

@@ -18,9 +18,9 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mintpipe.broker import Broker, BrokerUnavailable
 from mintpipe.core.stages import stage_name
 from mintpipe.limits.memory import RateLimiter
+from mintpipe.messaging.broker import Broker, BrokerUnavailable
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.clients import MinterClient, MinterUnavailable

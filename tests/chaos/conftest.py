@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mintpipe.broker import Topology
+from mintpipe.messaging.broker import Topology
 from tests.chaos import rabbit
 from tests.chaos.harness import Clients, StageWatcher, System, settings_for
 from tests.chaos.rabbit import RabbitNode

@@ -7,7 +7,7 @@ from collections import Counter
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.broker import PROTOBUF, REASON_HEADER, Topology
+from mintpipe.messaging.broker import PROTOBUF, REASON_HEADER, Topology
 
 DUPLICATE_HEADER = "x-chaos-duplicate"
 POISON = b"\xff\xff\xff\xff chaos poison: not a protobuf message"

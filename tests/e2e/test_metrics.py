@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mintpipe.broker import RETRY_TIERS
+from mintpipe.messaging.broker import RETRY_TIERS
 from tests.e2e.conftest import System, launched
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from mintpipe.broker import BrokerUnavailable
+from mintpipe.messaging.broker import BrokerUnavailable
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from tests.integration.test_pinner_consumer import rendered_pin_job
 from tests.integration.test_renderer_consumer import render_job

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 import status.ops.actions
-from mintpipe.broker import REASON_HEADER, Broker
-from mintpipe.consumer import PermanentError, QueueConsumer
+from mintpipe.messaging.broker import REASON_HEADER, Broker
+from mintpipe.messaging.consumer import PermanentError, QueueConsumer
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.store import JobStore

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from mintpipe.broker import REASON_HEADER, RETRY_TIERS, Broker
+from mintpipe.messaging.broker import REASON_HEADER, RETRY_TIERS, Broker
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from mintpipe.consumer import PermanentError, QueueConsumer
+from mintpipe.messaging.consumer import PermanentError, QueueConsumer
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import aio_pika
 import pytest
 
-from mintpipe.broker import PROTOBUF, RETRY_TIERS
 from mintpipe.core.scenes import settings_hash, validate_settings
-from mintpipe.events import EventPublisher
+from mintpipe.messaging.broker import PROTOBUF, RETRY_TIERS
+from mintpipe.messaging.events import EventPublisher
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job

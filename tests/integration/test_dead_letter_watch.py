@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER
+from mintpipe.messaging.broker import DELIVERY_LIMIT, REASON_HEADER
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.bus import JobBus
 from status.workers.dead_letters import DeadLetterWatch

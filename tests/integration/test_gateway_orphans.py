@@ -13,7 +13,7 @@ import time
 import grpc
 import pytest
 
-from mintpipe.broker import Broker, declare_topology
+from mintpipe.messaging.broker import Broker, declare_topology
 from mintpipe.v1 import broker_pb2, gateway_pb2, jobs_pb2
 from status.workers.sweeper import OrphanSweeper
 from tests.support.gateway import running_gateway

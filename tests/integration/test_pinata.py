@@ -8,8 +8,8 @@ import random
 import httpx
 import pytest
 
-from mintpipe.consumer import PermanentError, TransientError
 from mintpipe.core.cid import cid_of_file
+from mintpipe.messaging.consumer import PermanentError, TransientError
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendAuthError, PinataBackend

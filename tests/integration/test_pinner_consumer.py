@@ -10,9 +10,9 @@ import uuid
 import httpx
 import pytest
 
-from mintpipe.broker import RETRY_TIERS
 from mintpipe.core.cid import cid_of_file
 from mintpipe.core.scenes import settings_hash, validate_settings
+from mintpipe.messaging.broker import RETRY_TIERS
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.render import RENDERER_VERSION, render_job

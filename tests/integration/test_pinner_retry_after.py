@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mintpipe.consumer import TransientError
 from mintpipe.db.core import database_for
+from mintpipe.messaging.consumer import TransientError
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger
 from pinner.backends import BackendRateLimited, PinataBackend

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from mintpipe.broker import RETRY_TIERS
+from mintpipe.messaging.broker import RETRY_TIERS
 from mintpipe.objects.artifacts import ArtifactStore, sha256_file
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from renderer.consumer import render_consumer

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mintpipe.broker import Broker, Topology
 from mintpipe.limits.memory import KeyedRateLimiter, rate_limiter
 from mintpipe.limits.postgres import PgRateLimiter
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.service import apply_and_announce
 from tests.conftest import free_port

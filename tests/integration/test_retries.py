@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER
-from mintpipe.consumer import QueueConsumer, TransientError
+from mintpipe.messaging.broker import ATTEMPT_HEADER, REASON_HEADER
+from mintpipe.messaging.consumer import QueueConsumer, TransientError
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from tests.support.broker import wait_for
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mintpipe.broker import Broker, Topology
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.pin_ledger import PinLedger

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from mintpipe.events import EventPublisher
+from mintpipe.messaging.events import EventPublisher
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from tests.support.broker import wait_for
 

@@ -9,8 +9,8 @@ import time
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.broker import Broker, Topology
-from mintpipe.broker import delete_topology as drop_topology
+from mintpipe.messaging.broker import Broker, Topology
+from mintpipe.messaging.broker import delete_topology as drop_topology
 
 
 class QueueProbe:

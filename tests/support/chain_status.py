@@ -34,8 +34,8 @@ from minter.runtime import WatchDuty, relay_consumer
 from minter.settings import MinterSettings
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
-from mintpipe.broker import Broker, Topology
 from mintpipe.db.core import database_for
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.rpc.server import GrpcServer

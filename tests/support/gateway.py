@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from gateway.service import GatewayService
-from mintpipe.broker import Broker
+from mintpipe.messaging.broker import Broker
 from mintpipe.rpc.server import GrpcServer
 from mintpipe.v1 import gateway_pb2_grpc, status_pb2_grpc
 from status.grpc_api import StatusService

@@ -18,8 +18,8 @@ import grpc
 import uvicorn
 
 from gateway.service import GatewayService
-from mintpipe.broker import Broker, Topology
 from mintpipe.limits.memory import KeyedRateLimiter
+from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.rpc.server import GrpcServer

@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import httpx
 
-from mintpipe.broker import Broker
 from mintpipe.db.core import database_for
+from mintpipe.messaging.broker import Broker
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2

@@ -185,3 +185,35 @@ def test_every_package_is_listed_for_the_wheel():
     listed = set(SETUPTOOLS["packages"])
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     assert listed - found == set(), "listed but not a package folder"
+
+
+# libs/mintpipe, leaf first (arq's order): a room imports only rooms listed before it here, and v1 (generated).
+LIBS_MAY_IMPORT = {
+    "runtime": set(),
+    "core": set(),
+    "config": {"runtime"},
+    "rpc": {"runtime"},
+    "db": {"runtime"},
+    "limits": {"db", "runtime"},
+    "objects": {"config", "core", "runtime"},
+    "messaging": {"config", "core", "rpc", "runtime"},
+    "bootstrap": {"config", "db", "objects"},
+    "pin_ledger": {"db"},
+    "chain": set(),
+    "dev_keys": set(),
+}
+
+
+def test_the_shared_library_imports_leaf_first():
+    rooms = {module_of(p).split(".")[1] for p in LIBS.rglob("*.py") if module_of(p) != "mintpipe"}
+    assert rooms - {"v1"} == set(LIBS_MAY_IMPORT), "a new room or module: say what it may import"
+    offences = []
+    for path in sorted(LIBS.rglob("*.py")):
+        room = module_of(path).partition(".")[2].partition(".")[0]
+        if room in ("", "v1"):
+            continue
+        for line, module in imported_modules(path):
+            target = module.split(".")[1] if module.startswith("mintpipe.") else None
+            if target not in (None, room, "v1") and target not in LIBS_MAY_IMPORT[room]:
+                offences.append(f"{path.relative_to(ROOT)}:{line} ({room}) imports {module}")
+    assert offences == []

@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from mintpipe import consumer
-from mintpipe.broker import RETRY_TIERS, retry_tier
-from mintpipe.consumer import MAX_ATTEMPTS, backoff_seconds
+from mintpipe.messaging import consumer
+from mintpipe.messaging.broker import RETRY_TIERS, retry_tier
+from mintpipe.messaging.consumer import MAX_ATTEMPTS, backoff_seconds
 
 pytestmark = pytest.mark.unit
 WINDOW = (25 * 60, 40 * 60)

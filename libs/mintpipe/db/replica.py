@@ -3,7 +3,7 @@ connection of one's own (the change feed's listener, the leader's lock), and nam
 
 Only used when MINTPIPE_DATABASE_URL is a postgresql:// DSN; with it unset everything stays in-process and on
 SQLite, as on one host. The DSN may hold a password: it is never logged. The tables this part owns are
-migrations 0100-0199 (libs/mintpipe/migrations).
+migrations 0100-0199 (libs/mintpipe/db/migrations).
 """
 
 from __future__ import annotations

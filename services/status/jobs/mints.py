@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from mintpipe.consumer import TransientError
 from mintpipe.db.core import Conn
+from mintpipe.messaging.consumer import TransientError
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2
 from status.jobs.bus import JobBus

@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 from google.protobuf.message import DecodeError
 from pydantic import BaseModel, Field
 
-from mintpipe.broker import ATTEMPT_HEADER, REASON_HEADER, Broker, BrokerUnavailable, broker_dead_letter_reason
+from mintpipe.messaging.broker import (
+    ATTEMPT_HEADER,
+    REASON_HEADER,
+    Broker,
+    BrokerUnavailable,
+    broker_dead_letter_reason,
+)
 from mintpipe.objects.artifacts import Artifacts
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2, jobs_pb2

@@ -29,9 +29,9 @@ from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from aiormq.exceptions import ChannelNotFoundEntity
 
-from mintpipe.broker import RETRY_TIERS, Broker
 from mintpipe.core.stages import STAGE_NAMES
 from mintpipe.db.core import Database
+from mintpipe.messaging.broker import RETRY_TIERS, Broker
 from mintpipe.pin_ledger import PinLedger
 from mintpipe.runtime import metrics as shared_metrics
 from mintpipe.runtime.log import get_logger

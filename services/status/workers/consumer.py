@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from mintpipe.broker import Broker
-from mintpipe.consumer import QueueConsumer
 from mintpipe.core.stages import STAGE_NAMES, is_job_id, stage_name
+from mintpipe.messaging.broker import Broker
+from mintpipe.messaging.consumer import QueueConsumer
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status import metrics

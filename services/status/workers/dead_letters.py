@@ -7,8 +7,8 @@ import asyncio
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from google.protobuf.message import DecodeError
 
-from mintpipe.broker import DELIVERY_LIMIT, REASON_HEADER, Broker, broker_dead_letter_reason
 from mintpipe.core.stages import is_job_id
+from mintpipe.messaging.broker import DELIVERY_LIMIT, REASON_HEADER, Broker, broker_dead_letter_reason
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.jobs.bus import JobBus

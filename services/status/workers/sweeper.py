@@ -9,7 +9,7 @@ import time
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from mintpipe.broker import Broker, BrokerUnavailable
+from mintpipe.messaging.broker import Broker, BrokerUnavailable
 from mintpipe.runtime.log import get_logger
 from mintpipe.v1 import broker_pb2
 from status.jobs.store import JobStore

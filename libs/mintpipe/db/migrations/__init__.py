@@ -1,7 +1,7 @@
 """Schema migrations: one mechanism for both engines (SQLite and PostgreSQL, see mintpipe.db.core).
 
 How to add a migration (no list to edit, so branches add theirs without touching each other's files):
-  create `libs/mintpipe/migrations/m<NNNN>_<name>.py` defining
+  create `libs/mintpipe/db/migrations/m<NNNN>_<name>.py` defining
       ID = "<NNNN>_<name>"   # must match the module name without its leading "m"
       SQL = "..."            # the script for both engines, written in SQLite's spelling; on PostgreSQL it is
                              # rewritten by `postgres_dialect` (REAL -> DOUBLE PRECISION, INTEGER -> BIGINT,

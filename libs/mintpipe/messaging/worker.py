@@ -11,9 +11,9 @@ from typing import Protocol
 
 import grpc
 
-from mintpipe.broker import Broker, Topology
 from mintpipe.config import ServiceSettings
-from mintpipe.consumer import QueueConsumer
+from mintpipe.messaging.broker import Broker, Topology
+from mintpipe.messaging.consumer import QueueConsumer
 from mintpipe.rpc.server import Check, GrpcServer
 from mintpipe.runtime.lifecycle import shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger

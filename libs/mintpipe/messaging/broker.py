@@ -24,7 +24,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from mintpipe.runtime.log import get_logger
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.broker")
 
 PROTOBUF = "application/x-protobuf"
 # A message redelivered this often without an answer (a crash loop: the handler never returned) goes to

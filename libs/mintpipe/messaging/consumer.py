@@ -22,11 +22,11 @@ from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
-from mintpipe.broker import ATTEMPT_HEADER, RETRY_TIERS, Broker, BrokerUnavailable
+from mintpipe.messaging.broker import ATTEMPT_HEADER, RETRY_TIERS, Broker, BrokerUnavailable
 from mintpipe.runtime.log import get_logger
 from mintpipe.runtime.metrics import MESSAGES, stage_of
 
-log = get_logger(__name__)
+log = get_logger("mintpipe.consumer")
 
 M = TypeVar("M", bound=ProtoMessage)
 
