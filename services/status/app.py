@@ -76,7 +76,7 @@ class BridgeDeps:
     store: JobStore
     bus: JobBus
     gateway: gateway_pb2_grpc.GatewayServiceStub
-    ipfs: LocalIpfsStore  # or mintpipe.ipfs_s3.S3IpfsStore, with MINTPIPE_ARTIFACTS_URL=s3://...
+    ipfs: LocalIpfsStore  # or mintpipe.objects.ipfs_s3.S3IpfsStore, with MINTPIPE_ARTIFACTS_URL=s3://...
     checks: dict[str, Callable[[], Any]]
     admin: AdminDeps | None = None
     ip_limiter: RateLimiter | None = None

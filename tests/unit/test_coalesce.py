@@ -1,4 +1,4 @@
-"""mintpipe.coalesce.Coalescer: each caller answered as if alone, whatever the batch's call does (fails, is
+"""mintpipe.rpc.coalesce.Coalescer: each caller answered as if alone, whatever the batch's call does (fails, is
 cancelled, answers the wrong number), within its byte cap, with a few batches in flight and a queue deadline."""
 
 from __future__ import annotations

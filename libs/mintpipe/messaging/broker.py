@@ -30,7 +30,7 @@ PROTOBUF = "application/x-protobuf"
 # A message redelivered this often without an answer (a crash loop: the handler never returned) goes to
 # its dead-letter queue. Handled transient failures go through the retry tiers and count in ATTEMPT_HEADER.
 DELIVERY_LIMIT = 5
-# The delayed-retry queues' waits, in seconds. The consumer's backoff schedule (mintpipe.consumer.RETRY_STEPS)
+# The delayed-retry queues' waits, in seconds. The consumer's backoff schedule (mintpipe.messaging.consumer.RETRY_STEPS)
 # waits exactly these, so the real schedule is the one computed there; the 1 s tier serves short Retry-Afters.
 RETRY_TIERS = (1, 5, 15, 30, 60, 120, 240, 360, 480, 600)
 ATTEMPT_HEADER = "x-mintpipe-attempt"

@@ -1,6 +1,6 @@
 """The local content-addressed IPFS store on an S3-compatible object store (`MINTPIPE_ARTIFACTS_URL=s3://...`).
 
-The same contract as mintpipe.ipfs_store.LocalIpfsStore (the `local` pin backend writes it, status serves
+The same contract as mintpipe.objects.ipfs.LocalIpfsStore (the `local` pin backend writes it, status serves
 `/ipfs/{cid}` from it), so any status replica serves what any pinner pinned, on any host. One object per CID:
 
     <prefix>ipfs/<cid>    the bytes, Content-Type as pinned, metadata `name` (URL-quoted) and `pinned-at`

@@ -91,7 +91,7 @@ def known_job_of(store: JobStore) -> Callable[[str], Awaitable[JobRecord]]:
 def create_jobs_router(store: JobStore, bus: JobBus, view: JobView, submitter: Submitter,
                        ipfs_store: LocalIpfsStore, ipfs_gateway: str | None,
                        client_ip_of: Callable[[Request], str]) -> APIRouter:
-    """`ipfs_store` is the local IPFS store, or mintpipe.ipfs_s3.S3IpfsStore with MINTPIPE_ARTIFACTS_URL=s3://...;
+    """`ipfs_store` is the local IPFS store, or mintpipe.objects.ipfs_s3.S3IpfsStore with MINTPIPE_ARTIFACTS_URL=s3://...;
     `ipfs_gateway` is where /ipfs/{cid} sends what is not stored here (STATUS_IPFS_GATEWAY_URL)."""
     router = APIRouter()
     known_job = known_job_of(store)
