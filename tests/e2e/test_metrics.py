@@ -59,7 +59,9 @@ def system(rabbit_url, tmp_path_factory):
 
 def test_every_service_counts_what_happened_to_a_job(system: System):
     urls = printed_metrics(system)
-    assert set(urls) == {"status", "gateway", "renderer-0", "pinner-0"}
+    assert set(urls) == {"status", "gateway", "renderer-0", "pinner-0", "minter-0"}
+    minter = httpx.get(urls["minter-0"], timeout=10).text  # the chain stage's own: its roles and the head
+    assert 'mintpipe_minter_active{role="watcher"}' in minter and "mintpipe_chain_head_block" in minter
     refused = httpx.post(f"{system.base_url}/v1/jobs", json={"settings": {"frames": 5}, "wallet": WALLET}, timeout=30)
     assert refused.status_code == 400
     reply = httpx.post(f"{system.base_url}/v1/jobs", json={"settings": {"seed": 5, "frames": 20, "size": 128},
