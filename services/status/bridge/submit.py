@@ -8,7 +8,7 @@ Submitter and with the same response classes, so its status, body and headers ar
 
 Why: measured with py-spy at ~200 submissions a second, FastAPI's middleware stack, routing, dependency solving
 and response-model validation were about half of the bridge's own CPU per submission (the other half: the gRPC
-call and the request's parsing); README, "Fewer gRPC round trips".
+call and the request's parsing); docs/benchmarks.md, "Fewer gRPC round trips".
 """
 
 from __future__ import annotations
