@@ -13,11 +13,10 @@ import sys
 
 from prometheus_client import Gauge
 
+from minter.assembly import assemble
 from minter.chain import Chain, ChainConfigError
-from minter.facts import FactPublisher
-from minter.grpc_api import MinterService
 from minter.relayer import Relayer
-from minter.runtime import WatchDuty, relay_consumer
+from minter.runtime import WatchDuty
 from minter.settings import MinterSettings
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
@@ -25,11 +24,9 @@ from mintpipe.config import load_settings
 from mintpipe.db.core import database_for
 from mintpipe.db.migrations import DatabaseNewerThanCode
 from mintpipe.messaging.broker import Broker, Topology
-from mintpipe.rpc.server import GrpcServer
 from mintpipe.runtime.lifecycle import run, shutdown_event
 from mintpipe.runtime.log import configure_logging, get_logger
 from mintpipe.runtime.metrics import REGISTRY, serve_metrics
-from mintpipe.v1 import minter_pb2, minter_pb2_grpc
 
 log = get_logger("minter")
 
@@ -71,29 +68,11 @@ async def main() -> None:
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "minter")
     log.info("starting", broker=settings.amqp_url_redacted, database=store.db.description)
     await broker.connect()
-    facts = FactPublisher(broker)
-    duty_ref: list[WatchDuty] = []
-
-    async def poke() -> None:
-        if duty_ref:
-            await duty_ref[0].poke()
-
-    watcher = ChainWatcher(chain, store, facts, finality_depth=settings.chain_finality_depth,
-                           start_block=settings.chain_start_block)
-    relayer = Relayer(chain, store, facts, settings, poke) if settings.chain_relayer_key else None
-    sender, handler = relay_consumer(broker, relayer) if relayer is not None else (None, None)
-    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None, handler,
-                     relayer.address if relayer else "")
-    duty_ref.append(duty)
-
-    server = GrpcServer(settings.grpc_host, settings.grpc_port,
-                        [minter_pb2.DESCRIPTOR.services_by_name["MinterService"].full_name])
-    minter_pb2_grpc.add_MinterServiceServicer_to_server(
-        MinterService(chain, watcher, relayer is not None, relayer.address if relayer else "", store), server.server)
-    checks = {"broker": lambda: broker.connected, "chain": lambda: watcher.healthy or not duty.active}
+    parts = assemble(settings, chain, store, broker)
+    watcher, relayer, sender, duty, server = parts.watcher, parts.relayer, parts.sender, parts.duty, parts.server
+    checks = parts.checks
     if relayer is not None and sender is not None:
         await relayer.refresh_balance()
-        checks["relayer_funds"] = lambda: relayer.funded
         await sender.start()
         log.info("relayed mints on", relayer=relayer.address, per_wallet_daily=settings.relay_per_wallet_daily,
                  daily=settings.relay_daily, daily_budget_eth=settings.relay_daily_budget_eth,

@@ -26,11 +26,10 @@ import grpc
 import httpx
 from eth_account import Account
 
+from minter.assembly import assemble
 from minter.chain import Chain
-from minter.facts import FactPublisher
-from minter.grpc_api import MinterService
 from minter.relayer import Relayer
-from minter.runtime import WatchDuty, relay_consumer
+from minter.runtime import WatchDuty
 from minter.settings import MinterSettings
 from minter.store import MinterStore
 from minter.watcher import ChainWatcher
@@ -39,7 +38,7 @@ from mintpipe.messaging.broker import Broker, Topology
 from mintpipe.objects.artifacts import ArtifactStore
 from mintpipe.objects.ipfs import LocalIpfsStore
 from mintpipe.rpc.server import GrpcServer
-from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2, minter_pb2, minter_pb2_grpc
+from mintpipe.v1 import broker_pb2, gateway_pb2_grpc, jobs_pb2
 from status.app import BridgeDeps, create_app
 from status.clients import MinterClient
 from status.jobs.bus import JobBus
@@ -116,33 +115,15 @@ async def running_minter(chain: TestChain, data_dir: Path, amqp: tuple[str, str]
     await the_chain.connect()
     broker = Broker(settings.amqp_url, Topology(settings.broker_prefix), "minter")
     await broker.connect(attempts=3)
-    facts = FactPublisher(broker)
-    duty_ref: list[WatchDuty] = []
-
-    async def poke() -> None:
-        if duty_ref:
-            await duty_ref[0].poke()
-
-    watcher = ChainWatcher(the_chain, store, facts, finality_depth=settings.chain_finality_depth,
-                           start_block=settings.chain_start_block)
-    relayer = Relayer(the_chain, store, facts, settings, poke) if settings.chain_relayer_key else None
-    consumer, handler = relay_consumer(broker, relayer) if relayer is not None else (None, None)
-    duty = WatchDuty(broker, watcher, store, settings.chain_poll_seconds, relayer is not None, handler,
-                     relayer.address if relayer else "")
+    parts = assemble(settings, the_chain, store, broker)
+    watcher, relayer, consumer, duty, server = parts.watcher, parts.relayer, parts.sender, parts.duty, parts.server
     duty.name = f"minter@{data_dir.name}"
-    duty_ref.append(duty)
-    server = GrpcServer("127.0.0.1", 0, [minter_pb2.DESCRIPTOR.services_by_name["MinterService"].full_name])
-    minter_pb2_grpc.add_MinterServiceServicer_to_server(
-        MinterService(the_chain, watcher, relayer is not None, relayer.address if relayer else "", store),
-        server.server)
     minter = Minter(settings, store, the_chain, watcher, relayer, duty, broker, server, consumer)
     if relayer is not None and consumer is not None:
         await relayer.refresh_balance()
         await consumer.start()
     await duty.start()
-    checks = {"broker": lambda: broker.connected, "chain": lambda: watcher.healthy or not duty.active}
-    if relayer is not None:
-        checks["relayer_funds"] = lambda: relayer.funded
+    checks = parts.checks
     await server.start(checks, interval=0.2)
     try:
         yield minter
